@@ -1,0 +1,357 @@
+/*
+ * tp-bench: libthreadpool throughput and latency, side by side with GLib's
+ * GThreadPool when GLib was found at configure time.
+ *
+ *   throughput  N empty tasks through a new pool (create, submit all,
+ *               shut down and wait), for 1, 2 and 4 workers: fire-and-forget
+ *               and with futures.  GThreadPool runs the same fire-and-forget
+ *               workload (it has no futures) and the ratio ours/GLib is
+ *               printed.  Each figure is the median of --runs runs, ours and
+ *               GLib's interleaved so that both see the same machine.
+ *   latency     submit-to-start of one task on an idle pool, p50 and p99.
+ *
+ * A benchmark, not a test: it prints figures and asserts nothing.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifdef HAVE_GLIB
+#include <glib.h>
+#endif
+
+#include "threadpool.h"
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+median(double *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void
+die(const char *what, int rc)
+{
+	fprintf(stderr, "tp-bench: %s: %s\n", what, strerror(rc < 0 ? -rc : rc));
+	exit(1);
+}
+
+/* --- throughput ---------------------------------------------------------- */
+
+static int
+task_empty(void *arg, void **result)
+{
+	return 0;
+}
+
+static tp_pool *
+make_pool(unsigned workers)
+{
+	struct tp_options o = { .max_workers = workers };
+	tp_pool *p;
+	int rc;
+
+	if ((rc = tp_pool_create(&p, &o)) != 0)
+		die("tp_pool_create", rc);
+	return p;
+}
+
+/* Tasks per second, fire-and-forget. */
+static double
+ours_fire(unsigned workers, long n)
+{
+	double t0 = now_s();
+	tp_pool *p = make_pool(workers);
+	long i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		if ((rc = tp_submit(p, task_empty, NULL, NULL)) != 0)
+			die("tp_submit", rc);
+	tp_pool_free(p);
+	return n / (now_s() - t0);
+}
+
+/* Tasks per second with a future each, collected in batches. */
+static double
+ours_futures(unsigned workers, long n)
+{
+	enum { BATCH = 1024 };
+	static tp_future *fs[BATCH];
+	double t0 = now_s();
+	tp_pool *p = make_pool(workers);
+	long i = 0;
+	int k, m, rc;
+
+	while (i < n) {
+		m = n - i < BATCH ? (int)(n - i) : BATCH;
+		for (k = 0; k < m; k++)
+			if ((rc = tp_submit(p, task_empty, NULL, &fs[k])) != 0)
+				die("tp_submit", rc);
+		for (k = 0; k < m; k++) {
+			if ((rc = tp_future_result(fs[k], -1, NULL)) != 0)
+				die("tp_future_result", rc);
+			tp_future_release(fs[k]);
+		}
+		i += m;
+	}
+	tp_pool_free(p);
+	return n / (now_s() - t0);
+}
+
+#ifdef HAVE_GLIB
+static void
+glib_empty(gpointer data, gpointer user)
+{
+}
+
+static double
+glib_fire(unsigned workers, long n)
+{
+	double t0 = now_s();
+	GError *err = NULL;
+	GThreadPool *p = g_thread_pool_new(glib_empty, NULL, (gint)workers, FALSE, &err);
+	long i;
+
+	if (p == NULL) {
+		fprintf(stderr, "tp-bench: g_thread_pool_new: %s\n", err->message);
+		exit(1);
+	}
+	for (i = 0; i < n; i++)
+		g_thread_pool_push(p, GINT_TO_POINTER(1), NULL); /* NULL is not allowed */
+	g_thread_pool_free(p, FALSE, TRUE);
+	return n / (now_s() - t0);
+}
+#endif
+
+/* --- latency ------------------------------------------------------------- */
+
+struct stamp {
+	double submitted, started;
+};
+
+static int
+task_stamp(void *arg, void **result)
+{
+	((struct stamp *)arg)->started = now_s();
+	return 0;
+}
+
+static void
+ours_latency(unsigned workers, int samples, double *p50, double *p99)
+{
+	double *lat = malloc(samples * sizeof(*lat));
+	tp_pool *p = make_pool(workers);
+	struct stamp s;
+	int i, rc;
+
+	if (lat == NULL)
+		die("malloc", ENOMEM);
+	for (i = 0; i < samples; i++) {
+		tp_future *f;
+
+		s.submitted = now_s();
+		if ((rc = tp_submit(p, task_stamp, &s, &f)) != 0)
+			die("tp_submit", rc);
+		tp_future_result(f, -1, NULL);
+		tp_future_release(f);
+		lat[i] = s.started - s.submitted;
+	}
+	tp_pool_free(p);
+	median(lat, samples);
+	*p50 = lat[samples / 2] * 1e6;
+	*p99 = lat[(int)(samples * 0.99)] * 1e6;
+	free(lat);
+}
+
+#ifdef HAVE_GLIB
+struct glib_done {
+	GMutex mu;
+	GCond cv;
+	int done;
+	struct stamp s;
+};
+
+static void
+glib_stamp(gpointer data, gpointer user)
+{
+	struct glib_done *d = user;
+
+	d->s.started = now_s();
+	g_mutex_lock(&d->mu);
+	d->done = 1;
+	g_cond_signal(&d->cv);
+	g_mutex_unlock(&d->mu);
+}
+
+static void
+glib_latency(unsigned workers, int samples, double *p50, double *p99)
+{
+	double *lat = malloc(samples * sizeof(*lat));
+	struct glib_done d;
+	GThreadPool *p;
+	int i;
+
+	if (lat == NULL)
+		die("malloc", ENOMEM);
+	g_mutex_init(&d.mu);
+	g_cond_init(&d.cv);
+	p = g_thread_pool_new(glib_stamp, &d, (gint)workers, FALSE, NULL);
+	for (i = 0; i < samples; i++) {
+		d.done = 0;
+		d.s.submitted = now_s();
+		g_thread_pool_push(p, GINT_TO_POINTER(1), NULL);
+		g_mutex_lock(&d.mu);
+		while (!d.done)
+			g_cond_wait(&d.cv, &d.mu);
+		g_mutex_unlock(&d.mu);
+		lat[i] = d.s.started - d.s.submitted;
+	}
+	g_thread_pool_free(p, FALSE, TRUE);
+	g_cond_clear(&d.cv);
+	g_mutex_clear(&d.mu);
+	median(lat, samples);
+	*p50 = lat[samples / 2] * 1e6;
+	*p99 = lat[(int)(samples * 0.99)] * 1e6;
+	free(lat);
+}
+#endif
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: tp-bench [-n TASKS] [-r RUNS] [-l SAMPLES] [--json]\n"
+		    "  -n, --tasks N     tasks per throughput run (default 1000000)\n"
+		    "  -r, --runs N      runs per figure; the median is reported (default 5)\n"
+		    "  -l, --latency N   latency samples (default 20000)\n"
+		    "  -j, --json        also print one JSON line of results\n");
+}
+
+static long
+parse_positive(const char *s, const char *name)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *s == '\0' || *end != '\0' || v < 1) {
+		fprintf(stderr, "tp-bench: %s: not a positive number: %s\n", name, s);
+		usage(stderr);
+		exit(2);
+	}
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "tasks", required_argument, NULL, 'n' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "latency", required_argument, NULL, 'l' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const unsigned workers[] = { 1, 2, 4 };
+	long n = 1000000;
+	int runs = 5, samples = 20000, json = 0, c, w, r;
+	double fire[3], fut[3], glib[3], lat50[2], lat99[2];
+	double *v1, *v2, *v3;
+
+	while ((c = getopt_long(argc, argv, "n:r:l:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': n = parse_positive(optarg, "--tasks"); break;
+		case 'r': runs = (int)parse_positive(optarg, "--runs"); break;
+		case 'l': samples = (int)parse_positive(optarg, "--latency"); break;
+		case 'j': json = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "tp-bench: unexpected argument: %s\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	v1 = calloc(runs, sizeof(double));
+	v2 = calloc(runs, sizeof(double));
+	v3 = calloc(runs, sizeof(double));
+	if (v1 == NULL || v2 == NULL || v3 == NULL)
+		die("calloc", ENOMEM);
+
+	printf("tp-bench: %ld empty tasks per run, median of %d runs, ours and GLib interleaved\n\n",
+	       n, runs);
+	printf("%-8s %18s %18s %18s %8s\n", "workers", "ours fire (t/s)", "ours futures (t/s)",
+	       "GThreadPool (t/s)", "ratio");
+	for (w = 0; w < 3; w++) {
+		for (r = 0; r < runs; r++) {
+			v1[r] = ours_fire(workers[w], n);
+			v2[r] = ours_futures(workers[w], n);
+#ifdef HAVE_GLIB
+			v3[r] = glib_fire(workers[w], n);
+#else
+			v3[r] = 0;
+#endif
+		}
+		fire[w] = median(v1, runs);
+		fut[w] = median(v2, runs);
+		glib[w] = median(v3, runs);
+		if (glib[w] > 0)
+			printf("%-8u %18.0f %18.0f %18.0f %7.2fx\n", workers[w], fire[w], fut[w],
+			       glib[w], fire[w] / glib[w]);
+		else
+			printf("%-8u %18.0f %18.0f %18s %8s\n", workers[w], fire[w], fut[w],
+			       "(no GLib)", "-");
+	}
+
+	ours_latency(2, samples, &lat50[0], &lat99[0]);
+	printf("\nsubmit-to-start latency on an idle pool of 2, %d samples:\n", samples);
+	printf("  ours         p50 %7.1f us   p99 %7.1f us\n", lat50[0], lat99[0]);
+#ifdef HAVE_GLIB
+	glib_latency(2, samples, &lat50[1], &lat99[1]);
+	printf("  GThreadPool  p50 %7.1f us   p99 %7.1f us\n", lat50[1], lat99[1]);
+#else
+	lat50[1] = lat99[1] = 0;
+#endif
+
+	if (json) {
+		printf("{\"bench\":\"tp-bench\",\"tasks\":%ld,\"runs\":%d", n, runs);
+		for (w = 0; w < 3; w++)
+			printf(",\"w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f}", workers[w],
+			       fire[w], fut[w], glib[w]);
+		printf(",\"latency_us\":{\"ours_p50\":%.1f,\"ours_p99\":%.1f,\"glib_p50\":%.1f,"
+		       "\"glib_p99\":%.1f}}\n",
+		       lat50[0], lat99[0], lat50[1], lat99[1]);
+	}
+	free(v1);
+	free(v2);
+	free(v3);
+	return 0;
+}

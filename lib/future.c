@@ -1,0 +1,227 @@
+/*
+ * Futures: state, result, cancel and done callbacks.  A future's state is
+ * guarded by its pool's mutex (see tp_internal.h for why one lock serves
+ * both), so f->pool->mu is "the future's lock" throughout this file.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "tp_internal.h"
+
+tp_future *
+tp__future_new(struct tp_pool *pool)
+{
+	tp_future *f;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return NULL;
+	if (tp__cond_init_monotonic(&f->cv) != 0) {
+		free(f);
+		return NULL;
+	}
+	f->pool = pool;
+	f->state = TP_F_PENDING;
+	/* One reference for the submitter, one for the queue. */
+	atomic_init(&f->refs, 2);
+	tp__pool_ref(pool);
+	return f;
+}
+
+void
+tp__future_ref(tp_future *f)
+{
+	atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+}
+
+void
+tp_future_release(tp_future *f)
+{
+	struct tp_pool *pool;
+
+	if (f == NULL)
+		return;
+	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pool = f->pool;
+	pthread_cond_destroy(&f->cv);
+	free(f->cbs);
+	free(f);
+	tp__pool_unref(pool);
+}
+
+void
+tp__future_finish_locked(tp_future *f, int err, void *result)
+{
+	struct tp_wnode *n;
+
+	f->state = TP_F_DONE;
+	f->err = err;
+	f->result = result;
+	if (f->nwaiting > 0)
+		pthread_cond_broadcast(&f->cv);
+	for (n = f->waiters; n != NULL; n = n->next)
+		tp__waiter_notify(n->w, f);
+}
+
+void
+tp__future_run_callbacks(tp_future *f)
+{
+	/* DONE, so nobody appends any more: the array is ours alone. */
+	struct tp_cb *cbs = f->cbs;
+	size_t i, n = f->ncbs;
+
+	f->cbs = NULL;
+	f->ncbs = f->capcbs = 0;
+	/* f stays valid throughout: our caller holds a reference. */
+	for (i = 0; i < n; i++)
+		cbs[i].fn(f, cbs[i].arg);
+	free(cbs);
+}
+
+/* f->pool->mu held.  Returns 0 once f is DONE, or -ETIMEDOUT. */
+static int
+wait_done_locked(tp_future *f, long timeout_ms)
+{
+	struct timespec deadline;
+
+	if (f->state == TP_F_DONE)
+		return 0;
+	if (timeout_ms == 0)
+		return -ETIMEDOUT;
+	tp__deadline(&deadline, timeout_ms);
+	f->nwaiting++;
+	while (f->state != TP_F_DONE) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&f->cv, &f->pool->mu);
+		else if (pthread_cond_timedwait(&f->cv, &f->pool->mu, &deadline) == ETIMEDOUT)
+			break;
+	}
+	f->nwaiting--;
+	return f->state == TP_F_DONE ? 0 : -ETIMEDOUT;
+}
+
+int
+tp_future_result(tp_future *f, long timeout_ms, void **result)
+{
+	int rc;
+
+	if (f == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&f->pool->mu);
+	rc = wait_done_locked(f, timeout_ms);
+	if (rc == 0) {
+		rc = f->err;
+		if (rc == 0 && result != NULL)
+			*result = f->result;
+	}
+	pthread_mutex_unlock(&f->pool->mu);
+	return rc;
+}
+
+int
+tp_future_exception(tp_future *f, long timeout_ms)
+{
+	return tp_future_result(f, timeout_ms, NULL);
+}
+
+bool
+tp_future_cancel(tp_future *f)
+{
+	struct tp_pool *pool;
+	bool cancelled, run_cbs = false;
+
+	if (f == NULL)
+		return false;
+	pool = f->pool;
+	pthread_mutex_lock(&pool->mu);
+	switch (f->state) {
+	case TP_F_PENDING:
+		/* The queue keeps its entry (and reference); the worker that
+		 * reaches it sees DONE and discards it. */
+		tp__future_finish_locked(f, -ECANCELED, NULL);
+		pool->nqueued--;
+		pool->cancelled++;
+		cancelled = run_cbs = true;
+		break;
+	case TP_F_RUNNING:
+		cancelled = false;
+		break;
+	default:
+		cancelled = f->err == -ECANCELED;
+		break;
+	}
+	pthread_mutex_unlock(&pool->mu);
+	if (run_cbs)
+		tp__future_run_callbacks(f);
+	return cancelled;
+}
+
+/* Read one fact about f under its lock. */
+static enum tp_fstate
+state_of(tp_future *f, int *err)
+{
+	enum tp_fstate st;
+
+	pthread_mutex_lock(&f->pool->mu);
+	st = f->state;
+	*err = f->err;
+	pthread_mutex_unlock(&f->pool->mu);
+	return st;
+}
+
+bool
+tp_future_cancelled(tp_future *f)
+{
+	int err;
+
+	return f != NULL && state_of(f, &err) == TP_F_DONE && err == -ECANCELED;
+}
+
+bool
+tp_future_running(tp_future *f)
+{
+	int err;
+
+	return f != NULL && state_of(f, &err) == TP_F_RUNNING;
+}
+
+bool
+tp_future_done(tp_future *f)
+{
+	int err;
+
+	return f != NULL && state_of(f, &err) == TP_F_DONE;
+}
+
+int
+tp_future_add_done_callback(tp_future *f, void (*cb)(tp_future *f, void *arg), void *arg)
+{
+	if (f == NULL || cb == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&f->pool->mu);
+	if (f->state != TP_F_DONE) {
+		if (f->ncbs == f->capcbs) {
+			size_t cap = f->capcbs ? f->capcbs * 2 : 2;
+			struct tp_cb *cbs;
+
+			if (cap > SIZE_MAX / sizeof(*cbs) ||
+			    (cbs = realloc(f->cbs, cap * sizeof(*cbs))) == NULL) {
+				pthread_mutex_unlock(&f->pool->mu);
+				return -ENOMEM;
+			}
+			f->cbs = cbs;
+			f->capcbs = cap;
+		}
+		f->cbs[f->ncbs].fn = cb;
+		f->cbs[f->ncbs].arg = arg;
+		f->ncbs++;
+		pthread_mutex_unlock(&f->pool->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&f->pool->mu);
+	cb(f, arg);
+	return 0;
+}

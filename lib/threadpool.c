@@ -1,0 +1,585 @@
+/*
+ * The pool: a FIFO ring of tasks, worker threads started lazily up to
+ * max_workers, shutdown, and tp_map.  Locking and lifetimes are described in
+ * tp_internal.h.
+ *
+ * How many workers: a submit starts a new worker only when the tasks queued
+ * (its own included) outnumber the idle workers.  A worker counts as idle
+ * from the moment its task returns, *before* it publishes the task's result.
+ * So a thread that submits, waits for the result and submits again always
+ * finds that worker idle, and sequential use needs one thread, as in Python.
+ */
+#define _GNU_SOURCE /* pthread_setname_np */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tp_internal.h"
+
+#define RING_INITIAL 64
+
+/* The pool whose worker this thread is, if any: detects tp_shutdown(TP_WAIT)
+ * and tp_pool_free() called from a pool's own task or callback. */
+static _Thread_local struct tp_pool *tls_pool;
+
+void
+tp__pool_ref(struct tp_pool *pool)
+{
+	atomic_fetch_add_explicit(&pool->refs, 1, memory_order_relaxed);
+}
+
+void
+tp__pool_unref(struct tp_pool *pool)
+{
+	if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	/* Every worker has exited and drained the ring; nothing is queued. */
+	pthread_cond_destroy(&pool->exit_cv);
+	pthread_cond_destroy(&pool->work_cv);
+	pthread_mutex_destroy(&pool->mu);
+	free(pool->ring);
+	free(pool->threads);
+	free(pool);
+}
+
+int
+tp__cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	if ((rc = pthread_condattr_init(&attr)) != 0)
+		return -rc;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (rc == 0)
+		rc = pthread_cond_init(cv, &attr);
+	pthread_condattr_destroy(&attr);
+	return -rc;
+}
+
+void
+tp__deadline(struct timespec *ts, long timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	if (timeout_ms <= 0)
+		return;
+	ts->tv_sec += timeout_ms / 1000;
+	ts->tv_nsec += (timeout_ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+long
+tp__remaining_ms(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	if (ms <= 0)
+		return 0;
+	return ms > LONG_MAX ? LONG_MAX : (long)ms;
+}
+
+/* --- the queue (pool->mu held) ------------------------------------------- */
+
+static int
+ring_push(struct tp_pool *pool, const struct tp_work *w)
+{
+	if (pool->ring_len == pool->ring_cap) {
+		size_t cap = pool->ring_cap * 2, first;
+		struct tp_work *ring;
+
+		if (cap > SIZE_MAX / sizeof(*ring))
+			return -ENOMEM;
+		if ((ring = malloc(cap * sizeof(*ring))) == NULL)
+			return -ENOMEM;
+		/* Unroll the old ring so that it starts at index 0. */
+		first = pool->ring_cap - pool->ring_head;
+		memcpy(ring, pool->ring + pool->ring_head, first * sizeof(*ring));
+		memcpy(ring + first, pool->ring, pool->ring_head * sizeof(*ring));
+		free(pool->ring);
+		pool->ring = ring;
+		pool->ring_cap = cap;
+		pool->ring_head = 0;
+	}
+	pool->ring[(pool->ring_head + pool->ring_len) & (pool->ring_cap - 1)] = *w;
+	pool->ring_len++;
+	return 0;
+}
+
+static struct tp_work
+ring_pop(struct tp_pool *pool)
+{
+	struct tp_work w = pool->ring[pool->ring_head];
+
+	pool->ring_head = (pool->ring_head + 1) & (pool->ring_cap - 1);
+	pool->ring_len--;
+	return w;
+}
+
+/*
+ * Empty the queue, finishing every pending future with err (-ECANCELED or
+ * -ENOTRECOVERABLE).  Returns the chain of futures finished here: the caller
+ * runs their callbacks and drops the queue's references with
+ * finish_chain(), with no lock held.
+ */
+static tp_future *
+drain_locked(struct tp_pool *pool, int err)
+{
+	tp_future *chain = NULL, **tail = &chain;
+
+	while (pool->ring_len > 0) {
+		struct tp_work w = ring_pop(pool);
+
+		if (w.f != NULL && w.f->state != TP_F_PENDING) {
+			/* Cancelled while queued; already counted. */
+			tp_future_release(w.f);
+			continue;
+		}
+		if (err == -ECANCELED)
+			pool->cancelled++;
+		else
+			pool->failed++;
+		if (w.f == NULL)
+			continue;
+		tp__future_finish_locked(w.f, err, NULL);
+		w.f->next_done = NULL;
+		*tail = w.f;
+		tail = &w.f->next_done;
+	}
+	pool->nqueued = 0;
+	return chain;
+}
+
+static void
+finish_chain(tp_future *f)
+{
+	while (f != NULL) {
+		tp_future *next = f->next_done;
+
+		tp__future_run_callbacks(f);
+		tp_future_release(f);
+		f = next;
+	}
+}
+
+/* --- workers ------------------------------------------------------------- */
+
+static void
+worker_exit_locked(struct tp_pool *pool)
+{
+	pool->nidle--;
+	pool->nlive--;
+	if (pool->nlive == 0)
+		pthread_cond_broadcast(&pool->exit_cv);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct tp_pool *pool = arg;
+
+	tls_pool = pool;
+	if (pool->initializer != NULL && pool->initializer(pool->initarg) != 0) {
+		tp_future *chain;
+
+		/* As Python's BrokenThreadPool: fail what is queued and every
+		 * later submit. */
+		pthread_mutex_lock(&pool->mu);
+		pool->broken = true;
+		chain = drain_locked(pool, -ENOTRECOVERABLE);
+		worker_exit_locked(pool);
+		pthread_mutex_unlock(&pool->mu);
+		finish_chain(chain);
+		goto out;
+	}
+
+	pthread_mutex_lock(&pool->mu);
+	for (;;) {
+		struct tp_work w;
+		void *result = NULL;
+		int rc;
+
+		if (pool->ring_len == 0) {
+			if (pool->shutdown)
+				break;
+			pool->nsleeping++;
+			pthread_cond_wait(&pool->work_cv, &pool->mu);
+			pool->nsleeping--;
+			continue;
+		}
+		w = ring_pop(pool);
+		if (w.f != NULL && w.f->state != TP_F_PENDING) {
+			/* Cancelled while queued: the canceller did the counting.
+			 * We hold a pool reference, so this release cannot free
+			 * the pool under our feet. */
+			tp_future_release(w.f);
+			continue;
+		}
+		pool->nqueued--;
+		pool->nidle--;
+		pool->nrunning++;
+		if (w.f != NULL)
+			w.f->state = TP_F_RUNNING;
+		pthread_mutex_unlock(&pool->mu);
+
+		rc = w.fn(w.arg, &result);
+		if (rc < 0)
+			rc = rc == INT_MIN ? INT_MAX : -rc;
+
+		pthread_mutex_lock(&pool->mu);
+		pool->nrunning--;
+		pool->nidle++;
+		if (rc == 0)
+			pool->completed++;
+		else
+			pool->failed++;
+		if (w.f == NULL)
+			continue;
+		tp__future_finish_locked(w.f, rc, rc == 0 ? result : NULL);
+		if (w.f->ncbs == 0) {
+			tp_future_release(w.f);
+			continue;
+		}
+		pthread_mutex_unlock(&pool->mu);
+		tp__future_run_callbacks(w.f);
+		tp_future_release(w.f);
+		pthread_mutex_lock(&pool->mu);
+	}
+	worker_exit_locked(pool);
+	pthread_mutex_unlock(&pool->mu);
+out:
+	tls_pool = NULL;
+	tp__pool_unref(pool);
+	return NULL;
+}
+
+/* Start one worker.  pool->mu held, which the new thread needs before it
+ * can take a task: so its name is set before any task of ours runs on it. */
+static int
+spawn_locked(struct tp_pool *pool)
+{
+	sigset_t all, old;
+	pthread_t *t;
+	int rc;
+
+	if (pool->nthreads == pool->threads_cap) {
+		unsigned cap = pool->threads_cap ? pool->threads_cap * 2 : 4;
+
+		if (cap > pool->max_workers || cap < pool->threads_cap)
+			cap = pool->max_workers;
+		if ((t = realloc(pool->threads, cap * sizeof(*t))) == NULL)
+			return -ENOMEM;
+		pool->threads = t;
+		pool->threads_cap = cap;
+	}
+	t = &pool->threads[pool->nthreads];
+
+	/* Workers take no asynchronous signals: they belong to the
+	 * application's threads (a server's signalfd, say). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	tp__pool_ref(pool);
+	rc = pthread_create(t, NULL, worker_main, pool);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_relaxed);
+		return -rc;
+	}
+#ifdef HAVE_PTHREAD_SETNAME_NP
+	{
+		char name[16]; /* the kernel's limit, NUL included */
+
+		/* A long prefix is cut to fit: a name is a debugging aid,
+		 * never a reason to fail. */
+		if (snprintf(name, sizeof(name), "%s-%u", pool->prefix, pool->nthreads) >= 0)
+			pthread_setname_np(*t, name);
+	}
+#endif
+	pool->nthreads++;
+	pool->nlive++;
+	pool->nidle++;
+	return 0;
+}
+
+/* --- the API ------------------------------------------------------------- */
+
+/*
+ * The pool mutex is held only for a few dozen instructions at a time, by
+ * submitters and workers alike.  An adaptive mutex spins briefly on
+ * contention instead of sleeping in the kernel at once, which is cheaper
+ * for hold times that short.  Where it does not exist: a plain mutex.
+ */
+static int
+mutex_init(pthread_mutex_t *mu)
+{
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
+	pthread_mutexattr_t attr;
+	int rc;
+
+	if ((rc = pthread_mutexattr_init(&attr)) != 0)
+		return -rc;
+	rc = pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	if (rc == 0)
+		rc = pthread_mutex_init(mu, &attr);
+	pthread_mutexattr_destroy(&attr);
+	return -rc;
+#else
+	return -pthread_mutex_init(mu, NULL);
+#endif
+}
+
+int
+tp_pool_create(tp_pool **out, const struct tp_options *opts)
+{
+	struct tp_pool *pool;
+	const char *prefix = "tp";
+	long ncpu;
+	int rc;
+
+	if (out == NULL)
+		return -EINVAL;
+	*out = NULL;
+	if ((pool = calloc(1, sizeof(*pool))) == NULL)
+		return -ENOMEM;
+
+	if (opts != NULL && opts->max_workers > 0) {
+		pool->max_workers = opts->max_workers;
+	} else {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		if (ncpu < 1)
+			ncpu = 1;
+		pool->max_workers = ncpu + 4 < 32 ? (unsigned)ncpu + 4 : 32;
+	}
+	if (opts != NULL) {
+		pool->max_queue = opts->max_queue;
+		pool->initializer = opts->initializer;
+		pool->initarg = opts->initarg;
+		if (opts->thread_name_prefix != NULL)
+			prefix = opts->thread_name_prefix;
+	}
+	/* Room for "-<n>" within the kernel's 15 characters is the caller's
+	 * concern; a long prefix is cut, never an error. */
+	snprintf(pool->prefix, sizeof(pool->prefix), "%s", prefix);
+
+	pool->ring_cap = RING_INITIAL;
+	if ((pool->ring = malloc(pool->ring_cap * sizeof(*pool->ring))) == NULL) {
+		rc = -ENOMEM;
+		goto fail_pool;
+	}
+	if ((rc = mutex_init(&pool->mu)) != 0)
+		goto fail_ring;
+	if ((rc = -pthread_cond_init(&pool->work_cv, NULL)) != 0)
+		goto fail_mu;
+	if ((rc = -pthread_cond_init(&pool->exit_cv, NULL)) != 0)
+		goto fail_work_cv;
+	atomic_init(&pool->refs, 1);
+	*out = pool;
+	return 0;
+
+fail_work_cv:
+	pthread_cond_destroy(&pool->work_cv);
+fail_mu:
+	pthread_mutex_destroy(&pool->mu);
+fail_ring:
+	free(pool->ring);
+fail_pool:
+	free(pool);
+	return rc;
+}
+
+int
+tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
+{
+	struct tp_work w = { fn, arg, NULL };
+	int rc;
+
+	if (future != NULL)
+		*future = NULL;
+	if (pool == NULL || fn == NULL)
+		return -EINVAL;
+	if (future != NULL && (w.f = tp__future_new(pool)) == NULL)
+		return -ENOMEM;
+
+	pthread_mutex_lock(&pool->mu);
+	if (pool->broken) {
+		rc = -ENOTRECOVERABLE;
+	} else if (pool->shutdown) {
+		rc = -ESHUTDOWN;
+	} else if (pool->max_queue > 0 && pool->nqueued >= pool->max_queue) {
+		rc = -EAGAIN;
+	} else {
+		rc = 0;
+		if (pool->nqueued + 1 > pool->nidle && pool->nthreads < pool->max_workers) {
+			rc = spawn_locked(pool);
+			/* Short of threads, the workers we have will get to
+			 * it; with none at all, the task could never run. */
+			if (rc != 0)
+				rc = pool->nlive > 0 ? 0 : rc == -ENOMEM ? -ENOMEM : -EAGAIN;
+		}
+		if (rc == 0)
+			rc = ring_push(pool, &w);
+		if (rc == 0) {
+			pool->nqueued++;
+			pool->submitted++;
+			if (pool->nsleeping > 0)
+				pthread_cond_signal(&pool->work_cv);
+		}
+	}
+	pthread_mutex_unlock(&pool->mu);
+
+	if (rc != 0) {
+		/* Never published: both references are ours. */
+		tp_future_release(w.f);
+		tp_future_release(w.f);
+		return rc;
+	}
+	if (future != NULL)
+		*future = w.f;
+	return 0;
+}
+
+int
+tp_shutdown(tp_pool *pool, unsigned flags)
+{
+	tp_future *chain = NULL;
+	unsigned from, to;
+
+	if (pool == NULL || (flags & ~(TP_WAIT | TP_CANCEL_FUTURES)) != 0)
+		return -EINVAL;
+
+	pthread_mutex_lock(&pool->mu);
+	pool->shutdown = true;
+	if (flags & TP_CANCEL_FUTURES)
+		chain = drain_locked(pool, -ECANCELED);
+	pthread_cond_broadcast(&pool->work_cv);
+	pthread_mutex_unlock(&pool->mu);
+	finish_chain(chain);
+
+	if (!(flags & TP_WAIT))
+		return 0;
+	if (tls_pool == pool)
+		return -EDEADLK;
+
+	pthread_mutex_lock(&pool->mu);
+	while (pool->nlive > 0)
+		pthread_cond_wait(&pool->exit_cv, &pool->mu);
+	/* Claim the threads nobody has joined; a concurrent caller finds
+	 * none left to claim.  No thread starts after shutdown, so the array
+	 * is stable once we unlock. */
+	from = pool->njoined;
+	to = pool->nthreads;
+	pool->njoined = to;
+	pthread_mutex_unlock(&pool->mu);
+	for (; from < to; from++)
+		pthread_join(pool->threads[from], NULL);
+	return 0;
+}
+
+void
+tp_pool_free(tp_pool *pool)
+{
+	if (pool == NULL)
+		return;
+	if (tls_pool == pool) {
+		/* From our own worker we cannot join ourselves.  Let the
+		 * workers finish the queue; the last one to exit drops the
+		 * last reference and frees the pool. */
+		tp_shutdown(pool, 0);
+		pthread_mutex_lock(&pool->mu);
+		for (; pool->njoined < pool->nthreads; pool->njoined++)
+			pthread_detach(pool->threads[pool->njoined]);
+		pthread_mutex_unlock(&pool->mu);
+	} else {
+		tp_shutdown(pool, TP_WAIT);
+	}
+	tp__pool_unref(pool);
+}
+
+int
+tp_pool_stats(tp_pool *pool, struct tp_stats *st)
+{
+	if (pool == NULL || st == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&pool->mu);
+	st->workers = pool->nlive;
+	st->idle = pool->nidle;
+	st->running = pool->nrunning;
+	st->queued = pool->nqueued;
+	st->submitted = pool->submitted;
+	st->completed = pool->completed;
+	st->failed = pool->failed;
+	st->cancelled = pool->cancelled;
+	pthread_mutex_unlock(&pool->mu);
+	return 0;
+}
+
+/*
+ * Submit ahead and collect in argument order.  Futures are collected (and
+ * released) as soon as their turn comes, so a bounded queue makes map wait
+ * for room instead of failing.
+ */
+int
+tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t n, void *results[], long timeout_ms)
+{
+	struct timespec deadline;
+	tp_future **fs;
+	size_t next_sub = 0, next_res = 0, i;
+	int rc = 0;
+
+	if (pool == NULL || fn == NULL)
+		return -EINVAL;
+	if (results != NULL)
+		for (i = 0; i < n; i++)
+			results[i] = NULL;
+	if (n == 0)
+		return 0;
+	if (n > SIZE_MAX / sizeof(*fs) || (fs = calloc(n, sizeof(*fs))) == NULL)
+		return -ENOMEM;
+	tp__deadline(&deadline, timeout_ms);
+
+	while (next_res < n) {
+		void *res = NULL;
+		long left;
+
+		if (next_sub < n) {
+			rc = tp_submit(pool, fn, args ? args[next_sub] : NULL, &fs[next_sub]);
+			if (rc == 0) {
+				next_sub++;
+				continue;
+			}
+			/* Only a full bounded queue is worth waiting out. */
+			if (rc != -EAGAIN || pool->max_queue == 0 || next_sub == next_res)
+				goto fail;
+		}
+		left = timeout_ms < 0 ? -1 : tp__remaining_ms(&deadline);
+		rc = tp_future_result(fs[next_res], left, &res);
+		if (rc != 0)
+			goto fail;
+		if (results != NULL)
+			results[next_res] = res;
+		tp_future_release(fs[next_res]);
+		fs[next_res++] = NULL;
+	}
+	free(fs);
+	return 0;
+
+fail:
+	for (i = next_res; i < next_sub; i++) {
+		tp_future_cancel(fs[i]);
+		tp_future_release(fs[i]);
+	}
+	free(fs);
+	return rc;
+}

@@ -1,0 +1,148 @@
+/*
+ * Internal contract between threadpool.c (pool, queue, workers, map),
+ * future.c (future states, result, cancel, callbacks) and wait.c (tp_wait,
+ * tp_as_completed).  Nothing here is exported.
+ *
+ * Locking
+ * -------
+ * One mutex per pool, pool->mu, guards the queue, the worker counters AND
+ * the state of every future created by that pool.  A worker therefore takes
+ * one lock, twice per task (to pop it, and to publish its outcome), whether
+ * or not the task has a future.  A waiter (struct tp_waiter, one per
+ * tp_wait/tp_as_completed call) has its own mutex, taken while a pool's mu
+ * is held when a future completes.
+ *
+ * Lock order: pool->mu -> waiter->mu.  No user code (task, initializer, done
+ * callback) ever runs with either held.
+ *
+ * Lifetimes
+ * ---------
+ * The pool struct is reference counted: the handle from tp_pool_create, each
+ * live worker thread, and each future (its lock lives in the pool) hold one.
+ * A future is reference counted too: the caller's reference, the queue's
+ * (dropped by whoever takes the task off the queue), and one per
+ * tp_as_completed iterator.
+ */
+#ifndef TP_INTERNAL_H
+#define TP_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "threadpool.h"
+
+enum tp_fstate {
+	TP_F_PENDING, /* queued, not started */
+	TP_F_RUNNING, /* a worker runs its task */
+	TP_F_DONE     /* finished, failed or cancelled: err says which */
+};
+
+struct tp_cb {
+	void (*fn)(tp_future *f, void *arg);
+	void *arg;
+};
+
+/* One tp_wait or tp_as_completed call waiting on many futures. */
+struct tp_waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;  /* signalled on every completion; CLOCK_MONOTONIC */
+	size_t ndone;       /* guarded by mu: completions seen */
+	size_t nfailed;     /* guarded by mu: completions with an error (not cancel) */
+	tp_future **fifo;   /* guarded by mu: as_completed's queue, or NULL */
+	size_t fifo_head, fifo_tail;
+};
+
+/* Links one waiter into one future's list of waiters. */
+struct tp_wnode {
+	struct tp_wnode *prev, *next; /* guarded by the future's pool->mu */
+	struct tp_waiter *w;          /* immutable */
+	tp_future *f;                 /* immutable */
+	bool linked;                  /* guarded by the future's pool->mu */
+};
+
+struct tp_future {
+	struct tp_pool *pool;  /* immutable; holds a pool reference */
+	atomic_uint refs;
+
+	/* Guarded by pool->mu. */
+	enum tp_fstate state;
+	int err;               /* when DONE: 0, a task's code (> 0), -ECANCELED, -ENOTRECOVERABLE */
+	void *result;          /* when DONE and err == 0 */
+	unsigned nwaiting;     /* threads blocked on cv */
+	pthread_cond_t cv;     /* broadcast when DONE; CLOCK_MONOTONIC */
+	struct tp_wnode *waiters;
+
+	/*
+	 * Done callbacks.  Appended under pool->mu while not DONE.  Once DONE,
+	 * nobody appends any more, and the one thread that made it DONE owns
+	 * the array: it runs and frees it with no lock held.
+	 */
+	struct tp_cb *cbs;
+	size_t ncbs, capcbs;
+
+	/* Chain of futures finished together (shutdown, broken pool); owned
+	 * by the thread that built the chain. */
+	tp_future *next_done;
+};
+
+struct tp_work {
+	tp_fn fn;
+	void *arg;
+	tp_future *f; /* NULL for fire-and-forget */
+};
+
+struct tp_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv; /* workers sleep here for work or shutdown */
+	pthread_cond_t exit_cv; /* tp_shutdown(TP_WAIT) sleeps here until nlive == 0 */
+	atomic_uint refs;
+
+	/* Immutable after tp_pool_create. */
+	unsigned max_workers;
+	size_t max_queue;
+	int (*initializer)(void *initarg);
+	void *initarg;
+	char prefix[16];
+
+	/* Guarded by mu.  The queue is a ring of ring_cap (a power of two)
+	 * entries; ring_len counts entries, including tasks cancelled while
+	 * queued, which a worker discards when it reaches them. */
+	struct tp_work *ring;
+	size_t ring_cap, ring_head, ring_len;
+	size_t nqueued;        /* pending tasks: ring_len minus cancelled entries */
+	pthread_t *threads;    /* every worker ever started; grows to max_workers */
+	unsigned threads_cap;  /* allocated length of threads */
+	unsigned nthreads;     /* threads started */
+	unsigned njoined;      /* threads[0..njoined) joined or detached by someone */
+	unsigned nlive;        /* workers that have not exited */
+	unsigned nidle;        /* live workers not running a task (see worker_main) */
+	unsigned nsleeping;    /* workers blocked on work_cv */
+	unsigned nrunning;     /* tasks running */
+	bool shutdown;
+	bool broken;
+	uint64_t submitted, completed, failed, cancelled;
+};
+
+/* threadpool.c */
+void tp__pool_ref(struct tp_pool *pool);
+void tp__pool_unref(struct tp_pool *pool);
+int tp__cond_init_monotonic(pthread_cond_t *cv);
+void tp__deadline(struct timespec *ts, long timeout_ms);
+long tp__remaining_ms(const struct timespec *deadline);
+
+/* future.c */
+tp_future *tp__future_new(struct tp_pool *pool);
+/* With pool->mu held: make f DONE, wake its waiters.  The caller then calls
+ * tp__future_run_callbacks(f) with no lock held. */
+void tp__future_finish_locked(tp_future *f, int err, void *result);
+void tp__future_run_callbacks(tp_future *f);
+void tp__future_ref(tp_future *f);
+
+/* wait.c */
+void tp__waiter_notify(struct tp_waiter *w, tp_future *f);
+
+#endif /* TP_INTERNAL_H */

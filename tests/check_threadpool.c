@@ -1,0 +1,667 @@
+/* The pool: creation, workers, submission, shutdown, stats and map. */
+#define _GNU_SOURCE /* pthread_getname_np */
+#include "config.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "tp_test.h"
+
+/* --- creation and workers ------------------------------------------------ */
+
+START_TEST(test_create_rejects_null_out)
+{
+	ck_assert_int_eq(tp_pool_create(NULL, NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_workers_start_lazily_on_submit)
+{
+	tp_pool *p = pool_new(4, 0);
+	struct gate g;
+
+	gate_init(&g);
+	ck_assert_uint_eq(pool_stats(p).workers, 0);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	gate_wait_arrived(&g, 1);
+	ck_assert_uint_eq(pool_stats(p).workers, 1);
+	gate_open(&g);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_default_max_workers_is_min_32_and_cpus_plus_4)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int want = ncpu + 4 < 32 ? (int)ncpu + 4 : 32, i;
+	tp_pool *p = NULL;
+	struct gate g;
+	struct tp_stats st;
+
+	gate_init(&g);
+	ck_assert_int_eq(tp_pool_create(&p, NULL), 0);
+	for (i = 0; i < want + 5; i++)
+		ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	gate_wait_arrived(&g, want);
+	st = pool_stats(p);
+	ck_assert_uint_eq(st.workers, (unsigned)want);
+	ck_assert_uint_eq(st.running, (unsigned)want);
+	ck_assert_uint_eq(st.queued, 5);
+	gate_open(&g);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_workers_grow_to_max_workers_and_no_further)
+{
+	tp_pool *p = pool_new(3, 0);
+	struct gate g;
+	struct tp_stats st;
+	int i;
+
+	gate_init(&g);
+	for (i = 0; i < 10; i++)
+		ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	gate_wait_arrived(&g, 3);
+	st = pool_stats(p);
+	ck_assert_uint_eq(st.workers, 3);
+	ck_assert_uint_eq(st.idle, 0);
+	ck_assert_uint_eq(st.queued, 7);
+	gate_open(&g);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	st = pool_stats(p);
+	ck_assert_uint_eq(st.completed, 10);
+	ck_assert_uint_eq(st.workers, 0);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_sequential_submit_and_wait_uses_one_worker)
+{
+	tp_pool *p = pool_new(8, 0);
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		tp_future *f;
+		void *r = NULL;
+
+		ck_assert_int_eq(tp_submit(p, task_double, (void *)(intptr_t)i, &f), 0);
+		ck_assert_int_eq(tp_future_result(f, -1, &r), 0);
+		ck_assert_int_eq((intptr_t)r, 2 * i);
+		tp_future_release(f);
+	}
+	ck_assert_uint_eq(pool_stats(p).workers, 1);
+	tp_pool_free(p);
+}
+END_TEST
+
+/* Each task appends its number; one worker makes start order visible. */
+struct order {
+	pthread_mutex_t mu;
+	int seen[100];
+	int n;
+};
+
+struct order_arg {
+	struct order *o;
+	int i;
+};
+
+static int
+task_record(void *arg, void **result)
+{
+	struct order_arg *a = arg;
+
+	pthread_mutex_lock(&a->o->mu);
+	a->o->seen[a->o->n++] = a->i;
+	pthread_mutex_unlock(&a->o->mu);
+	return 0;
+}
+
+START_TEST(test_tasks_start_in_submission_order)
+{
+	tp_pool *p = pool_new(1, 0);
+	struct order o = { .n = 0 };
+	struct order_arg args[100];
+	struct gate g;
+	int i;
+
+	pthread_mutex_init(&o.mu, NULL);
+	gate_init(&g);
+	/* Hold the worker so that everything below is queued together. */
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	for (i = 0; i < 100; i++) {
+		args[i].o = &o;
+		args[i].i = i;
+		ck_assert_int_eq(tp_submit(p, task_record, &args[i], NULL), 0);
+	}
+	gate_open(&g);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_int_eq(o.n, 100);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(o.seen[i], i);
+	tp_pool_free(p);
+	gate_destroy(&g);
+	pthread_mutex_destroy(&o.mu);
+}
+END_TEST
+
+#ifdef HAVE_PTHREAD_GETNAME_NP
+static int
+task_name(void *arg, void **result)
+{
+	char *buf = malloc(16);
+
+	if (buf == NULL || pthread_getname_np(pthread_self(), buf, 16) != 0) {
+		free(buf);
+		return 1;
+	}
+	*result = buf;
+	return 0;
+}
+
+static void
+check_worker_name(const char *prefix, const char *want)
+{
+	struct tp_options o = { .max_workers = 1, .thread_name_prefix = prefix };
+	tp_pool *p;
+	tp_future *f;
+	void *name = NULL;
+
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	ck_assert_int_eq(tp_submit(p, task_name, NULL, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, &name), 0);
+	ck_assert_str_eq(name, want);
+	free(name);
+	tp_future_release(f);
+	tp_pool_free(p);
+}
+
+START_TEST(test_workers_are_named_prefix_dash_index)
+{
+	check_worker_name("chat", "chat-0");
+	check_worker_name(NULL, "tp-0");
+}
+END_TEST
+#endif
+
+/* --- initializer --------------------------------------------------------- */
+
+static _Thread_local bool initialized;
+
+static int
+init_ok(void *arg)
+{
+	initialized = true;
+	counter_add(arg, 1);
+	return 0;
+}
+
+static int
+task_check_initialized(void *arg, void **result)
+{
+	gate_pass(arg);
+	return initialized ? 0 : 1;
+}
+
+START_TEST(test_initializer_runs_first_in_each_worker)
+{
+	struct counter inits;
+	struct gate g;
+	struct tp_options o = { .max_workers = 3, .initializer = init_ok };
+	tp_future *fs[3];
+	tp_pool *p;
+	int i;
+
+	counter_init(&inits);
+	gate_init(&g);
+	o.initarg = &inits;
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(tp_submit(p, task_check_initialized, &g, &fs[i]), 0);
+	gate_wait_arrived(&g, 3); /* three workers, each holding one task */
+	gate_open(&g);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(tp_future_result(fs[i], -1, NULL), 0);
+		tp_future_release(fs[i]);
+	}
+	ck_assert_int_eq(counter_get(&inits), 3);
+	tp_pool_free(p);
+	gate_destroy(&g);
+	counter_destroy(&inits);
+}
+END_TEST
+
+static int
+init_fail(void *arg)
+{
+	return 1;
+}
+
+START_TEST(test_initializer_failure_breaks_the_pool)
+{
+	struct tp_options o = { .max_workers = 2, .initializer = init_fail };
+	struct counter ran;
+	tp_future *f;
+	tp_pool *p;
+
+	counter_init(&ran);
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	ck_assert_int_eq(tp_submit(p, task_count, &ran, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, NULL), -ENOTRECOVERABLE);
+	ck_assert_int_eq(tp_future_exception(f, 0), -ENOTRECOVERABLE);
+	ck_assert(tp_future_done(f));
+	ck_assert(!tp_future_cancelled(f));
+	tp_future_release(f);
+	ck_assert_int_eq(tp_submit(p, task_count, &ran, NULL), -ENOTRECOVERABLE);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_int_eq(counter_get(&ran), 0);
+	ck_assert_uint_eq(pool_stats(p).failed, 1);
+	tp_pool_free(p);
+	counter_destroy(&ran);
+}
+END_TEST
+
+/* --- submit -------------------------------------------------------------- */
+
+START_TEST(test_submit_rejects_null_arguments)
+{
+	tp_pool *p = pool_new(1, 0);
+	tp_future *f = (tp_future *)&f;
+
+	ck_assert_int_eq(tp_submit(p, NULL, NULL, &f), -EINVAL);
+	ck_assert_ptr_null(f);
+	ck_assert_int_eq(tp_submit(NULL, task_return, NULL, NULL), -EINVAL);
+	tp_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_submit_after_shutdown_is_eshutdown)
+{
+	tp_pool *p = pool_new(1, 0);
+	tp_future *f = (tp_future *)&f;
+
+	ck_assert_int_eq(tp_shutdown(p, 0), 0);
+	ck_assert_int_eq(tp_submit(p, task_return, NULL, &f), -ESHUTDOWN);
+	ck_assert_ptr_null(f);
+	tp_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_bounded_queue_full_is_eagain)
+{
+	tp_pool *p = pool_new(1, 2);
+	struct gate g;
+	tp_future *f;
+
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	gate_wait_arrived(&g, 1); /* running, so no longer queued */
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, &f), 0);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), -EAGAIN);
+	/* A cancelled task frees its place at once. */
+	ck_assert(tp_future_cancel(f));
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	tp_future_release(f);
+	gate_open(&g);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_uint_eq(pool_stats(p).completed, 3);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_stats_count_every_outcome)
+{
+	tp_pool *p = pool_new(2, 0);
+	struct tp_stats st;
+	int i;
+
+	for (i = 0; i < 30; i++)
+		ck_assert_int_eq(tp_submit(p, task_return, (void *)(intptr_t)(i % 3 == 0), NULL),
+				 0);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	st = pool_stats(p);
+	ck_assert_uint_eq(st.submitted, 30);
+	ck_assert_uint_eq(st.completed, 20);
+	ck_assert_uint_eq(st.failed, 10);
+	ck_assert_uint_eq(st.cancelled, 0);
+	ck_assert_uint_eq(st.queued, 0);
+	ck_assert_uint_eq(st.running, 0);
+	tp_pool_free(p);
+}
+END_TEST
+
+/* --- shutdown ------------------------------------------------------------ */
+
+START_TEST(test_shutdown_still_runs_queued_tasks)
+{
+	tp_pool *p = pool_new(1, 0);
+	struct counter ran;
+	struct gate g;
+	int i;
+
+	counter_init(&ran);
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	for (i = 0; i < 10; i++)
+		ck_assert_int_eq(tp_submit(p, task_count, &ran, NULL), 0);
+	ck_assert_int_eq(tp_shutdown(p, 0), 0);
+	ck_assert_int_eq(tp_submit(p, task_count, &ran, NULL), -ESHUTDOWN);
+	gate_open(&g);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_int_eq(counter_get(&ran), 10);
+	ck_assert_uint_eq(pool_stats(p).workers, 0);
+	tp_pool_free(p);
+	gate_destroy(&g);
+	counter_destroy(&ran);
+}
+END_TEST
+
+START_TEST(test_shutdown_cancel_futures_cancels_every_pending_task)
+{
+	tp_pool *p = pool_new(1, 0);
+	tp_future *running, *pending[5];
+	struct counter ran;
+	struct gate g;
+	int i;
+
+	counter_init(&ran);
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, &running), 0);
+	gate_wait_arrived(&g, 1);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(tp_submit(p, task_count, &ran, &pending[i]), 0);
+	ck_assert_int_eq(tp_submit(p, task_count, &ran, NULL), 0); /* no future */
+	ck_assert_int_eq(tp_shutdown(p, TP_CANCEL_FUTURES), 0);
+	for (i = 0; i < 5; i++) {
+		ck_assert(tp_future_cancelled(pending[i]));
+		ck_assert_int_eq(tp_future_result(pending[i], 0, NULL), -ECANCELED);
+		tp_future_release(pending[i]);
+	}
+	ck_assert(tp_future_running(running));
+	gate_open(&g);
+	ck_assert_int_eq(tp_future_result(running, -1, NULL), 0);
+	tp_future_release(running);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_int_eq(counter_get(&ran), 0);
+	ck_assert_uint_eq(pool_stats(p).cancelled, 6);
+	ck_assert_uint_eq(pool_stats(p).completed, 1);
+	tp_pool_free(p);
+	gate_destroy(&g);
+	counter_destroy(&ran);
+}
+END_TEST
+
+START_TEST(test_shutdown_twice_is_safe)
+{
+	tp_pool *p = pool_new(2, 0);
+
+	ck_assert_int_eq(tp_submit(p, task_return, NULL, NULL), 0);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT | TP_CANCEL_FUTURES), 0);
+	ck_assert_int_eq(tp_shutdown(p, 0), 0);
+	tp_pool_free(p);
+}
+END_TEST
+
+START_TEST(test_shutdown_rejects_unknown_flags)
+{
+	tp_pool *p = pool_new(1, 0);
+
+	ck_assert_int_eq(tp_shutdown(p, 4), -EINVAL);
+	ck_assert_int_eq(tp_shutdown(NULL, 0), -EINVAL);
+	ck_assert_int_eq(tp_submit(p, task_return, NULL, NULL), 0);
+	tp_pool_free(p);
+}
+END_TEST
+
+static int
+task_shutdown_wait(void *arg, void **result)
+{
+	*result = (void *)(intptr_t)tp_shutdown(arg, TP_WAIT);
+	return 0;
+}
+
+START_TEST(test_shutdown_wait_from_own_worker_is_edeadlk)
+{
+	tp_pool *p = pool_new(2, 0);
+	tp_future *f;
+	void *r = NULL;
+
+	ck_assert_int_eq(tp_submit(p, task_shutdown_wait, p, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, &r), 0);
+	ck_assert_int_eq((intptr_t)r, -EDEADLK);
+	/* The shutdown itself took effect. */
+	ck_assert_int_eq(tp_submit(p, task_return, NULL, NULL), -ESHUTDOWN);
+	tp_future_release(f);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	tp_pool_free(p);
+}
+END_TEST
+
+struct free_from_worker {
+	tp_pool *p;
+	struct gate g;
+};
+
+static int
+task_free_pool(void *arg, void **result)
+{
+	struct free_from_worker *ff = arg;
+
+	gate_pass(&ff->g);
+	tp_pool_free(ff->p);
+	return 0;
+}
+
+START_TEST(test_pool_free_from_own_worker_frees_after_the_queue)
+{
+	struct free_from_worker ff;
+	struct counter ran;
+	tp_future *first, *last;
+
+	ff.p = pool_new(1, 0);
+	gate_init(&ff.g);
+	counter_init(&ran);
+	ck_assert_int_eq(tp_submit(ff.p, task_free_pool, &ff, &first), 0);
+	ck_assert_int_eq(tp_submit(ff.p, task_count, &ran, &last), 0);
+	gate_open(&ff.g);
+	/* The pool is gone for us now; the futures keep what they need. */
+	ck_assert_int_eq(tp_future_result(first, -1, NULL), 0);
+	ck_assert_int_eq(tp_future_result(last, -1, NULL), 0);
+	ck_assert_int_eq(counter_get(&ran), 1);
+	tp_future_release(first);
+	tp_future_release(last);
+	gate_destroy(&ff.g);
+	counter_destroy(&ran);
+}
+END_TEST
+
+START_TEST(test_pool_free_without_shutdown_waits_for_queued_tasks)
+{
+	tp_pool *p = pool_new(2, 0);
+	struct counter ran;
+	int i;
+
+	counter_init(&ran);
+	for (i = 0; i < 50; i++)
+		ck_assert_int_eq(tp_submit(p, task_count, &ran, NULL), 0);
+	tp_pool_free(p);
+	ck_assert_int_eq(counter_get(&ran), 50);
+	counter_destroy(&ran);
+}
+END_TEST
+
+/* --- map ----------------------------------------------------------------- */
+
+START_TEST(test_map_returns_results_in_argument_order)
+{
+	tp_pool *p = pool_new(4, 0);
+	void *args[200], *res[200];
+	int i;
+
+	for (i = 0; i < 200; i++)
+		args[i] = (void *)(intptr_t)i;
+	ck_assert_int_eq(tp_map(p, task_double, args, 200, res, -1), 0);
+	for (i = 0; i < 200; i++)
+		ck_assert_int_eq((intptr_t)res[i], 2 * i);
+	ck_assert_int_eq(tp_map(p, task_double, args, 0, res, -1), 0);
+	ck_assert_int_eq(tp_map(p, NULL, args, 1, res, -1), -EINVAL);
+	tp_pool_free(p);
+}
+END_TEST
+
+/* Item 0 fails with code 7; the others wait at the gate, then count. */
+struct map_fail {
+	struct gate g;
+	struct counter ran;
+};
+
+struct map_item {
+	struct map_fail *m;
+	int i;
+};
+
+static int
+task_map_fail(void *arg, void **result)
+{
+	struct map_item *it = arg;
+
+	if (it->i == 0)
+		return 7;
+	gate_pass(&it->m->g);
+	counter_add(&it->m->ran, 1);
+	return 0;
+}
+
+START_TEST(test_map_stops_at_first_error_and_cancels_the_rest)
+{
+	tp_pool *p = pool_new(1, 0);
+	struct map_fail m;
+	struct map_item items[20];
+	void *args[20], *res[20];
+	struct tp_stats st;
+	int i;
+
+	gate_init(&m.g);
+	counter_init(&m.ran);
+	for (i = 0; i < 20; i++) {
+		items[i].m = &m;
+		items[i].i = i;
+		args[i] = &items[i];
+	}
+	ck_assert_int_eq(tp_map(p, task_map_fail, args, 20, res, -1), 7);
+	gate_open(&m.g);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	/* One worker: at most the task after the failing one had started. */
+	st = pool_stats(p);
+	ck_assert_int_le(counter_get(&m.ran), 1);
+	ck_assert_uint_ge(st.cancelled, 18);
+	ck_assert_uint_eq(st.completed + st.failed + st.cancelled, 20);
+	for (i = 0; i < 20; i++)
+		ck_assert_ptr_null(res[i]);
+	tp_pool_free(p);
+	gate_destroy(&m.g);
+	counter_destroy(&m.ran);
+}
+END_TEST
+
+START_TEST(test_map_timeout_is_etimedout_and_cancels_the_rest)
+{
+	tp_pool *p = pool_new(1, 0);
+	struct gate g;
+	void *args[5];
+	int i;
+
+	gate_init(&g);
+	for (i = 0; i < 5; i++)
+		args[i] = &g;
+	ck_assert_int_eq(tp_map(p, task_gate, args, 5, NULL, 50), -ETIMEDOUT);
+	gate_open(&g);
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_uint_eq(pool_stats(p).cancelled, 4);
+	ck_assert_uint_eq(pool_stats(p).completed, 1);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
+
+START_TEST(test_map_with_bounded_queue_waits_for_room)
+{
+	tp_pool *p = pool_new(2, 3);
+	void *args[100], *res[100];
+	int i;
+
+	for (i = 0; i < 100; i++)
+		args[i] = (void *)(intptr_t)i;
+	ck_assert_int_eq(tp_map(p, task_double, args, 100, res, -1), 0);
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq((intptr_t)res[i], 2 * i);
+	tp_pool_free(p);
+}
+END_TEST
+
+static Suite *
+threadpool_suite(void)
+{
+	Suite *s = suite_create("threadpool");
+	TCase *tc;
+
+	tc = tcase_create("workers");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_create_rejects_null_out);
+	tcase_add_test(tc, test_workers_start_lazily_on_submit);
+	tcase_add_test(tc, test_default_max_workers_is_min_32_and_cpus_plus_4);
+	tcase_add_test(tc, test_workers_grow_to_max_workers_and_no_further);
+	tcase_add_test(tc, test_sequential_submit_and_wait_uses_one_worker);
+	tcase_add_test(tc, test_tasks_start_in_submission_order);
+#ifdef HAVE_PTHREAD_GETNAME_NP
+	tcase_add_test(tc, test_workers_are_named_prefix_dash_index);
+#endif
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("initializer");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_initializer_runs_first_in_each_worker);
+	tcase_add_test(tc, test_initializer_failure_breaks_the_pool);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("submit");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_submit_rejects_null_arguments);
+	tcase_add_test(tc, test_submit_after_shutdown_is_eshutdown);
+	tcase_add_test(tc, test_bounded_queue_full_is_eagain);
+	tcase_add_test(tc, test_stats_count_every_outcome);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shutdown");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_shutdown_still_runs_queued_tasks);
+	tcase_add_test(tc, test_shutdown_cancel_futures_cancels_every_pending_task);
+	tcase_add_test(tc, test_shutdown_twice_is_safe);
+	tcase_add_test(tc, test_shutdown_rejects_unknown_flags);
+	tcase_add_test(tc, test_shutdown_wait_from_own_worker_is_edeadlk);
+	tcase_add_test(tc, test_pool_free_from_own_worker_frees_after_the_queue);
+	tcase_add_test(tc, test_pool_free_without_shutdown_waits_for_queued_tasks);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("map");
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, test_map_returns_results_in_argument_order);
+	tcase_add_test(tc, test_map_stops_at_first_error_and_cancels_the_rest);
+	tcase_add_test(tc, test_map_timeout_is_etimedout_and_cancels_the_rest);
+	tcase_add_test(tc, test_map_with_bounded_queue_waits_for_room);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return run_suite(threadpool_suite());
+}
