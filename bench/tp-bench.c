@@ -246,10 +246,10 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: tp-bench [-n TASKS] [-r RUNS] [-l SAMPLES] [--json]\n"
-		    "  -n, --tasks N     tasks per throughput run (default 1000000)\n"
-		    "  -r, --runs N      runs per figure; the median is reported (default 5)\n"
-		    "  -l, --latency N   latency samples (default 20000)\n"
-		    "  -j, --json        also print one JSON line of results\n");
+	            "  -n, --tasks N     tasks per throughput run (default 1000000)\n"
+	            "  -r, --runs N      runs per figure; the median is reported (default 5)\n"
+	            "  -l, --latency N   latency samples (default 20000)\n"
+	            "  -j, --json        also print one JSON line of results\n");
 }
 
 static long
@@ -306,7 +306,8 @@ main(int argc, char **argv)
 	if (v1 == NULL || v2 == NULL || v3 == NULL)
 		die("calloc", ENOMEM);
 
-	printf("tp-bench: %ld empty tasks per run, median of %d runs, ours and GLib interleaved\n\n",
+	printf("tp-bench: %ld empty tasks per run, median of %d runs, ours and GLib "
+	       "interleaved\n\n",
 	       n, runs);
 	printf("%-8s %18s %18s %18s %8s\n", "workers", "ours fire (t/s)", "ours futures (t/s)",
 	       "GThreadPool (t/s)", "ratio");
@@ -344,8 +345,8 @@ main(int argc, char **argv)
 	if (json) {
 		printf("{\"bench\":\"tp-bench\",\"tasks\":%ld,\"runs\":%d", n, runs);
 		for (w = 0; w < 3; w++)
-			printf(",\"w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f}", workers[w],
-			       fire[w], fut[w], glib[w]);
+			printf(",\"w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f}",
+			       workers[w], fire[w], fut[w], glib[w]);
 		printf(",\"latency_us\":{\"ours_p50\":%.1f,\"ours_p99\":%.1f,\"glib_p50\":%.1f,"
 		       "\"glib_p99\":%.1f}}\n",
 		       lat50[0], lat99[0], lat50[1], lat99[1]);

@@ -110,7 +110,7 @@ main(int argc, char **argv)
 		jobs[i].path = argv[optind + i];
 		if ((rc = tp_submit(pool, cksum_file, &jobs[i], &fs[i])) != 0) {
 			fprintf(stderr, "checksum: cannot submit %s: %s\n", jobs[i].path,
-				strerror(-rc));
+			        strerror(-rc));
 			status = 1;
 		}
 	}
@@ -123,7 +123,7 @@ main(int argc, char **argv)
 			       jobs[i].path);
 		} else {
 			fprintf(stderr, "checksum: %s: %s\n", jobs[i].path,
-				strerror(rc < 0 ? -rc : rc));
+			        strerror(rc < 0 ? -rc : rc));
 			status = 1;
 		}
 		tp_future_release(fs[i]);

@@ -146,12 +146,8 @@ tp_future_cancel(tp_future *f)
 		pool->cancelled++;
 		cancelled = run_cbs = true;
 		break;
-	case TP_F_RUNNING:
-		cancelled = false;
-		break;
-	default:
-		cancelled = f->err == -ECANCELED;
-		break;
+	case TP_F_RUNNING: cancelled = false; break;
+	default: cancelled = f->err == -ECANCELED; break;
 	}
 	pthread_mutex_unlock(&pool->mu);
 	if (run_cbs)

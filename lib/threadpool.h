@@ -42,8 +42,8 @@ typedef struct tp_future tp_future;
 typedef int (*tp_fn)(void *arg, void **result);
 
 struct tp_options {
-	unsigned max_workers;           /* 0: min(32, online CPUs + 4), as Python */
-	const char *thread_name_prefix; /* NULL: "tp"; workers are "<prefix>-<n>" */
+	unsigned max_workers;              /* 0: min(32, online CPUs + 4), as Python */
+	const char *thread_name_prefix;    /* NULL: "tp"; workers are "<prefix>-<n>" */
 	int (*initializer)(void *initarg); /* run first in each worker; nonzero breaks the pool */
 	void *initarg;
 	size_t max_queue; /* 0: unbounded; else tp_submit fails with -EAGAIN when full */
@@ -95,7 +95,7 @@ TP_API int tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future);
  * results[] of tasks that did not finish are set to NULL.
  */
 TP_API int tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t n, void *results[],
-		  long timeout_ms);
+                  long timeout_ms);
 
 /*
  * Stop accepting work.  Queued tasks still run unless TP_CANCEL_FUTURES,
@@ -149,7 +149,7 @@ TP_API bool tp_future_done(tp_future *f); /* finished, failed or cancelled */
  * with no library lock held.  Returns 0, -EINVAL or -ENOMEM.
  */
 TP_API int tp_future_add_done_callback(tp_future *f, void (*cb)(tp_future *f, void *arg),
-				       void *arg);
+                                       void *arg);
 
 /*
  * Drop the caller's reference.  Releasing a pending future does not cancel

@@ -49,10 +49,10 @@ struct tp_cb {
 /* One tp_wait or tp_as_completed call waiting on many futures. */
 struct tp_waiter {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;  /* signalled on every completion; CLOCK_MONOTONIC */
-	size_t ndone;       /* guarded by mu: completions seen */
-	size_t nfailed;     /* guarded by mu: completions with an error (not cancel) */
-	tp_future **fifo;   /* guarded by mu: as_completed's queue, or NULL */
+	pthread_cond_t cv; /* signalled on every completion; CLOCK_MONOTONIC */
+	size_t ndone;      /* guarded by mu: completions seen */
+	size_t nfailed;    /* guarded by mu: completions with an error (not cancel) */
+	tp_future **fifo;  /* guarded by mu: as_completed's queue, or NULL */
 	size_t fifo_head, fifo_tail;
 };
 
@@ -65,15 +65,15 @@ struct tp_wnode {
 };
 
 struct tp_future {
-	struct tp_pool *pool;  /* immutable; holds a pool reference */
+	struct tp_pool *pool; /* immutable; holds a pool reference */
 	atomic_uint refs;
 
 	/* Guarded by pool->mu. */
 	enum tp_fstate state;
-	int err;               /* when DONE: 0, a task's code (> 0), -ECANCELED, -ENOTRECOVERABLE */
-	void *result;          /* when DONE and err == 0 */
-	unsigned nwaiting;     /* threads blocked on cv */
-	pthread_cond_t cv;     /* broadcast when DONE; CLOCK_MONOTONIC */
+	int err;           /* when DONE: 0, a task's code (> 0), -ECANCELED, -ENOTRECOVERABLE */
+	void *result;      /* when DONE and err == 0 */
+	unsigned nwaiting; /* threads blocked on cv */
+	pthread_cond_t cv; /* broadcast when DONE; CLOCK_MONOTONIC */
 	struct tp_wnode *waiters;
 
 	/*
@@ -113,15 +113,15 @@ struct tp_pool {
 	 * queued, which a worker discards when it reaches them. */
 	struct tp_work *ring;
 	size_t ring_cap, ring_head, ring_len;
-	size_t nqueued;        /* pending tasks: ring_len minus cancelled entries */
-	pthread_t *threads;    /* every worker ever started; grows to max_workers */
-	unsigned threads_cap;  /* allocated length of threads */
-	unsigned nthreads;     /* threads started */
-	unsigned njoined;      /* threads[0..njoined) joined or detached by someone */
-	unsigned nlive;        /* workers that have not exited */
-	unsigned nidle;        /* live workers not running a task (see worker_main) */
-	unsigned nsleeping;    /* workers blocked on work_cv */
-	unsigned nrunning;     /* tasks running */
+	size_t nqueued;       /* pending tasks: ring_len minus cancelled entries */
+	pthread_t *threads;   /* every worker ever started; grows to max_workers */
+	unsigned threads_cap; /* allocated length of threads */
+	unsigned nthreads;    /* threads started */
+	unsigned njoined;     /* threads[0..njoined) joined or detached by someone */
+	unsigned nlive;       /* workers that have not exited */
+	unsigned nidle;       /* live workers not running a task (see worker_main) */
+	unsigned nsleeping;   /* workers blocked on work_cv */
+	unsigned nrunning;    /* tasks running */
 	bool shutdown;
 	bool broken;
 	uint64_t submitted, completed, failed, cancelled;

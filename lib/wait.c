@@ -177,12 +177,9 @@ static bool
 satisfied(const struct tp_waiter *w, size_t m, enum tp_return_when when)
 {
 	switch (when) {
-	case TP_FIRST_COMPLETED:
-		return w->ndone > 0;
-	case TP_FIRST_EXCEPTION:
-		return w->nfailed > 0 || w->ndone == m;
-	default:
-		return w->ndone == m;
+	case TP_FIRST_COMPLETED: return w->ndone > 0;
+	case TP_FIRST_EXCEPTION: return w->nfailed > 0 || w->ndone == m;
+	default: return w->ndone == m;
 	}
 }
 

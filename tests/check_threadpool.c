@@ -4,6 +4,9 @@
 
 #include <string.h>
 #include <unistd.h>
+#ifdef HAVE_MALLINFO2
+#include <malloc.h>
+#endif
 
 #include "tp_test.h"
 
@@ -315,6 +318,70 @@ START_TEST(test_bounded_queue_full_is_eagain)
 }
 END_TEST
 
+/*
+ * Heap accounting needs glibc's allocator: ASan and TSan replace it, so the
+ * test is built only where mallinfo2() sees every allocation (the plain gcc
+ * build in CI).
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED_MALLOC 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED_MALLOC 1
+#endif
+#endif
+
+#if defined(HAVE_MALLINFO2) && !defined(SANITIZED_MALLOC)
+#define TEST_HEAP 1
+
+static size_t
+heap_in_use(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
+}
+
+START_TEST(test_fire_and_forget_allocates_no_future)
+{
+	enum { N = 4096 };
+	tp_pool *p = pool_new(1, 0);
+	tp_future **fs = malloc(N * sizeof(*fs));
+	struct gate g;
+	size_t before, fire, with;
+	int i;
+
+	ck_assert_ptr_nonnull(fs);
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	gate_wait_arrived(&g, 1); /* everything below stays queued */
+
+	before = heap_in_use();
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(tp_submit(p, task_return, NULL, NULL), 0);
+	fire = heap_in_use() - before;
+
+	before = heap_in_use();
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(tp_submit(p, task_return, NULL, &fs[i]), 0);
+	with = heap_in_use() - before;
+
+	/* Fire-and-forget costs only its queue slot (the ring doubles, so
+	 * under 64 bytes a task); a future is an allocation of its own, and
+	 * seeing it proves the measure can tell the difference. */
+	ck_assert_uint_lt(fire, (size_t)N * 64);
+	ck_assert_uint_gt(with, (size_t)N * 64);
+
+	gate_open(&g);
+	for (i = 0; i < N; i++)
+		tp_future_release(fs[i]);
+	tp_pool_free(p);
+	gate_destroy(&g);
+	free(fs);
+}
+END_TEST
+#endif
+
 START_TEST(test_stats_count_every_outcome)
 {
 	tp_pool *p = pool_new(2, 0);
@@ -323,7 +390,7 @@ START_TEST(test_stats_count_every_outcome)
 
 	for (i = 0; i < 30; i++)
 		ck_assert_int_eq(tp_submit(p, task_return, (void *)(intptr_t)(i % 3 == 0), NULL),
-				 0);
+		                 0);
 	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
 	st = pool_stats(p);
 	ck_assert_uint_eq(st.submitted, 30);
@@ -637,6 +704,9 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_submit_after_shutdown_is_eshutdown);
 	tcase_add_test(tc, test_bounded_queue_full_is_eagain);
 	tcase_add_test(tc, test_stats_count_every_outcome);
+#ifdef TEST_HEAP
+	tcase_add_test(tc, test_fire_and_forget_allocates_no_future);
+#endif
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("shutdown");
