@@ -287,8 +287,17 @@ spawn_locked(struct tp_pool *pool)
 	t = &pool->threads[pool->nthreads];
 
 	/* Workers take no asynchronous signals: they belong to the
-	 * application's threads (a server's signalfd, say). */
+	 * application's threads (a server's signalfd, say).  Signals raised
+	 * by a fault in a task stay unblocked, so that a crash handler (or a
+	 * sanitizer's) still runs instead of the kernel killing us silently. */
 	sigfillset(&all);
+	sigdelset(&all, SIGSEGV);
+	sigdelset(&all, SIGBUS);
+	sigdelset(&all, SIGFPE);
+	sigdelset(&all, SIGILL);
+	sigdelset(&all, SIGTRAP);
+	sigdelset(&all, SIGSYS);
+	sigdelset(&all, SIGABRT);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	tp__pool_ref(pool);
 	rc = pthread_create(t, NULL, worker_main, pool);

@@ -67,8 +67,9 @@ enum tp_return_when { TP_FIRST_COMPLETED, TP_FIRST_EXCEPTION, TP_ALL_COMPLETED }
 
 /*
  * Create a pool.  opts may be NULL for the defaults.  No thread starts until
- * the first submit.  Worker threads block every asynchronous signal, so
- * signals reach the application's own threads.
+ * the first submit.  Worker threads block every asynchronous signal (not
+ * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT), so signals
+ * reach the application's own threads and a crash handler still runs.
  * Returns 0, -EINVAL (pool NULL), or -ENOMEM.
  */
 TP_API int tp_pool_create(tp_pool **pool, const struct tp_options *opts);

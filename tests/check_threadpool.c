@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* pthread_getname_np */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef HAVE_MALLINFO2
@@ -190,6 +191,39 @@ START_TEST(test_workers_are_named_prefix_dash_index)
 }
 END_TEST
 #endif
+
+/* Reports the worker's signal mask: 0 if it is as promised, else 1. */
+static int
+task_check_sigmask(void *arg, void **result)
+{
+	sigset_t set;
+
+	if (pthread_sigmask(SIG_BLOCK, NULL, &set) != 0)
+		return 1;
+	if (!sigismember(&set, SIGTERM) || !sigismember(&set, SIGINT) ||
+	    !sigismember(&set, SIGUSR1) || !sigismember(&set, SIGCHLD))
+		return 1;
+	if (sigismember(&set, SIGSEGV) || sigismember(&set, SIGBUS) ||
+	    sigismember(&set, SIGFPE) || sigismember(&set, SIGABRT))
+		return 1;
+	return 0;
+}
+
+START_TEST(test_workers_block_async_signals_but_not_faults)
+{
+	tp_pool *p = pool_new(1, 0);
+	sigset_t mine;
+	tp_future *f;
+
+	ck_assert_int_eq(tp_submit(p, task_check_sigmask, NULL, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
+	/* The submitter's own mask is left as it was. */
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, NULL, &mine), 0);
+	ck_assert(!sigismember(&mine, SIGTERM));
+	tp_future_release(f);
+	tp_pool_free(p);
+}
+END_TEST
 
 /* --- initializer --------------------------------------------------------- */
 
@@ -687,6 +721,7 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_workers_grow_to_max_workers_and_no_further);
 	tcase_add_test(tc, test_sequential_submit_and_wait_uses_one_worker);
 	tcase_add_test(tc, test_tasks_start_in_submission_order);
+	tcase_add_test(tc, test_workers_block_async_signals_but_not_faults);
 #ifdef HAVE_PTHREAD_GETNAME_NP
 	tcase_add_test(tc, test_workers_are_named_prefix_dash_index);
 #endif
