@@ -522,6 +522,7 @@ tp_pool_stats(tp_pool *pool, struct tp_stats *st)
 	if (pool == NULL || st == NULL)
 		return -EINVAL;
 	pthread_mutex_lock(&pool->mu);
+	st->max_workers = pool->max_workers;
 	st->workers = pool->nlive;
 	st->idle = pool->nidle;
 	st->running = pool->nrunning;

@@ -50,14 +50,15 @@ struct tp_options {
 };
 
 struct tp_stats {
-	unsigned workers;   /* worker threads alive */
-	unsigned idle;      /* workers not running a task */
-	unsigned running;   /* tasks running now */
-	size_t queued;      /* tasks waiting to start (cancelled ones excluded) */
-	uint64_t submitted; /* tasks accepted by tp_submit since creation */
-	uint64_t completed; /* tasks that ran and returned 0 */
-	uint64_t failed;    /* tasks that returned an error, or never ran on a broken pool */
-	uint64_t cancelled; /* tasks cancelled before they started */
+	unsigned max_workers; /* the most workers the pool will start */
+	unsigned workers;     /* worker threads alive */
+	unsigned idle;        /* workers not running a task */
+	unsigned running;     /* tasks running now */
+	size_t queued;        /* tasks waiting to start (cancelled ones excluded) */
+	uint64_t submitted;   /* tasks accepted by tp_submit since creation */
+	uint64_t completed;   /* tasks that ran and returned 0 */
+	uint64_t failed;      /* tasks that returned an error, or never ran on a broken pool */
+	uint64_t cancelled;   /* tasks cancelled before they started */
 };
 
 enum tp_return_when { TP_FIRST_COMPLETED, TP_FIRST_EXCEPTION, TP_ALL_COMPLETED };

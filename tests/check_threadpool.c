@@ -49,6 +49,7 @@ START_TEST(test_default_max_workers_is_min_32_and_cpus_plus_4)
 		ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
 	gate_wait_arrived(&g, want);
 	st = pool_stats(p);
+	ck_assert_uint_eq(st.max_workers, (unsigned)want);
 	ck_assert_uint_eq(st.workers, (unsigned)want);
 	ck_assert_uint_eq(st.running, (unsigned)want);
 	ck_assert_uint_eq(st.queued, 5);
@@ -70,6 +71,7 @@ START_TEST(test_workers_grow_to_max_workers_and_no_further)
 		ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
 	gate_wait_arrived(&g, 3);
 	st = pool_stats(p);
+	ck_assert_uint_eq(st.max_workers, 3);
 	ck_assert_uint_eq(st.workers, 3);
 	ck_assert_uint_eq(st.idle, 0);
 	ck_assert_uint_eq(st.queued, 7);

@@ -1,0 +1,156 @@
+/* The registry and fan-out; see broadcast.h for the locking. */
+#define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "broadcast.h"
+
+int
+broadcast_init(struct broadcast *b)
+{
+	pthread_rwlockattr_t attr;
+	int rc;
+
+	b->conns = NULL;
+	b->n = b->cap = 0;
+	if ((rc = pthread_rwlockattr_init(&attr)) != 0)
+		return -rc;
+#ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
+	/* glibc's default prefers readers: with messages flowing all the
+	 * time, a join could wait for ever. */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+	rc = pthread_rwlock_init(&b->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	return -rc;
+}
+
+void
+broadcast_destroy(struct broadcast *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		conn_unref(b->conns[i]);
+	free(b->conns);
+	pthread_rwlock_destroy(&b->lock);
+}
+
+int
+broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
+{
+	pthread_rwlock_wrlock(&b->lock);
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct conn **p = realloc(b->conns, cap * sizeof(*p));
+
+		if (p == NULL) {
+			pthread_rwlock_unlock(&b->lock);
+			return -ENOMEM;
+		}
+		b->conns = p;
+		b->cap = cap;
+	}
+	conn_ref(c);
+	c->reg_index = b->n;
+	b->conns[b->n++] = c;
+	*online = b->n;
+	pthread_rwlock_unlock(&b->lock);
+	return 0;
+}
+
+size_t
+broadcast_leave(struct broadcast *b, struct conn *c)
+{
+	bool member;
+	size_t left;
+
+	pthread_rwlock_wrlock(&b->lock);
+	member = c->reg_index < b->n && b->conns[c->reg_index] == c;
+	if (member) {
+		/* Swap the last member into the hole: O(1), order is free. */
+		struct conn *last = b->conns[--b->n];
+
+		b->conns[c->reg_index] = last;
+		last->reg_index = c->reg_index;
+		c->reg_index = SIZE_MAX;
+	}
+	left = b->n;
+	pthread_rwlock_unlock(&b->lock);
+	if (member)
+		conn_unref(c);
+	return left;
+}
+
+size_t
+broadcast_online(struct broadcast *b)
+{
+	size_t n;
+
+	pthread_rwlock_rdlock(&b->lock);
+	n = b->n;
+	pthread_rwlock_unlock(&b->lock);
+	return n;
+}
+
+size_t
+broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
+{
+	struct conn **flush;
+	size_t nflush = 0, sent = 0, i;
+
+	pthread_rwlock_rdlock(&b->lock);
+	/* One array per fan-out (not per recipient) for those we must
+	 * flush once the lock is released. */
+	flush = malloc((b->n ? b->n : 1) * sizeof(*flush));
+	for (i = 0; i < b->n; i++) {
+		struct conn *c = b->conns[i];
+		int rc;
+
+		if (c == from)
+			continue;
+		rc = conn_enqueue(c, msgs, n);
+		if (rc < 0)
+			continue;
+		sent++;
+		if (rc == 0)
+			continue;
+		if (flush != NULL) {
+			conn_ref(c);
+			flush[nflush++] = c;
+		} else {
+			/* Out of memory for the list: flush here.  The write
+			 * is non-blocking, so this only costs latency. */
+			conn_flush(c);
+		}
+	}
+	pthread_rwlock_unlock(&b->lock);
+
+	for (i = 0; i < nflush; i++) {
+		conn_flush(flush[i]);
+		conn_unref(flush[i]);
+	}
+	free(flush);
+	return sent;
+}
+
+struct conn **
+broadcast_snapshot(struct broadcast *b, size_t *n)
+{
+	struct conn **all;
+
+	pthread_rwlock_rdlock(&b->lock);
+	*n = 0;
+	if (b->n > 0 && (all = malloc(b->n * sizeof(*all))) != NULL) {
+		for (size_t i = 0; i < b->n; i++) {
+			conn_ref(b->conns[i]);
+			all[i] = b->conns[i];
+		}
+		*n = b->n;
+	} else {
+		all = NULL;
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return all;
+}

@@ -1,0 +1,52 @@
+/*
+ * The registry of connected clients and the fan-out of messages to them.
+ *
+ * One pthread rwlock guards the set.  Fan-out takes it for reading and only
+ * appends references to the recipients' send queues (a per-connection
+ * mutex each: lock order registry -> conn mu); the socket writes happen
+ * after it is released.  Join and leave take it for writing; the lock
+ * prefers writers, so that a busy room cannot starve a join.
+ */
+#ifndef BROADCAST_H
+#define BROADCAST_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "conn.h"
+
+struct broadcast {
+	pthread_rwlock_t lock;
+	struct conn **conns; /* lock: the members, each holding a reference */
+	size_t n, cap;       /* lock */
+};
+
+/* Returns 0 or a negative errno. */
+int broadcast_init(struct broadcast *b);
+/* Drops the registry's references to any members left. */
+void broadcast_destroy(struct broadcast *b);
+
+/* Add c (taking a reference); *online receives the count with it.
+ * Returns 0 or -ENOMEM. */
+int broadcast_join(struct broadcast *b, struct conn *c, size_t *online);
+
+/* Remove c (dropping the registry's reference) if it is a member.
+ * Returns the count left. */
+size_t broadcast_leave(struct broadcast *b, struct conn *c);
+
+size_t broadcast_online(struct broadcast *b);
+
+/*
+ * Queue msgs, in order, to every member but from (which may be NULL), then
+ * flush the recipients whose queues were empty.  A recipient over its
+ * send-queue cap is dropped; the others are not slowed.  Returns the number
+ * of recipients the messages were queued to.
+ */
+size_t broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
+                      size_t n);
+
+/* The members, each with a reference for the caller, in a new array (NULL
+ * with *n == 0 when empty or out of memory). */
+struct conn **broadcast_snapshot(struct broadcast *b, size_t *n);
+
+#endif /* BROADCAST_H */

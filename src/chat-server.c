@@ -1,0 +1,145 @@
+/*
+ * chat-server: a TCP chat server.  main() only turns the command line into
+ * a server_config and runs the server; everything else is in server.c.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+
+#define DEFAULT_PORT "4333"
+#define DEFAULT_MAX_SENDQ (1024 * 1024)
+#define DEFAULT_MAX_LINE 4096
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: chat-server [options]\n"
+	            "  -p, --port PORT          port to listen on (default " DEFAULT_PORT
+	            "; 0: any free)\n"
+	            "  -b, --bind ADDR          address or host name to listen on\n"
+	            "                           (default: every address, IPv6 and IPv4)\n"
+	            "  -w, --workers N          relay threads in the pool (default: CPUs + 4, at "
+	            "most 32)\n"
+	            "      --max-clients N      clients at once (default: open-file limit less a "
+	            "reserve)\n"
+	            "      --max-sendq BYTES    output queued per client before it is dropped\n"
+	            "                           (default 1048576)\n"
+	            "  -l, --log-level LEVEL    error, warn, info or debug (default info)\n"
+	            "  -h, --help               this help\n"
+	            "  -V, --version            the version\n");
+}
+
+static void
+bad_value(const char *opt, const char *val, const char *expected)
+{
+	fprintf(stderr, "chat-server: invalid %s '%s': expected %s\n", opt, val, expected);
+	usage(stderr);
+	exit(2);
+}
+
+/* A whole decimal number in [min, max], or exit 2 naming the option. */
+static unsigned long long
+parse_number(const char *opt, const char *val, unsigned long long min, unsigned long long max,
+             const char *expected)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	if (val[0] < '0' || val[0] > '9')
+		bad_value(opt, val, expected);
+	v = strtoull(val, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		bad_value(opt, val, expected);
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ };
+	static const struct option longopts[] = {
+		{ "port", required_argument, NULL, 'p' },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
+		{ "max-sendq", required_argument, NULL, OPT_MAX_SENDQ },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct server_config cfg = {
+		.bind = NULL,
+		.port = DEFAULT_PORT,
+		.workers = 0,
+		.max_clients = 0,
+		.max_sendq = DEFAULT_MAX_SENDQ,
+		.max_line = DEFAULT_MAX_LINE,
+	};
+	enum log_level level = LOG_INFO;
+	int c;
+
+	opterr = 0; /* we say what is wrong ourselves */
+	while ((c = getopt_long(argc, argv, ":p:b:w:l:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			parse_number("--port", optarg, 0, 65535, "a port number from 0 to 65535");
+			cfg.port = optarg;
+			break;
+		case 'b':
+			if (optarg[0] == '\0')
+				bad_value("--bind", optarg, "an address or host name");
+			cfg.bind = optarg;
+			break;
+		case 'w':
+			cfg.workers = (unsigned)parse_number("--workers", optarg, 1, 1024,
+			                                     "a number from 1 to 1024");
+			break;
+		case OPT_MAX_CLIENTS:
+			cfg.max_clients = (size_t)parse_number("--max-clients", optarg, 1, 10000000,
+			                                       "a number from 1 to 10000000");
+			break;
+		case OPT_MAX_SENDQ:
+			cfg.max_sendq = (size_t)parse_number("--max-sendq", optarg, 1024,
+			                                     (unsigned long long)SIZE_MAX / 2,
+			                                     "a number of bytes, at least 1024");
+			break;
+		case 'l':
+			if (log_parse_level(optarg, &level) != 0)
+				bad_value("--log-level", optarg, "error, warn, info or debug");
+			break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("chat-server (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); return 0;
+		case ':':
+			fprintf(stderr, "chat-server: option %s needs a value\n", argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		default:
+			if (optopt != 0)
+				fprintf(stderr, "chat-server: unknown option -%c\n", optopt);
+			else
+				fprintf(stderr, "chat-server: unknown option %s\n",
+				        argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "chat-server: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	log_set_level(level);
+	return server_run(&cfg);
+}

@@ -1,0 +1,310 @@
+/* One connection and its send queue; see conn.h for ownership and locks. */
+#define _GNU_SOURCE /* EPOLLRDHUP */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "conn.h"
+
+/* Messages gathered into one sendmsg(): enough to coalesce a burst. */
+#define FLUSH_IOV 64
+
+struct msg *
+msg_new(size_t len)
+{
+	struct msg *m;
+
+	if (len > SIZE_MAX - sizeof(*m) || (m = malloc(sizeof(*m) + len)) == NULL)
+		return NULL;
+	atomic_init(&m->refs, 1);
+	m->len = len;
+	return m;
+}
+
+void
+msg_ref(struct msg *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void
+msg_unref(struct msg *m)
+{
+	if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
+		free(m);
+}
+
+int
+conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_t max_sendq,
+         const atomic_bool *no_read, void *owner)
+{
+	struct conn *c;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	if (pthread_mutex_init(&c->mu, NULL) != 0) {
+		free(c);
+		close(fd);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->epfd = epfd;
+	c->max_sendq = max_sendq;
+	c->no_read = no_read;
+	c->owner = owner;
+	c->reg_index = SIZE_MAX;
+	net_format_addr(peer, c->addr, sizeof(c->addr));
+	atomic_init(&c->refs, 1);
+	*out = c;
+	return 0;
+}
+
+void
+conn_ref(struct conn *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+/* mu held: release every queued message. */
+static void
+clear_queue_locked(struct conn *c)
+{
+	while (c->qlen > 0) {
+		msg_unref(c->q[c->qhead]);
+		c->qhead = (c->qhead + 1) & (c->qcap - 1);
+		c->qlen--;
+	}
+	c->qoff = 0;
+	c->qbytes = 0;
+}
+
+void
+conn_unref(struct conn *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	clear_queue_locked(c); /* last reference: nobody else can lock */
+	free(c->q);
+	line_buf_free(&c->in);
+	pthread_mutex_destroy(&c->mu);
+	close(c->fd);
+	free(c);
+}
+
+static void
+drop_locked(struct conn *c, const char *why, bool warn)
+{
+	if (c->dead)
+		return;
+	c->dead = true;
+	c->why_warn = warn;
+	snprintf(c->why, sizeof(c->why), "%s", why);
+	clear_queue_locked(c);
+	/* Wake the connection's own job with end of input: it does the
+	 * leaving, so that leaving happens in one place. */
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+void
+conn_drop(struct conn *c, const char *why, bool warn)
+{
+	pthread_mutex_lock(&c->mu);
+	drop_locked(c, why, warn);
+	pthread_mutex_unlock(&c->mu);
+}
+
+bool
+conn_is_dead(struct conn *c, char *why, size_t len, bool *warn)
+{
+	bool dead;
+
+	pthread_mutex_lock(&c->mu);
+	dead = c->dead;
+	if (dead && why != NULL)
+		snprintf(why, len, "%s", c->why);
+	if (warn != NULL)
+		*warn = dead && c->why_warn;
+	pthread_mutex_unlock(&c->mu);
+	return dead;
+}
+
+size_t
+conn_pending(struct conn *c)
+{
+	size_t n;
+
+	pthread_mutex_lock(&c->mu);
+	n = c->qbytes;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+/* mu held, no job in flight (or the job itself): ask epoll for what we
+ * need next.  Nothing to wait for leaves the descriptor disarmed. */
+static void
+rearm_locked(struct conn *c)
+{
+	struct epoll_event ev;
+
+	ev.events = EPOLLONESHOT;
+	ev.data.ptr = c;
+	if (c->dead || !atomic_load_explicit(c->no_read, memory_order_relaxed))
+		ev.events |= EPOLLIN | EPOLLRDHUP;
+	if (c->qlen > 0)
+		ev.events |= EPOLLOUT;
+	if (ev.events == EPOLLONESHOT)
+		return;
+	/* Fails only if the descriptor is no longer registered, which
+	 * happens once the accept loop has reaped the connection. */
+	epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+int
+conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
+{
+	size_t bytes = 0, i;
+	bool was_empty;
+	char why[96];
+
+	for (i = 0; i < n; i++)
+		bytes += msgs[i]->len;
+	pthread_mutex_lock(&c->mu);
+	if (c->dead) {
+		pthread_mutex_unlock(&c->mu);
+		return -EPIPE;
+	}
+	if (c->qbytes + bytes > c->max_sendq) {
+		/* The reader cannot keep up.  Growing without bound would let
+		 * one slow client eat the server's memory; blocking would
+		 * stall every sender.  So it goes, and nobody else notices. */
+		snprintf(why, sizeof(why), "send queue over %zu bytes", c->max_sendq);
+		drop_locked(c, why, true);
+		pthread_mutex_unlock(&c->mu);
+		return -ENOBUFS;
+	}
+	if (c->qlen + n > c->qcap) {
+		size_t cap = c->qcap ? c->qcap : 8, k;
+		struct msg **q;
+
+		while (cap < c->qlen + n)
+			cap *= 2;
+		if ((q = malloc(cap * sizeof(*q))) == NULL) {
+			drop_locked(c, "out of memory for its send queue", true);
+			pthread_mutex_unlock(&c->mu);
+			return -ENOBUFS;
+		}
+		for (k = 0; k < c->qlen; k++)
+			q[k] = c->q[(c->qhead + k) & (c->qcap - 1)];
+		free(c->q);
+		c->q = q;
+		c->qcap = cap;
+		c->qhead = 0;
+	}
+	was_empty = c->qlen == 0;
+	for (i = 0; i < n; i++) {
+		msg_ref(msgs[i]);
+		c->q[(c->qhead + c->qlen++) & (c->qcap - 1)] = msgs[i];
+	}
+	c->qbytes += bytes;
+	pthread_mutex_unlock(&c->mu);
+	return was_empty ? 1 : 0;
+}
+
+/* mu held.  Returns 0 or a negative errno (then dropped). */
+static int
+flush_locked(struct conn *c)
+{
+	while (c->qlen > 0) {
+		struct iovec iov[FLUSH_IOV];
+		struct msghdr mh;
+		size_t k, cnt = c->qlen < FLUSH_IOV ? c->qlen : FLUSH_IOV;
+		ssize_t sent;
+
+		for (k = 0; k < cnt; k++) {
+			struct msg *m = c->q[(c->qhead + k) & (c->qcap - 1)];
+			size_t off = k == 0 ? c->qoff : 0;
+
+			iov[k].iov_base = m->data + off;
+			iov[k].iov_len = m->len - off;
+		}
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = cnt;
+		/* MSG_NOSIGNAL: a peer that left must not SIGPIPE us. */
+		sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent < 0) {
+			int err = errno;
+
+			if (err == EINTR)
+				continue;
+			if (err == EAGAIN || err == EWOULDBLOCK) {
+				if (!c->busy)
+					rearm_locked(c);
+				return 0;
+			}
+			/* The peer is gone (EPIPE, ECONNRESET): a departure,
+			 * not an incident. */
+			drop_locked(c, strerror(err), false);
+			return -err;
+		}
+		c->qbytes -= (size_t)sent;
+		while (sent > 0) {
+			struct msg *m = c->q[c->qhead];
+			size_t left = m->len - c->qoff;
+
+			if ((size_t)sent < left) {
+				c->qoff += (size_t)sent; /* a partial write keeps the tail */
+				break;
+			}
+			sent -= (ssize_t)left;
+			msg_unref(m);
+			c->qhead = (c->qhead + 1) & (c->qcap - 1);
+			c->qlen--;
+			c->qoff = 0;
+		}
+	}
+	return 0;
+}
+
+int
+conn_flush(struct conn *c)
+{
+	int rc;
+
+	pthread_mutex_lock(&c->mu);
+	rc = c->dead ? -EPIPE : flush_locked(c);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+bool
+conn_job_begin(struct conn *c)
+{
+	bool ok;
+
+	pthread_mutex_lock(&c->mu);
+	ok = !c->busy;
+	c->busy = true;
+	pthread_mutex_unlock(&c->mu);
+	return ok;
+}
+
+void
+conn_job_end(struct conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->busy = false;
+	rearm_locked(c);
+	pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,119 @@
+/*
+ * One client connection: its descriptor and address, the carry of its
+ * unfinished input line, and its send queue of shared messages.
+ *
+ * Ownership and locks
+ * -------------------
+ * - refs (atomic): the registry, the accept loop, a job in flight, and any
+ *   thread about to flush the queue each hold one.  conn_unref() dropping
+ *   the last one closes the descriptor (exactly once) and frees.
+ * - in, announced, joined_online: owned by the one job in flight.  The
+ *   accept loop registers the descriptor with EPOLLONESHOT and submits a
+ *   job only after conn_job_begin() succeeds, so there is never more than
+ *   one.
+ * - mu guards the send queue, busy and dead.  Lock order (see broadcast.c):
+ *   registry lock -> conn mu.  Socket writes under mu are non-blocking.
+ *
+ * Who re-arms the descriptor: while busy (a job in flight) only the job, at
+ * its end; otherwise whoever holds mu and needs EPOLLOUT.  An event that
+ * arrives while busy is ignored by the accept loop: the job's re-arm covers
+ * it, since epoll here is level-triggered.
+ */
+#ifndef CONN_H
+#define CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "line.h"
+#include "net.h"
+
+/* A formatted message, shared by reference among send queues. */
+struct msg {
+	atomic_uint refs;
+	size_t len;
+	char data[];
+};
+
+/* A message of len bytes (data to be filled in), one reference.  NULL on
+ * allocation failure. */
+struct msg *msg_new(size_t len);
+void msg_ref(struct msg *m);
+void msg_unref(struct msg *m);
+
+struct conn {
+	int fd;                     /* immutable; closed by the last unref */
+	int epfd;                   /* immutable */
+	char addr[NET_ADDRSTRLEN];  /* immutable: "127.0.0.1:52842" */
+	size_t max_sendq;           /* immutable: bytes */
+	const atomic_bool *no_read; /* immutable: set when the server stops reading */
+	void *owner;                /* immutable: the service the conn belongs to */
+	atomic_uint refs;
+
+	/* Owned by the job in flight. */
+	struct line_buf in;
+	bool announced;       /* the join notice went out */
+	size_t joined_online; /* clients online when it joined */
+
+	size_t reg_index;       /* guarded by the registry's lock */
+	struct conn *reap_next; /* guarded by the server's reap lock */
+
+	pthread_mutex_t mu;
+	struct msg **q; /* mu: ring of queued messages */
+	size_t qcap, qhead, qlen;
+	size_t qoff;   /* mu: bytes of q[qhead] already sent */
+	size_t qbytes; /* mu: bytes queued and not yet sent */
+	bool busy;     /* mu: a job is in flight */
+	bool dead;     /* mu: no more output; queue emptied */
+	char why[96];  /* mu: why it died, for the log */
+	bool why_warn; /* mu: worth a warning (not a mere departure) */
+};
+
+/*
+ * A connection for an accepted, non-blocking fd.  Takes ownership of fd
+ * (closed on failure too).  One reference, for the caller.
+ * Returns 0 or -ENOMEM.
+ */
+int conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_t max_sendq,
+             const atomic_bool *no_read, void *owner);
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+
+/*
+ * Append n messages (taking a reference on each).  Returns 1 if the queue
+ * was empty, so the caller must conn_flush() it (outside any registry
+ * lock); 0 if someone else will; -EPIPE if the connection is dead; -ENOBUFS
+ * if this would pass max_sendq, in which case the connection is dropped
+ * (its queue freed, its socket shut down) and nothing is queued.
+ */
+int conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n);
+
+/*
+ * Write what is queued until done or the socket is full, then ask for
+ * EPOLLOUT if anything is left.  Returns 0, or a negative errno if the
+ * connection died (it is then dropped).
+ */
+int conn_flush(struct conn *c);
+
+/* Mark a job in flight.  False if one already is (ignore the event). */
+bool conn_job_begin(struct conn *c);
+/* The job is done: re-arm for input (unless the server stopped reading)
+ * and for output if anything is queued. */
+void conn_job_end(struct conn *c);
+
+/* Drop the connection: free its queue, shut its socket down so that its
+ * own job sees end of input and leaves.  The first reason is kept; warn
+ * says whether it deserves a warning in the log. */
+void conn_drop(struct conn *c, const char *why, bool warn);
+
+/* True if dropped; copies the reason and whether it deserves a warning
+ * (why and warn may be NULL). */
+bool conn_is_dead(struct conn *c, char *why, size_t len, bool *warn);
+
+/* Bytes queued and not yet sent. */
+size_t conn_pending(struct conn *c);
+
+#endif /* CONN_H */

@@ -1,0 +1,61 @@
+/* Levelled logging; see log.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+static enum log_level max_level = LOG_INFO;
+
+static const char *const names[] = { "error", "warn", "info", "debug" };
+
+void
+log_set_level(enum log_level level)
+{
+	max_level = level;
+}
+
+enum log_level
+log_get_level(void)
+{
+	return max_level;
+}
+
+int
+log_parse_level(const char *s, enum log_level *level)
+{
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(s, names[i]) == 0) {
+			*level = (enum log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	char stamp[32], text[1024];
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+
+	if (level > max_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	va_start(ap, fmt);
+	/* A longer message is cut: a log line must never fail. */
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		text[0] = '\0';
+	va_end(ap);
+	/* One call, so that lines from different threads never interleave. */
+	fprintf(stderr, "%s %s %s\n", stamp, names[level], text);
+}

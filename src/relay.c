@@ -1,0 +1,216 @@
+/* The relay job; see relay.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "relay.h"
+
+/* Bytes one job may read before it yields the worker to others. */
+#define READ_BUDGET (64 * 1024)
+/* Lines handed to the broadcast module together: their writes coalesce. */
+#define BATCH 64
+
+/* "YYYY-MM-DD HH:MM:SS" of now, local time, cached per thread for the
+ * second: localtime_r is not free, and a busy second formats thousands. */
+static const char *
+stamp_now(void)
+{
+	static _Thread_local time_t last = (time_t)-1;
+	static _Thread_local char buf[32];
+	time_t t = time(NULL);
+
+	if (t != last) {
+		struct tm tm;
+
+		localtime_r(&t, &tm);
+		if (strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+			buf[0] = '\0';
+		last = t;
+	}
+	return buf;
+}
+
+struct msg *
+relay_format(const char *addr, const char *text, size_t len)
+{
+	const char *stamp = stamp_now();
+	size_t alen = strlen(addr), slen = strlen(stamp);
+	struct msg *m = msg_new(alen + 3 + slen + 3 + len + 2);
+	char *p;
+
+	if (m == NULL)
+		return NULL;
+	p = m->data;
+	memcpy(p, addr, alen);
+	p += alen;
+	memcpy(p, " | ", 3);
+	p += 3;
+	memcpy(p, stamp, slen);
+	p += slen;
+	memcpy(p, " | ", 3);
+	p += 3;
+	memcpy(p, text, len);
+	p += len;
+	memcpy(p, "\r\n", 2);
+	return m;
+}
+
+struct msg *
+relay_notice(const char *fmt, ...)
+{
+	char text[512];
+	struct msg *m;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NULL;
+	if ((size_t)n >= sizeof(text))
+		n = sizeof(text) - 1;
+	if ((m = msg_new(2 + (size_t)n + 2)) == NULL)
+		return NULL;
+	memcpy(m->data, "* ", 2);
+	memcpy(m->data + 2, text, (size_t)n);
+	memcpy(m->data + 2 + n, "\r\n", 2);
+	return m;
+}
+
+/* Lines of one job, formatted and waiting to be fanned out together. */
+struct batch {
+	struct relay *r;
+	struct conn *c;
+	struct msg *msgs[BATCH];
+	size_t n;
+};
+
+static void
+batch_flush(struct batch *bt)
+{
+	if (bt->n == 0)
+		return;
+	broadcast_send(bt->r->bc, bt->c, bt->msgs, bt->n);
+	for (size_t i = 0; i < bt->n; i++)
+		msg_unref(bt->msgs[i]);
+	bt->n = 0;
+}
+
+static void
+on_line(void *ctx, const char *line, size_t len, bool truncated)
+{
+	struct batch *bt = ctx;
+	struct msg *m;
+
+	(void)truncated;
+	if (len == 0)
+		return; /* empty lines are not relayed */
+	if ((m = relay_format(bt->c->addr, line, len)) == NULL) {
+		log_warn("%s: out of memory: a line was not relayed", bt->c->addr);
+		return;
+	}
+	log_debug("%s: %.*s", bt->c->addr, (int)len, line);
+	bt->msgs[bt->n++] = m;
+	if (bt->n == BATCH)
+		batch_flush(bt);
+}
+
+static void
+send_notice(struct relay *r, const struct conn *from, struct msg *m)
+{
+	if (m == NULL)
+		return;
+	broadcast_send(r->bc, from, &m, 1);
+	msg_unref(m);
+}
+
+static void
+leave(struct relay *r, struct conn *c, int err)
+{
+	char why[96];
+	bool warn = false, dropped = conn_is_dead(c, why, sizeof(why), &warn);
+	size_t online = broadcast_leave(r->bc, c);
+
+	if (c->announced && !atomic_load(r->stopping))
+		send_notice(r, NULL, relay_notice("%s left (%zu online)", c->addr, online));
+	if (dropped && warn)
+		log_warn("%s dropped: %s (%zu online)", c->addr, why, online);
+	else if (dropped || err != 0)
+		log_info("%s disconnected: %s (%zu online)", c->addr, dropped ? why : strerror(err),
+		         online);
+	else
+		log_info("%s disconnected (%zu online)", c->addr, online);
+	r->reap(r->reap_arg, c);
+}
+
+int
+relay_job(void *arg, void **result)
+{
+	struct conn *c = arg;
+	struct relay *r = c->owner;
+	struct batch bt = { .r = r, .c = c, .n = 0 };
+	char buf[16384];
+	size_t budget = READ_BUDGET;
+	bool eof = false;
+	int err = 0;
+
+	(void)result;
+	if (!c->announced) {
+		/* From the connection's own first job, so that its join is
+		 * announced before any line of its can be relayed. */
+		c->announced = true;
+		send_notice(r, c,
+		            relay_notice("%s joined (%zu online)", c->addr, c->joined_online));
+	}
+	if (conn_pending(c) > 0)
+		conn_flush(c); /* we may be here for EPOLLOUT */
+
+	while (!atomic_load(r->stopping) && budget > 0) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n > 0) {
+			if (line_feed(&c->in, r->max_line, buf, (size_t)n, on_line, &bt) != 0)
+				log_warn("%s: out of memory: input lost", c->addr);
+			budget -= (size_t)n < budget ? (size_t)n : budget;
+			continue;
+		}
+		if (n == 0) {
+			eof = true;
+		} else if (errno == EINTR) {
+			continue;
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			err = errno;
+			eof = true;
+		}
+		break;
+	}
+	if (!eof && conn_is_dead(c, NULL, 0, NULL))
+		eof = true;
+	if (eof)
+		line_finish(&c->in, on_line, &bt); /* a last line without LF */
+	batch_flush(&bt);
+
+	if (eof)
+		leave(r, c, err); /* our reference goes to the reaper */
+	else {
+		conn_job_end(c);
+		conn_unref(c);
+	}
+	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping)) {
+		uint64_t one = 1;
+
+		if (write(r->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_error("cannot wake the accept loop: %s", strerror(errno));
+	}
+	return 0;
+}

@@ -1,0 +1,48 @@
+/*
+ * The relay job: what a worker does when a connection is ready.  It flushes
+ * the connection's queue if output was waiting, reads until the socket is
+ * empty or the job's budget is spent (fairness: one busy sender must not
+ * hold a worker for ever), cuts the input into lines, formats each line
+ * once and hands it to the broadcast module.  At end of input it relays
+ * what is left, announces the departure and hands the connection back to
+ * the accept loop to be reaped.  Otherwise it re-arms the connection and
+ * returns.
+ */
+#ifndef RELAY_H
+#define RELAY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "broadcast.h"
+#include "conn.h"
+
+/* What the jobs share; owned by the server, which outlives every job. */
+struct relay {
+	struct broadcast *bc;
+	size_t max_line;
+	const atomic_bool *stopping; /* set: jobs read nothing more */
+	/* A job whose connection has ended gives its reference to reap(). */
+	void (*reap)(void *arg, struct conn *c);
+	void *reap_arg;
+	/* Jobs submitted and not finished; on the last one while stopping,
+	 * wakefd is written so that the server can go on with shutdown. */
+	atomic_long inflight;
+	int wakefd;
+};
+
+/*
+ * The job, for tp_submit(pool, relay_job, conn, NULL).  The caller has done
+ * conn_job_begin(), taken a reference for the job and counted it in
+ * inflight; the job consumes both.  conn->owner is the struct relay.
+ */
+int relay_job(void *conn, void **result);
+
+/* Format "<addr> | <YYYY-MM-DD HH:MM:SS> | <text>\r\n" (local time) as a
+ * new message; NULL when out of memory. */
+struct msg *relay_format(const char *addr, const char *text, size_t len);
+
+/* A server notice "* <text>\r\n" as a new message; NULL when out of memory. */
+struct msg *relay_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif /* RELAY_H */

@@ -1,0 +1,544 @@
+/*
+ * The accept loop; see server.h.
+ *
+ * Threads: this loop runs in the main thread and is the only one that
+ * accepts, adds or removes descriptors in epoll, and reaps connections.
+ * Workers run relay jobs (relay.c).  Every epoll registration of a client
+ * is EPOLLONESHOT and carries the struct conn; the loop holds a reference
+ * on each connection from accept until it reaps it, so that an event it
+ * has already received can never point at freed memory.
+ */
+#define _GNU_SOURCE /* accept4, signalfd, eventfd, strsignal */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "threadpool.h"
+
+#include "broadcast.h"
+#include "conn.h"
+#include "log.h"
+#include "net.h"
+#include "relay.h"
+#include "server.h"
+
+#define MAX_LISTEN 8
+#define MAX_EVENTS 256
+/* Connections accepted per listener wake-up: others get their turn. */
+#define ACCEPT_BATCH 64
+/* Descriptors kept back from --max-clients for our own use. */
+#define FD_RESERVE 32
+/* How long shutdown waits for clients to take what is queued for them. */
+#define FLUSH_MS 2000
+
+struct server {
+	struct server_config cfg;
+	int epfd, sigfd, wakefd;
+	int spare_fd; /* held open so that EMFILE can still be shed */
+	int lfds[MAX_LISTEN];
+	size_t nlisten;
+	tp_pool *pool;
+	struct broadcast bc;
+	struct relay relay;
+	bool bc_ready;
+	atomic_bool stopping;
+
+	pthread_mutex_t reap_mu;
+	struct conn *reap_head; /* reap_mu: connections whose job has ended */
+
+	time_t last_emfile_log, last_full_log;
+
+	/* epoll markers for the descriptors that are not clients */
+	char tag_signal, tag_wake, tag_listen[MAX_LISTEN];
+};
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* --- reaping ---------------------------------------------------------------- */
+
+/* From a worker: the connection's job is over; it gives us its reference. */
+static void
+reap_push(void *arg, struct conn *c)
+{
+	struct server *s = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->reap_mu);
+	c->reap_next = s->reap_head;
+	s->reap_head = c;
+	pthread_mutex_unlock(&s->reap_mu);
+	if (write(s->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("cannot wake the accept loop: %s", strerror(errno));
+}
+
+/* After a whole batch of events, never in the middle of one: an event still
+ * to be handled could name a connection we are about to free. */
+static void
+reap_all(struct server *s)
+{
+	struct conn *c, *next;
+
+	pthread_mutex_lock(&s->reap_mu);
+	c = s->reap_head;
+	s->reap_head = NULL;
+	pthread_mutex_unlock(&s->reap_mu);
+	for (; c != NULL; c = next) {
+		next = c->reap_next;
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		conn_unref(c); /* the job's */
+		conn_unref(c); /* ours; the descriptor closes with the last */
+	}
+}
+
+/* --- accepting ---------------------------------------------------------------- */
+
+static void
+submit_job(struct server *s, struct conn *c)
+{
+	int rc;
+
+	conn_ref(c);
+	atomic_fetch_add(&s->relay.inflight, 1);
+	rc = tp_submit(s->pool, relay_job, c, NULL);
+	if (rc != 0) {
+		atomic_fetch_sub(&s->relay.inflight, 1);
+		conn_unref(c);
+		conn_job_end(c); /* try again on the next event */
+		log_error("%s: cannot submit its relay job: %s", c->addr, strerror(-rc));
+	}
+}
+
+/*
+ * Out of descriptors.  The pending connection cannot be accepted, so the
+ * listener stays readable and epoll would report it again at once, for
+ * ever: a spinning CPU.  Free the spare descriptor, accept the connection
+ * with it, close it, and take the spare back.
+ */
+static void
+shed_connection(struct server *s, int lfd)
+{
+	time_t now = time(NULL);
+	int fd;
+
+	if (s->spare_fd >= 0) {
+		close(s->spare_fd);
+		s->spare_fd = -1;
+	}
+	if ((fd = accept(lfd, NULL, NULL)) >= 0)
+		close(fd);
+	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (now != s->last_emfile_log) {
+		s->last_emfile_log = now;
+		log_warn("out of file descriptors: refusing connections (%zu online)",
+		         broadcast_online(&s->bc));
+	}
+}
+
+static void
+admit(struct server *s, int fd, const struct sockaddr *peer)
+{
+	struct epoll_event ev;
+	struct conn *c;
+	size_t online = broadcast_online(&s->bc);
+	int one = 1, rc;
+
+	if (online >= s->cfg.max_clients) {
+		char msg[64];
+		time_t now = time(NULL);
+		int n = snprintf(msg, sizeof(msg), "* server full (%zu online)\r\n", online);
+
+		/* Best effort: the socket is new, its buffer empty. */
+		if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("server full notice not sent: %s", strerror(errno));
+		close(fd);
+		if (now - s->last_full_log >= 10) {
+			s->last_full_log = now;
+			log_warn("server full: refusing connections (%zu online)", online);
+		}
+		return;
+	}
+	/* Chat lines are small and wanted now: no Nagle delay.  Keepalive
+	 * finds peers that vanished without a word. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+
+	if ((rc = conn_new(&c, fd, peer, s->epfd, s->cfg.max_sendq, &s->stopping, &s->relay)) !=
+	    0) {
+		log_warn("cannot accept a connection: %s", strerror(-rc));
+		return;
+	}
+	if ((rc = broadcast_join(&s->bc, c, &online)) != 0) {
+		log_warn("%s: cannot register: %s", c->addr, strerror(-rc));
+		conn_unref(c);
+		return;
+	}
+	c->joined_online = online;
+	/* Registered disarmed and busy: its first job announces the join,
+	 * reads whatever came with it, and arms it. */
+	conn_job_begin(c);
+	ev.events = EPOLLONESHOT;
+	ev.data.ptr = c;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		log_warn("%s: cannot watch: %s", c->addr, strerror(errno));
+		broadcast_leave(&s->bc, c);
+		conn_unref(c);
+		return;
+	}
+	log_info("%s connected (%zu online)", c->addr, online);
+	submit_job(s, c); /* our reference stays until reap */
+}
+
+static void
+accept_some(struct server *s, int lfd)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			admit(s, fd, (struct sockaddr *)&ss);
+			continue;
+		}
+		switch (errno) {
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO: continue;
+		case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+		case EWOULDBLOCK:
+#endif
+			return;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM: shed_connection(s, lfd); return;
+		default: log_warn("accept: %s", strerror(errno)); return;
+		}
+	}
+}
+
+/* --- signals ---------------------------------------------------------------- */
+
+/* Returns the signal read, or 0. */
+static int
+read_signal(struct server *s)
+{
+	struct signalfd_siginfo si;
+
+	if (read(s->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return 0;
+	return (int)si.ssi_signo;
+}
+
+static void
+drain_wake(struct server *s)
+{
+	uint64_t v;
+
+	while (read(s->wakefd, &v, sizeof(v)) > 0)
+		;
+}
+
+/* While shutting down: a second signal means now. */
+static void
+second_signal(struct server *s)
+{
+	int sig = read_signal(s);
+
+	if (sig != 0) {
+		log_warn("%s again: exiting at once", strsignal(sig));
+		_exit(1);
+	}
+}
+
+/* --- the loop ------------------------------------------------------------------ */
+
+static void
+handle_conn_event(struct server *s, struct conn *c)
+{
+	if (atomic_load(&s->stopping)) {
+		conn_flush(c); /* shutdown: only output, and only by us */
+		return;
+	}
+	if (conn_job_begin(c))
+		submit_job(s, c);
+	/* else a job is in flight and will re-arm it */
+}
+
+static void
+run_loop(struct server *s)
+{
+	struct epoll_event evs[MAX_EVENTS];
+
+	while (!atomic_load(&s->stopping)) {
+		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("epoll_wait: %s", strerror(errno));
+			atomic_store(&s->stopping, true);
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			void *p = evs[i].data.ptr;
+
+			if (p == &s->tag_signal) {
+				int sig = read_signal(s);
+
+				if (sig != 0) {
+					log_info("%s: shutting down", strsignal(sig));
+					atomic_store(&s->stopping, true);
+				}
+			} else if (p == &s->tag_wake) {
+				drain_wake(s);
+			} else if (p >= (void *)s->tag_listen &&
+			           p < (void *)(s->tag_listen + MAX_LISTEN)) {
+				if (!atomic_load(&s->stopping))
+					accept_some(s, s->lfds[(char *)p - s->tag_listen]);
+			} else {
+				handle_conn_event(s, p);
+			}
+		}
+		reap_all(s);
+	}
+}
+
+/* Wait for events up to ms milliseconds, handling what shutdown needs. */
+static void
+shutdown_poll(struct server *s, int ms)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	int n = epoll_wait(s->epfd, evs, MAX_EVENTS, ms < 0 ? 0 : ms);
+
+	for (int i = 0; i < n; i++) {
+		void *p = evs[i].data.ptr;
+
+		if (p == &s->tag_signal)
+			second_signal(s);
+		else if (p == &s->tag_wake)
+			drain_wake(s);
+		else if (!(p >= (void *)s->tag_listen && p < (void *)(s->tag_listen + MAX_LISTEN)))
+			handle_conn_event(s, p);
+	}
+	reap_all(s);
+}
+
+/*
+ * Orderly shutdown: no more accepting or reading; let the jobs in flight
+ * finish fanning out what they read; then tell everyone, flush for up to
+ * FLUSH_MS, and close.
+ */
+static void
+stop(struct server *s)
+{
+	struct conn **all;
+	size_t n, i;
+	long deadline;
+	struct msg *m;
+
+	for (i = 0; i < s->nlisten; i++) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfds[i], NULL);
+		close(s->lfds[i]);
+	}
+	s->nlisten = 0;
+
+	/* Every line read before the signal is fanned out before the
+	 * goodbye, so nobody who keeps reading misses one. */
+	while (atomic_load(&s->relay.inflight) > 0)
+		shutdown_poll(s, 100);
+
+	if ((m = relay_notice("server shutting down")) != NULL) {
+		broadcast_send(&s->bc, NULL, &m, 1);
+		msg_unref(m);
+	}
+	all = broadcast_snapshot(&s->bc, &n);
+	for (i = 0; i < n; i++)
+		conn_flush(all[i]); /* arms EPOLLOUT where something is left */
+	deadline = now_ms() + FLUSH_MS;
+	for (;;) {
+		size_t pending = 0;
+
+		for (i = 0; i < n; i++)
+			if (!conn_is_dead(all[i], NULL, 0, NULL))
+				pending += conn_pending(all[i]);
+		if (pending == 0 || now_ms() >= deadline)
+			break;
+		shutdown_poll(s, (int)(deadline - now_ms()));
+	}
+
+	for (i = 0; i < n; i++) {
+		struct conn *c = all[i];
+
+		broadcast_leave(&s->bc, c);
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		conn_unref(c); /* ours, from accept */
+		conn_unref(c); /* the snapshot's: the descriptor closes */
+	}
+	free(all);
+	reap_all(s);
+	log_info("shut down: %zu clients were online", n);
+}
+
+/* --- set-up ------------------------------------------------------------------- */
+
+/* Raise the soft open-file limit to the hard one; returns the limit. */
+static rlim_t
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return 1024;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t want = rl.rlim_max;
+
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return rl.rlim_cur;
+}
+
+static int
+watch(struct server *s, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int
+server_run(const struct server_config *cfg)
+{
+	struct server s;
+	struct tp_options popts = { 0 };
+	struct tp_stats st;
+	struct sigaction sa;
+	sigset_t sigs;
+	char err[256], addr[NET_ADDRSTRLEN];
+	rlim_t nofile;
+	size_t i;
+	int rc, status = 1;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = *cfg;
+	s.epfd = s.sigfd = s.wakefd = s.spare_fd = -1;
+	atomic_init(&s.stopping, false);
+	pthread_mutex_init(&s.reap_mu, NULL);
+	tzset(); /* localtime_r in the workers relies on it */
+
+	nofile = raise_nofile();
+	if (s.cfg.max_clients == 0)
+		s.cfg.max_clients = nofile > FD_RESERVE * 2 ? (size_t)(nofile - FD_RESERVE) : 1;
+
+	/* Signals: SIGINT and SIGTERM through a signalfd, blocked before any
+	 * thread starts so that no worker ever takes them; SIGPIPE ignored
+	 * as well as avoided (MSG_NOSIGNAL). */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	rc = net_listen(s.cfg.bind, s.cfg.port, SOMAXCONN, s.lfds, MAX_LISTEN, &s.nlisten, err,
+	                sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "chat-server: %s\n", err);
+		goto out;
+	}
+	if ((s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (s.sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+	    (s.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+	    (s.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+		fprintf(stderr, "chat-server: cannot set up the event loop: %s\n", strerror(errno));
+		goto out;
+	}
+	if (watch(&s, s.sigfd, &s.tag_signal) < 0 || watch(&s, s.wakefd, &s.tag_wake) < 0)
+		goto out_errno;
+	for (i = 0; i < s.nlisten; i++)
+		if (watch(&s, s.lfds[i], &s.tag_listen[i]) < 0)
+			goto out_errno;
+
+	popts.max_workers = s.cfg.workers;
+	popts.thread_name_prefix = "relay";
+	if ((rc = tp_pool_create(&s.pool, &popts)) != 0 || (rc = broadcast_init(&s.bc)) != 0) {
+		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
+		goto out;
+	}
+	s.bc_ready = true;
+	s.relay.bc = &s.bc;
+	s.relay.max_line = s.cfg.max_line;
+	s.relay.stopping = &s.stopping;
+	s.relay.reap = reap_push;
+	s.relay.reap_arg = &s;
+	s.relay.wakefd = s.wakefd;
+	atomic_init(&s.relay.inflight, 0);
+
+	tp_pool_stats(s.pool, &st);
+	for (i = 0; i < s.nlisten; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (getsockname(s.lfds[i], (struct sockaddr *)&ss, &len) == 0)
+			net_format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+		else
+			snprintf(addr, sizeof(addr), "?");
+		/* Stable, documented: scripts read the port from this line. */
+		log_info("listening on %s (%u workers)", addr, st.max_workers);
+	}
+	log_info("limits: %zu clients, %zu bytes of send queue each", s.cfg.max_clients,
+	         s.cfg.max_sendq);
+
+	run_loop(&s);
+	stop(&s);
+	status = 0;
+	goto out;
+
+out_errno:
+	fprintf(stderr, "chat-server: cannot set up the event loop: %s\n", strerror(errno));
+out:
+	if (s.pool != NULL)
+		tp_pool_free(s.pool); /* waits for any job still running */
+	if (s.bc_ready)
+		broadcast_destroy(&s.bc);
+	for (i = 0; i < s.nlisten; i++)
+		close(s.lfds[i]);
+	if (s.spare_fd >= 0)
+		close(s.spare_fd);
+	if (s.wakefd >= 0)
+		close(s.wakefd);
+	if (s.sigfd >= 0)
+		close(s.sigfd);
+	if (s.epfd >= 0)
+		close(s.epfd);
+	pthread_mutex_destroy(&s.reap_mu);
+	return status;
+}

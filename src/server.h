@@ -1,0 +1,30 @@
+/*
+ * The accept loop: one thread with epoll over the listening sockets, the
+ * client sockets, a signalfd and a wake-up eventfd.  It accepts and
+ * registers connections, and whenever one is ready it submits that
+ * connection's relay job to the thread pool.  On SIGINT or SIGTERM it stops
+ * accepting and reading, tells the clients, flushes their queues for up to
+ * two seconds, and closes everything.
+ */
+#ifndef SERVER_H
+#define SERVER_H
+
+#include <stddef.h>
+
+struct server_config {
+	const char *bind;   /* NULL: every address (IPv6 dual stack, else IPv4) */
+	const char *port;   /* decimal; "0" lets the kernel choose */
+	unsigned workers;   /* 0: libthreadpool's default */
+	size_t max_clients; /* 0: the open-file limit minus a reserve */
+	size_t max_sendq;   /* bytes queued per client before it is dropped */
+	size_t max_line;    /* bytes per line before it is cut */
+};
+
+/*
+ * Run until a signal asks to stop.  Messages for people go to the log.
+ * Returns the process exit status: 0 after an orderly shutdown, 1 when the
+ * server could not start (its reason already printed).
+ */
+int server_run(const struct server_config *cfg);
+
+#endif /* SERVER_H */
