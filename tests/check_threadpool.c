@@ -205,8 +205,8 @@ task_check_sigmask(void *arg, void **result)
 	if (!sigismember(&set, SIGTERM) || !sigismember(&set, SIGINT) ||
 	    !sigismember(&set, SIGUSR1) || !sigismember(&set, SIGCHLD))
 		return 1;
-	if (sigismember(&set, SIGSEGV) || sigismember(&set, SIGBUS) ||
-	    sigismember(&set, SIGFPE) || sigismember(&set, SIGABRT))
+	if (sigismember(&set, SIGSEGV) || sigismember(&set, SIGBUS) || sigismember(&set, SIGFPE) ||
+	    sigismember(&set, SIGABRT))
 		return 1;
 	return 0;
 }

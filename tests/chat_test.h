@@ -1,0 +1,365 @@
+/*
+ * End-to-end helpers: start the real chat-server on 127.0.0.1 port 0, read
+ * the port from its log, talk to it with plain sockets, stop it.
+ *
+ * The server is started with PR_SET_PDEATHSIG, so that it dies with the
+ * test process even when a failed assertion or Check's timeout ends the
+ * test before its teardown: no test ever leaves a server behind.
+ */
+#ifndef CHAT_TEST_H
+#define CHAT_TEST_H
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Generous: sanitizer builds are slow, and these only bound a failure. */
+#define WAIT_MS 20000
+
+struct server_proc {
+	pid_t pid;
+	int port;
+	int logfd; /* the server's stderr: an unlinked file, read with pread */
+};
+
+static inline long
+ms_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static inline void
+pause_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* The whole log so far, in a static buffer. */
+static inline const char *
+server_log(const struct server_proc *sp)
+{
+	static char buf[1 << 20];
+	ssize_t n = pread(sp->logfd, buf, sizeof(buf) - 1, 0);
+
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* Wait until the log contains needle; false on timeout. */
+static inline bool
+server_log_wait(const struct server_proc *sp, const char *needle, long ms)
+{
+	long end = ms_now() + ms;
+
+	while (ms_now() < end) {
+		if (strstr(server_log(sp), needle) != NULL)
+			return true;
+		pause_ms(10);
+	}
+	return false;
+}
+
+/* Start chat-server --port 0 --bind 127.0.0.1 with extra arguments (a
+ * NULL-terminated list), and wait for its "listening on" line. */
+static inline void
+server_start(struct server_proc *sp, ...)
+{
+	const char *dir = getenv("top_builddir");
+	char path[4096], logpath[64], *argv[32];
+	const char *s, *p;
+	int argc = 0;
+	va_list ap;
+
+	snprintf(path, sizeof(path), "%s/src/chat-server", dir ? dir : ".");
+	snprintf(logpath, sizeof(logpath), "/tmp/chat-test-%d.log", (int)getpid());
+	argv[argc++] = path;
+	argv[argc++] = "--port";
+	argv[argc++] = "0";
+	argv[argc++] = "--bind";
+	argv[argc++] = "127.0.0.1";
+	va_start(ap, sp);
+	while ((s = va_arg(ap, const char *)) != NULL && argc < 30)
+		argv[argc++] = (char *)s;
+	va_end(ap);
+	argv[argc] = NULL;
+
+	sp->logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600);
+	ck_assert_int_ge(sp->logfd, 0);
+	unlink(logpath); /* gone with the last descriptor, whatever happens */
+	sp->pid = fork();
+	ck_assert_int_ge(sp->pid, 0);
+	if (sp->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(sp->logfd, STDERR_FILENO);
+		execv(path, argv);
+		fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
+		_exit(127);
+	}
+	ck_assert_msg(server_log_wait(sp, "listening on 127.0.0.1:", WAIT_MS),
+	              "chat-server did not start: %s", server_log(sp));
+	p = strstr(server_log(sp), "listening on 127.0.0.1:");
+	sp->port = atoi(p + strlen("listening on 127.0.0.1:"));
+	ck_assert_int_gt(sp->port, 0);
+}
+
+/* Wait for the server to exit (up to ms); returns its wait status, or -1
+ * after killing it when it did not exit in time. */
+static inline int
+server_wait(struct server_proc *sp, long ms)
+{
+	long end = ms_now() + ms;
+	int status;
+
+	while (ms_now() < end) {
+		if (waitpid(sp->pid, &status, WNOHANG) == sp->pid) {
+			sp->pid = 0;
+			return status;
+		}
+		pause_ms(10);
+	}
+	kill(sp->pid, SIGKILL);
+	waitpid(sp->pid, &status, 0);
+	sp->pid = 0;
+	return -1;
+}
+
+/* SIGTERM and wait; returns the wait status (or -1, killed). */
+static inline int
+server_stop(struct server_proc *sp)
+{
+	int status;
+
+	if (sp->pid <= 0)
+		return 0;
+	kill(sp->pid, SIGTERM);
+	status = server_wait(sp, WAIT_MS);
+	return status;
+}
+
+/* Open descriptors of the server process. */
+static inline int
+server_fd_count(const struct server_proc *sp)
+{
+	char path[64];
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)sp->pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A client: a socket and what it has read but not yet consumed, which is
+ * buf[start..len). */
+struct client {
+	int fd;
+	char buf[1 << 16];
+	size_t start, len;
+};
+
+static inline void
+raise_nofile_for_test(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Connect (blocking socket); rcvbuf > 0 sets SO_RCVBUF first. */
+static inline void
+client_open(struct client *c, int port, int rcvbuf)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->start = c->len = 0;
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(c->fd, 0);
+	if (rcvbuf > 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ck_assert_msg(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s",
+	              strerror(errno));
+}
+
+static inline void
+client_close(struct client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+static inline void
+client_send(struct client *c, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+
+		ck_assert_msg(n > 0 || errno == EINTR, "send: %s", strerror(errno));
+		if (n > 0) {
+			data += n;
+			len -= (size_t)n;
+		}
+	}
+}
+
+static inline void
+client_say(struct client *c, const char *s)
+{
+	client_send(c, s, strlen(s));
+}
+
+/*
+ * Next line (without CRLF) into line; 1 on success, 0 at end of stream,
+ * -1 on timeout.
+ */
+static inline int
+client_line(struct client *c, char *line, size_t cap, long ms)
+{
+	long end = ms_now() + ms;
+
+	for (;;) {
+		char *p = c->buf + c->start;
+		char *lf = memchr(p, '\n', c->len - c->start);
+
+		if (lf != NULL) {
+			size_t n = (size_t)(lf - p), k = n;
+
+			if (k > 0 && p[k - 1] == '\r')
+				k--;
+			if (k >= cap)
+				k = cap - 1;
+			memcpy(line, p, k);
+			line[k] = '\0';
+			c->start += n + 1;
+			return 1;
+		}
+		/* Compact only when we must read more. */
+		memmove(c->buf, p, c->len - c->start);
+		c->len -= c->start;
+		c->start = 0;
+		ck_assert_msg(c->len < sizeof(c->buf), "line too long");
+
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		long left = end - ms_now();
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return -1;
+		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 0;
+		ck_assert_msg(n > 0 || errno == EINTR, "recv: %s", strerror(errno));
+		if (n > 0)
+			c->len += (size_t)n;
+	}
+}
+
+/* The most a socket's send buffer may grow to (net.ipv4.tcp_wmem's last
+ * field): what a client that never reads can hide in the kernel before the
+ * server's own queue starts to grow. */
+static inline long
+tcp_wmem_max(void)
+{
+	long lo, def, max = 4L << 20;
+	FILE *fp = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
+
+	if (fp != NULL) {
+		if (fscanf(fp, "%ld %ld %ld", &lo, &def, &max) != 3)
+			max = 4L << 20;
+		fclose(fp);
+	}
+	return max;
+}
+
+/* Next line that is not a server notice ("* ..."). */
+static inline int
+client_chat_line(struct client *c, char *line, size_t cap, long ms)
+{
+	int rc;
+
+	while ((rc = client_line(c, line, cap, ms)) == 1 && line[0] == '*')
+		;
+	return rc;
+}
+
+/* The text of a relayed line: what follows "<addr> | <time> | ". */
+static inline const char *
+chat_text(const char *line)
+{
+	const char *p = strstr(line, " | ");
+
+	if (p != NULL)
+		p = strstr(p + 3, " | ");
+	return p ? p + 3 : NULL;
+}
+
+/* Read and discard until end of stream; false on timeout. */
+static inline bool
+client_drain_to_eof(struct client *c, long ms)
+{
+	long end = ms_now() + ms;
+	char buf[65536];
+
+	for (;;) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		long left = end - ms_now();
+		ssize_t n;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return false;
+		n = recv(c->fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0 && errno != EINTR)
+			return false;
+	}
+}
+
+/* Read until a line contains needle; true if found. */
+static inline bool
+client_wait_for(struct client *c, const char *needle, long ms)
+{
+	char line[8192];
+
+	while (client_line(c, line, sizeof(line), ms) == 1)
+		if (strstr(line, needle) != NULL)
+			return true;
+	return false;
+}
+
+#endif /* CHAT_TEST_H */

@@ -1,0 +1,301 @@
+/*
+ * The registry and fan-out (broadcast.c) and the send queue (conn.c), over
+ * socketpairs: no server, no network.
+ */
+#define _GNU_SOURCE /* SOCK_NONBLOCK */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "broadcast.h"
+#include "conn.h"
+
+static atomic_bool no_read;
+static int epfd = -1;
+
+struct pair {
+	struct conn *c; /* the server's side */
+	int peer;       /* the client's side */
+};
+
+static void
+setup(void)
+{
+	epfd = epoll_create1(0);
+	ck_assert_int_ge(epfd, 0);
+	atomic_init(&no_read, false);
+}
+
+static void
+teardown(void)
+{
+	close(epfd);
+}
+
+static void
+pair_open(struct pair *p, size_t max_sendq, int sndbuf)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	if (sndbuf > 0)
+		ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)),
+		                 0);
+	ck_assert_int_eq(
+	        conn_new(&p->c, sv[0], (struct sockaddr *)&sa, epfd, max_sendq, &no_read, NULL), 0);
+	p->peer = sv[1];
+}
+
+static void
+pair_close(struct pair *p)
+{
+	conn_unref(p->c);
+	close(p->peer);
+}
+
+static struct msg *
+text(const char *s)
+{
+	struct msg *m = msg_new(strlen(s));
+
+	ck_assert_ptr_nonnull(m);
+	memcpy(m->data, s, m->len);
+	return m;
+}
+
+/* Everything the peer has been sent so far, as a string. */
+static const char *
+drain(int fd)
+{
+	static char buf[65536];
+	size_t len = 0;
+	ssize_t n;
+
+	while (len < sizeof(buf) - 1 && (n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	return buf;
+}
+
+/* --- registry and fan-out --------------------------------------------------- */
+
+START_TEST(test_fan_out_reaches_every_member_but_the_sender)
+{
+	struct broadcast b;
+	struct pair p[3];
+	struct msg *m = text("hi\r\n");
+	size_t online;
+	int i;
+
+	ck_assert_int_eq(broadcast_init(&b), 0);
+	for (i = 0; i < 3; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+		ck_assert_uint_eq(online, (size_t)i + 1);
+	}
+	ck_assert_uint_eq(broadcast_send(&b, p[0].c, &m, 1), 2);
+	ck_assert_str_eq(drain(p[1].peer), "hi\r\n");
+	ck_assert_str_eq(drain(p[2].peer), "hi\r\n");
+	ck_assert_str_eq(drain(p[0].peer), "");
+	/* One message, shared: the queues held references, now all sent. */
+	ck_assert_uint_eq(atomic_load(&m->refs), 1);
+	msg_unref(m);
+	for (i = 0; i < 3; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
+START_TEST(test_leave_removes_once_and_others_still_receive)
+{
+	struct broadcast b;
+	struct pair p[3];
+	struct msg *m = text("after\r\n");
+	size_t online;
+	int i;
+
+	ck_assert_int_eq(broadcast_init(&b), 0);
+	for (i = 0; i < 3; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	ck_assert_uint_eq(broadcast_leave(&b, p[0].c), 2);
+	ck_assert_uint_eq(broadcast_leave(&b, p[0].c), 2); /* not a member: no-op */
+	ck_assert_uint_eq(broadcast_online(&b), 2);
+	ck_assert_uint_eq(broadcast_send(&b, NULL, &m, 1), 2);
+	ck_assert_str_eq(drain(p[1].peer), "after\r\n");
+	ck_assert_str_eq(drain(p[2].peer), "after\r\n");
+	ck_assert_str_eq(drain(p[0].peer), "");
+	msg_unref(m);
+	for (i = 0; i < 3; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
+START_TEST(test_several_lines_fan_out_in_order)
+{
+	struct broadcast b;
+	struct pair p[2];
+	struct msg *m[3] = { text("1\n"), text("2\n"), text("3\n") };
+	size_t online;
+	int i;
+
+	ck_assert_int_eq(broadcast_init(&b), 0);
+	for (i = 0; i < 2; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	broadcast_send(&b, p[0].c, m, 3);
+	ck_assert_str_eq(drain(p[1].peer), "1\n2\n3\n");
+	for (i = 0; i < 3; i++)
+		msg_unref(m[i]);
+	for (i = 0; i < 2; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
+/* --- the send queue ----------------------------------------------------------- */
+
+START_TEST(test_partial_writes_keep_the_tail_and_order)
+{
+	enum { N = 200, LEN = 1000 };
+	struct pair p;
+	char *want = malloc(N * LEN + 1), *got = malloc(N * LEN + 1);
+	size_t have = 0;
+	int i;
+
+	ck_assert_ptr_nonnull(want);
+	ck_assert_ptr_nonnull(got);
+	pair_open(&p, 1 << 20, 4096); /* a tiny socket buffer */
+	for (i = 0; i < N; i++) {
+		struct msg *m = msg_new(LEN);
+
+		memset(m->data, 'a' + i % 26, LEN);
+		m->data[LEN - 1] = '\n';
+		memcpy(want + (size_t)i * LEN, m->data, LEN);
+		ck_assert_int_ge(conn_enqueue(p.c, &m, 1), 0);
+		msg_unref(m);
+	}
+	ck_assert_int_eq(conn_flush(p.c), 0);
+	ck_assert_uint_gt(conn_pending(p.c), 0); /* the socket took only part */
+	while (have < (size_t)N * LEN) {
+		ssize_t n = recv(p.peer, got + have, (size_t)N * LEN - have, 0);
+
+		if (n > 0)
+			have += (size_t)n;
+		ck_assert_int_eq(conn_flush(p.c), 0);
+		ck_assert(n > 0 || errno == EAGAIN);
+	}
+	ck_assert_uint_eq(conn_pending(p.c), 0);
+	ck_assert(memcmp(want, got, (size_t)N * LEN) == 0);
+	pair_close(&p);
+	free(want);
+	free(got);
+}
+END_TEST
+
+START_TEST(test_queue_over_the_cap_drops_the_connection)
+{
+	struct pair p;
+	struct msg *m = msg_new(1000);
+	char why[96];
+	bool warn = false;
+	int i, rc = 0;
+
+	memset(m->data, 'x', 1000);
+	pair_open(&p, 4096, 0);
+	/* Never flushed, as for a client that does not read. */
+	for (i = 0; i < 10 && rc >= 0; i++)
+		rc = conn_enqueue(p.c, &m, 1);
+	ck_assert_int_eq(rc, -ENOBUFS);
+	ck_assert_int_eq(i, 5); /* 4 fit in 4096 bytes, the 5th passes it */
+	ck_assert(conn_is_dead(p.c, why, sizeof(why), &warn));
+	ck_assert(warn);
+	ck_assert_str_eq(why, "send queue over 4096 bytes");
+	ck_assert_uint_eq(conn_pending(p.c), 0);            /* its memory is freed */
+	ck_assert_int_eq(conn_enqueue(p.c, &m, 1), -EPIPE); /* and stays dead */
+	ck_assert_uint_eq(atomic_load(&m->refs), 1);
+	msg_unref(m);
+	pair_close(&p);
+}
+END_TEST
+
+START_TEST(test_enqueue_reports_who_must_flush)
+{
+	struct pair p;
+	struct msg *m = text("x\n");
+
+	pair_open(&p, 1 << 20, 0);
+	ck_assert_int_eq(conn_enqueue(p.c, &m, 1), 1); /* was empty: flush it */
+	ck_assert_int_eq(conn_enqueue(p.c, &m, 1), 0); /* someone already will */
+	ck_assert_int_eq(conn_flush(p.c), 0);
+	ck_assert_str_eq(drain(p.peer), "x\nx\n");
+	ck_assert_int_eq(conn_enqueue(p.c, &m, 1), 1);
+	msg_unref(m);
+	pair_close(&p);
+}
+END_TEST
+
+START_TEST(test_a_departed_peer_kills_the_connection_quietly)
+{
+	struct pair p;
+	struct msg *m = text("anyone?\n");
+	bool warn = true;
+
+	pair_open(&p, 1 << 20, 0);
+	close(p.peer);
+	ck_assert_int_eq(conn_enqueue(p.c, &m, 1), 1);
+	ck_assert_int_lt(conn_flush(p.c), 0); /* EPIPE, and no SIGPIPE */
+	ck_assert(conn_is_dead(p.c, NULL, 0, &warn));
+	ck_assert(!warn);
+	msg_unref(m);
+	conn_unref(p.c);
+}
+END_TEST
+
+static Suite *
+broadcast_suite(void)
+{
+	Suite *s = suite_create("broadcast");
+	TCase *tc;
+
+	tc = tcase_create("fan-out");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_fan_out_reaches_every_member_but_the_sender);
+	tcase_add_test(tc, test_leave_removes_once_and_others_still_receive);
+	tcase_add_test(tc, test_several_lines_fan_out_in_order);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sendq");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_partial_writes_keep_the_tail_and_order);
+	tcase_add_test(tc, test_queue_over_the_cap_drops_the_connection);
+	tcase_add_test(tc, test_enqueue_reports_who_must_flush);
+	tcase_add_test(tc, test_a_departed_peer_kills_the_connection_quietly);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(broadcast_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,531 @@
+/*
+ * End to end: the real chat-server on 127.0.0.1, port 0, plain sockets.
+ * Each test starts its own server and stops it; see chat_test.h.
+ */
+#define _GNU_SOURCE /* prctl, strsignal */
+#include "config.h"
+
+#include "chat_test.h"
+
+/* The "127.0.0.1:PORT" the server sees for a client socket. */
+static void
+client_addr(const struct client *c, char *buf, size_t len)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(buf, len, "127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+/* Connect n clients and wait until the server has all of them (the first
+ * client hears the last one join). */
+static void
+connect_all(struct client *cs, int n, int port)
+{
+	char want[64];
+
+	for (int i = 0; i < n; i++)
+		client_open(&cs[i], port, 0);
+	if (n > 1) {
+		snprintf(want, sizeof(want), "joined (%d online)", n);
+		ck_assert_msg(client_wait_for(&cs[0], want, WAIT_MS), "never saw: %s", want);
+	}
+}
+
+/* --- relaying ------------------------------------------------------------------ */
+
+START_TEST(test_five_clients_on_two_workers_are_all_heard)
+{
+	struct server_proc sp;
+	struct client cs[5];
+	char line[512], want[64];
+	int i, j;
+
+	server_start(&sp, "--workers", "2", NULL);
+	connect_all(cs, 5, sp.port);
+	/* With one relay job per connection for its whole life, two workers
+	 * would hear only the first two clients. */
+	for (i = 0; i < 5; i++) {
+		snprintf(want, sizeof(want), "hello from %d\n", i);
+		client_say(&cs[i], want);
+	}
+	for (i = 0; i < 5; i++) {
+		int seen[5] = { 0 }, from = -1;
+
+		for (j = 0; j < 4; j++) {
+			ck_assert_int_eq(client_chat_line(&cs[i], line, sizeof(line), WAIT_MS), 1);
+			ck_assert_int_eq(sscanf(chat_text(line), "hello from %d", &from), 1);
+			ck_assert(from >= 0 && from < 5);
+			seen[from]++;
+		}
+		for (j = 0; j < 5; j++)
+			ck_assert_int_eq(seen[j], j == i ? 0 : 1);
+	}
+	for (i = 0; i < 5; i++)
+		client_close(&cs[i]);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_five_hundred_clients_on_two_workers_all_receive_one_message)
+{
+	enum { N = 500 };
+	struct server_proc sp;
+	struct client *cs = calloc(N, sizeof(*cs));
+	char line[512];
+	int i;
+
+	ck_assert_ptr_nonnull(cs);
+	raise_nofile_for_test();
+	server_start(&sp, "--workers", "2", NULL);
+	connect_all(cs, N, sp.port);
+	/* The last to connect is heard at once. */
+	client_say(&cs[N - 1], "from the last one\n");
+	for (i = 0; i < N - 1; i++) {
+		ck_assert_int_eq(client_chat_line(&cs[i], line, sizeof(line), WAIT_MS), 1);
+		ck_assert_str_eq(chat_text(line), "from the last one");
+	}
+	for (i = 0; i < N; i++)
+		client_close(&cs[i]);
+	ck_assert_int_eq(server_stop(&sp), 0);
+	free(cs);
+}
+END_TEST
+
+START_TEST(test_relayed_line_names_sender_and_time)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512], addr[64], prefix[128];
+	int y, mo, d, h, mi, s;
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_say(&a, "hi there\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	client_addr(&a, addr, sizeof(addr));
+	snprintf(prefix, sizeof(prefix), "%s | ", addr);
+	ck_assert_msg(strncmp(line, prefix, strlen(prefix)) == 0, "bad sender in: %s", line);
+	ck_assert_int_eq(sscanf(line + strlen(prefix), "%4d-%2d-%2d %2d:%2d:%2d | ", &y, &mo, &d,
+	                        &h, &mi, &s),
+	                 6);
+	ck_assert_str_eq(chat_text(line), "hi there");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_split_and_merged_segments_are_relayed_as_lines)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	/* Split: the pauses only make separate reads likely; the outcome
+	 * must be the same whether or not they happen. */
+	client_say(&a, "hel");
+	pause_ms(30);
+	client_say(&a, "lo wor");
+	pause_ms(30);
+	client_say(&a, "ld\r\n");
+	/* Merged, with empty lines that must not be relayed. */
+	client_say(&a, "one\n\ntwo\r\n\r\nthree\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "hello world");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "one");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "two");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "three");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_sender_does_not_get_its_own_line_back)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_say(&a, "mine\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "mine");
+	/* Anything sent to A about its own line was queued before B's reply. */
+	client_say(&b, "reply\n");
+	ck_assert_int_eq(client_chat_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "reply");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_last_line_without_lf_is_relayed_when_sender_closes)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_say(&a, "first\nsecond\nno newline");
+	client_close(&a);
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "first");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "second");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "no newline");
+	ck_assert(client_wait_for(&b, "left (1 online)", WAIT_MS));
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+/* --- order and loss ----------------------------------------------------------- */
+
+START_TEST(test_per_sender_order_over_ten_thousand_lines_without_loss)
+{
+	enum { SENDERS = 10, LINES = 1000 };
+	struct server_proc sp;
+	struct client cs[SENDERS + 1]; /* the last one only listens */
+	char line[512], *buf;
+	int next[SENDERS], i, k, got;
+
+	server_start(&sp, "--workers", "2", NULL);
+	connect_all(cs, SENDERS + 1, sp.port);
+	buf = malloc(LINES * 32);
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < SENDERS; i++) {
+		size_t len = 0;
+
+		for (k = 0; k < LINES; k++)
+			len += (size_t)sprintf(buf + len, "s%d %d\n", i, k);
+		client_send(&cs[i], buf, len);
+	}
+	free(buf);
+	/* Every client gets every other sender's lines, each exactly once
+	 * and in the order it was sent. */
+	for (int r = 0; r <= SENDERS; r++) {
+		memset(next, 0, sizeof(next));
+		for (got = 0; got < (r < SENDERS ? SENDERS - 1 : SENDERS) * LINES; got++) {
+			int s, seq;
+
+			ck_assert_int_eq(client_chat_line(&cs[r], line, sizeof(line), WAIT_MS), 1);
+			ck_assert_int_eq(sscanf(chat_text(line), "s%d %d", &s, &seq), 2);
+			ck_assert_int_ne(s, r);
+			ck_assert_msg(seq == next[s], "client %d: from %d got %d, expected %d", r,
+			              s, seq, next[s]);
+			next[s]++;
+		}
+	}
+	for (i = 0; i <= SENDERS; i++)
+		client_close(&cs[i]);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_client_that_never_reads_is_dropped_others_get_everything)
+{
+	enum { CHUNK = 64 };
+	struct server_proc sp;
+	struct client sender, reader, sleeper;
+	char line[512], *buf;
+	size_t len = 0;
+	int k, lines;
+
+	/* Enough to fill the kernel's buffers for the sleeper (twice over,
+	 * for their overhead) and then the server's 64 KiB queue. */
+	lines = (int)((2 * tcp_wmem_max() + (1L << 20)) / 100 / CHUNK * CHUNK);
+	server_start(&sp, "--max-sendq", "65536", NULL);
+	client_open(&sender, sp.port, 0);
+	client_open(&reader, sp.port, 0);
+	client_open(&sleeper, sp.port, 4096); /* reads nothing, ever */
+	ck_assert(client_wait_for(&sender, "joined (3 online)", WAIT_MS));
+	ck_assert(client_wait_for(&reader, "joined (3 online)", WAIT_MS));
+	/* The reader keeps up: each chunk is read before the next is sent.
+	 * The sleeper takes nothing, and so goes over its queue's cap. */
+	buf = malloc(CHUNK * 100 + 1);
+	ck_assert_ptr_nonnull(buf);
+	for (k = 0; k < lines; k += CHUNK) {
+		len = 0;
+		for (int j = k; j < k + CHUNK; j++)
+			len += (size_t)sprintf(buf + len, "%08d %.90s\n", j,
+			                       "012345678901234567890123456789012345678901234567890"
+			                       "123456789012345678901234567890123456789");
+		client_send(&sender, buf, len);
+		for (int j = k; j < k + CHUNK; j++) {
+			int seq = -1;
+
+			ck_assert_int_eq(client_chat_line(&reader, line, sizeof(line), WAIT_MS), 1);
+			ck_assert_int_eq(sscanf(chat_text(line), "%d", &seq), 1);
+			ck_assert_int_eq(seq, j);
+		}
+	}
+	free(buf);
+	ck_assert(server_log_wait(&sp, "dropped: send queue over 65536 bytes", WAIT_MS));
+	/* The sleeper's connection was closed: what the kernel held for it
+	 * drains, then end of stream. */
+	ck_assert(client_drain_to_eof(&sleeper, WAIT_MS));
+	client_close(&sleeper);
+	client_close(&sender);
+	client_close(&reader);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+/* --- joining and leaving -------------------------------------------------------- */
+
+START_TEST(test_join_and_leave_are_announced_with_counts)
+{
+	struct server_proc sp;
+	struct client a, b, c;
+	char line[512], want[128], addr[64];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	client_addr(&b, addr, sizeof(addr));
+	snprintf(want, sizeof(want), "* %s joined (2 online)", addr);
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, want);
+	client_open(&c, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (3 online)", WAIT_MS));
+	client_close(&b);
+	snprintf(want, sizeof(want), "* %s left (2 online)", addr);
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, want);
+	snprintf(want, sizeof(want), "%s disconnected", addr);
+	ck_assert(server_log_wait(&sp, want, WAIT_MS));
+	client_close(&a);
+	client_close(&c);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_departed_client_is_closed_and_disturbs_nobody)
+{
+	struct server_proc sp;
+	struct client a, b, gone;
+	struct linger lg = { 1, 0 };
+	char line[512];
+	int base, i;
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	base = server_fd_count(&sp);
+	for (i = 0; i < 20; i++) {
+		client_open(&gone, sp.port, 0);
+		ck_assert(client_wait_for(&a, "joined (3 online)", WAIT_MS));
+		if (i % 2) /* half leave with a reset, half with a FIN */
+			setsockopt(gone.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		client_close(&gone);
+		ck_assert(client_wait_for(&a, "left (2 online)", WAIT_MS));
+	}
+	/* Each departed descriptor was closed: back to where we started,
+	 * once the accept loop has reaped the last one. */
+	for (i = 0; i < 200 && server_fd_count(&sp) != base; i++)
+		pause_ms(10);
+	ck_assert_int_eq(server_fd_count(&sp), base);
+	client_say(&a, "still here\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "still here");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+/* --- shutdown ------------------------------------------------------------------- */
+
+START_TEST(test_sigterm_delivers_what_was_queued_and_exits_0)
+{
+	enum { LINES = 2000 };
+	struct server_proc sp;
+	struct client sender, witness, late;
+	char line[512], *buf;
+	size_t len = 0;
+	int k, status;
+
+	server_start(&sp, NULL);
+	client_open(&sender, sp.port, 0);
+	client_open(&late, sp.port, 4096); /* reads only after the signal */
+	client_open(&witness, sp.port, 0);
+	ck_assert(client_wait_for(&sender, "joined (3 online)", WAIT_MS));
+	buf = malloc(LINES * 32);
+	ck_assert_ptr_nonnull(buf);
+	for (k = 0; k < LINES; k++)
+		len += (size_t)sprintf(buf + len, "line %d\n", k);
+	client_send(&sender, buf, len);
+	free(buf);
+	/* When the witness has them all, the server has accepted them all. */
+	for (k = 0; k < LINES; k++)
+		ck_assert_int_eq(client_chat_line(&witness, line, sizeof(line), WAIT_MS), 1);
+
+	kill(sp.pid, SIGTERM);
+	for (k = 0; k < LINES; k++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "line %d", k);
+		ck_assert_int_eq(client_chat_line(&late, line, sizeof(line), WAIT_MS), 1);
+		ck_assert_str_eq(chat_text(line), want);
+	}
+	ck_assert_int_eq(client_line(&late, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "* server shutting down");
+	ck_assert_int_eq(client_line(&late, line, sizeof(line), WAIT_MS), 0); /* closed */
+	status = server_wait(&sp, WAIT_MS);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	client_close(&sender);
+	client_close(&witness);
+	client_close(&late);
+}
+END_TEST
+
+/* --- the command line --------------------------------------------------------------- */
+
+/* Run chat-server with args; returns its exit status, its stderr in out. */
+static int
+run_cli(char *out, size_t cap, const char *arg, ...)
+{
+	struct server_proc sp;
+	const char *dir = getenv("top_builddir");
+	char path[4096], *argv[16];
+	int argc = 0, status;
+	va_list ap;
+	const char *s;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/src/chat-server", dir ? dir : ".");
+	argv[argc++] = path;
+	va_start(ap, arg);
+	for (s = arg; s != NULL && argc < 15; s = va_arg(ap, const char *))
+		argv[argc++] = (char *)s;
+	va_end(ap);
+	argv[argc] = NULL;
+	sp.logfd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	ck_assert_int_ge(sp.logfd, 0);
+	sp.pid = fork();
+	ck_assert_int_ge(sp.pid, 0);
+	if (sp.pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(sp.logfd, STDERR_FILENO);
+		dup2(sp.logfd, STDOUT_FILENO);
+		execv(path, argv);
+		_exit(127);
+	}
+	status = server_wait(&sp, WAIT_MS);
+	n = pread(sp.logfd, out, cap - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(sp.logfd);
+	ck_assert_msg(WIFEXITED(status), "chat-server did not exit by itself");
+	return WEXITSTATUS(status);
+}
+
+START_TEST(test_bad_options_print_the_problem_and_usage_exit_2)
+{
+	static char out[8192];
+
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--workers", "0", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "chat-server: invalid --workers '0'"));
+	ck_assert_ptr_nonnull(strstr(out, "usage: chat-server"));
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--port", "70000", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "invalid --port '70000'"));
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--frobnicate", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "unknown option --frobnicate"));
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--max-sendq", "12abc", NULL), 2);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--log-level", "loud", NULL), 2);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "-p", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "needs a value"));
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--help", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, "--max-sendq"));
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--version", NULL), 0);
+	ck_assert_ptr_nonnull(strstr(out, PACKAGE_VERSION));
+}
+END_TEST
+
+START_TEST(test_port_in_use_is_reported_with_address_exit_1)
+{
+	static char out[8192];
+	struct server_proc sp;
+	char port[16], want[128];
+
+	server_start(&sp, NULL);
+	snprintf(port, sizeof(port), "%d", sp.port);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--bind", "127.0.0.1", "--port", port, NULL), 1);
+	snprintf(want, sizeof(want),
+	         "chat-server: cannot listen on 127.0.0.1:%d: Address already in use", sp.port);
+	ck_assert_msg(strstr(out, want) != NULL, "got: %s", out);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--bind", "no-such-host.invalid", NULL), 1);
+	ck_assert_ptr_nonnull(strstr(out, "cannot listen on no-such-host.invalid:4333"));
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+static Suite *
+server_suite(void)
+{
+	Suite *s = suite_create("server");
+	TCase *tc;
+
+	tc = tcase_create("relay");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_five_clients_on_two_workers_are_all_heard);
+	tcase_add_test(tc, test_five_hundred_clients_on_two_workers_all_receive_one_message);
+	tcase_add_test(tc, test_relayed_line_names_sender_and_time);
+	tcase_add_test(tc, test_split_and_merged_segments_are_relayed_as_lines);
+	tcase_add_test(tc, test_sender_does_not_get_its_own_line_back);
+	tcase_add_test(tc, test_last_line_without_lf_is_relayed_when_sender_closes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("order");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_per_sender_order_over_ten_thousand_lines_without_loss);
+	tcase_add_test(tc, test_client_that_never_reads_is_dropped_others_get_everything);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("membership");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_join_and_leave_are_announced_with_counts);
+	tcase_add_test(tc, test_departed_client_is_closed_and_disturbs_nobody);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lifecycle");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_sigterm_delivers_what_was_queued_and_exits_0);
+	tcase_add_test(tc, test_bad_options_print_the_problem_and_usage_exit_2);
+	tcase_add_test(tc, test_port_in_use_is_reported_with_address_exit_1);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(server_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
