@@ -291,6 +291,43 @@ START_TEST(test_client_that_never_reads_is_dropped_others_get_everything)
 }
 END_TEST
 
+START_TEST(test_reader_that_pauses_then_catches_up_gets_everything)
+{
+	struct server_proc sp;
+	struct client sender, pauser;
+	char line[512], *buf;
+	size_t len = 0;
+	int k, lines;
+
+	/* Twice what the kernel can hold for the pauser: the rest waits in
+	 * the server's queue for EPOLLOUT, well under the cap. */
+	lines = (int)(2 * tcp_wmem_max() / 100);
+	server_start(&sp, "--max-sendq", "67108864", NULL);
+	client_open(&pauser, sp.port, 4096);
+	client_open(&sender, sp.port, 0);
+	ck_assert(client_wait_for(&pauser, "joined (2 online)", WAIT_MS));
+	buf = malloc((size_t)lines * 100 + 1);
+	ck_assert_ptr_nonnull(buf);
+	for (k = 0; k < lines; k++)
+		len += (size_t)sprintf(buf + len, "%08d %.90s\n", k,
+		                       "012345678901234567890123456789012345678901234567890"
+		                       "123456789012345678901234567890123456789");
+	client_send(&sender, buf, len);
+	free(buf);
+	/* Only now does the pauser read. */
+	for (k = 0; k < lines; k++) {
+		int seq = -1;
+
+		ck_assert_int_eq(client_chat_line(&pauser, line, sizeof(line), WAIT_MS), 1);
+		ck_assert_int_eq(sscanf(chat_text(line), "%d", &seq), 1);
+		ck_assert_int_eq(seq, k);
+	}
+	client_close(&sender);
+	client_close(&pauser);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 /* --- joining and leaving -------------------------------------------------------- */
 
 START_TEST(test_join_and_leave_are_announced_with_counts)
@@ -401,6 +438,95 @@ START_TEST(test_sigterm_delivers_what_was_queued_and_exits_0)
 }
 END_TEST
 
+/*
+ * SIGTERM while senders never stop: each reader must end with, from each
+ * sender, the same gap-free run of lines as every other reader (all that
+ * was read before the signal reached everyone), then the notice, then the
+ * end of the stream.
+ */
+/* Account one line of a reader; returns 0 at end of stream, else 1. */
+static int
+take_line(struct client *c, int r, int *counts, bool *notice)
+{
+	char line[512];
+	int rc = client_line(c, line, sizeof(line), WAIT_MS), s = -1, seq = -1;
+
+	ck_assert_int_ne(rc, -1);
+	if (rc == 0)
+		return 0;
+	if (strcmp(line, "* server shutting down") == 0) {
+		*notice = true;
+		return 1;
+	}
+	if (line[0] == '*')
+		return 1;
+	ck_assert_msg(!*notice, "reader %d: a line after the notice: %s", r, line);
+	ck_assert_int_eq(sscanf(chat_text(line), "s%d %d", &s, &seq), 2);
+	ck_assert(s >= 0 && s < 4);
+	ck_assert_msg(seq == counts[s], "reader %d: from s%d got %d, expected %d", r, s, seq,
+	              counts[s]);
+	counts[s]++;
+	return 1;
+}
+
+START_TEST(test_sigterm_under_load_gives_every_reader_the_same_lines)
+{
+	enum { SENDERS = 4, READERS = 3 };
+	struct server_proc sp;
+	struct client snd[SENDERS], rd[READERS];
+	int counts[READERS][SENDERS], i, r, status;
+	bool notice[READERS];
+	pid_t pid;
+
+	server_start(&sp, "--workers", "2", "--max-sendq", "268435456", NULL);
+	for (r = 0; r < READERS; r++)
+		client_open(&rd[r], sp.port, 0);
+	for (i = 0; i < SENDERS; i++)
+		client_open(&snd[i], sp.port, 0);
+	ck_assert(client_wait_for(&rd[0], "joined (7 online)", WAIT_MS));
+
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* Send, round robin, until the server closes on us. */
+		char out[64];
+
+		for (long seq = 0;; seq++) {
+			for (i = 0; i < SENDERS; i++) {
+				int n = snprintf(out, sizeof(out), "s%d %ld\n", i, seq);
+
+				if (send(snd[i].fd, out, (size_t)n, MSG_NOSIGNAL) != n)
+					_exit(0);
+			}
+		}
+	}
+	/* Let the traffic run, then pull the plug mid-stream. */
+	memset(counts, 0, sizeof(counts));
+	memset(notice, 0, sizeof(notice));
+	for (i = 0; i < 2000; i++)
+		ck_assert_int_eq(take_line(&rd[0], 0, counts[0], &notice[0]), 1);
+	kill(sp.pid, SIGTERM);
+
+	for (r = 0; r < READERS; r++) {
+		while (take_line(&rd[r], r, counts[r], &notice[r]) == 1)
+			;
+		ck_assert_msg(notice[r], "reader %d never got the notice", r);
+	}
+	for (r = 1; r < READERS; r++)
+		for (i = 0; i < SENDERS; i++)
+			ck_assert_msg(counts[r][i] == counts[0][i],
+			              "reader %d has %d lines of s%d, reader 0 has %d", r,
+			              counts[r][i], i, counts[0][i]);
+	status = server_wait(&sp, WAIT_MS);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	waitpid(pid, NULL, 0);
+	for (i = 0; i < SENDERS; i++)
+		client_close(&snd[i]);
+	for (r = 0; r < READERS; r++)
+		client_close(&rd[r]);
+}
+END_TEST
+
 /* --- the command line --------------------------------------------------------------- */
 
 /* Run chat-server with args; returns its exit status, its stderr in out. */
@@ -501,6 +627,7 @@ server_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_per_sender_order_over_ten_thousand_lines_without_loss);
 	tcase_add_test(tc, test_client_that_never_reads_is_dropped_others_get_everything);
+	tcase_add_test(tc, test_reader_that_pauses_then_catches_up_gets_everything);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("membership");
@@ -512,6 +639,7 @@ server_suite(void)
 	tc = tcase_create("lifecycle");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sigterm_delivers_what_was_queued_and_exits_0);
+	tcase_add_test(tc, test_sigterm_under_load_gives_every_reader_the_same_lines);
 	tcase_add_test(tc, test_bad_options_print_the_problem_and_usage_exit_2);
 	tcase_add_test(tc, test_port_in_use_is_reported_with_address_exit_1);
 	suite_add_tcase(s, tc);
