@@ -94,8 +94,32 @@ broadcast_online(struct broadcast *b)
 	return n;
 }
 
-size_t
-broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
+/*
+ * Queue msgs to member c, leaving out msgs[j] when skip[j] == c.  Returns
+ * what conn_enqueue returns: 1 when the caller must flush c.
+ */
+static int
+enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip, size_t n)
+{
+	size_t j;
+	int a, b;
+
+	if (skip != NULL)
+		for (j = 0; j < n; j++)
+			if (skip[j] == c)
+				break;
+	if (skip == NULL || j == n)
+		return conn_enqueue(c, msgs, n);
+	a = j > 0 ? conn_enqueue(c, msgs, j) : 0;
+	if (a < 0)
+		return a;
+	b = j + 1 < n ? conn_enqueue(c, msgs + j + 1, n - j - 1) : 0;
+	return b < 0 ? b : (a | b);
+}
+
+static size_t
+fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
+        struct conn *const *skip, size_t n)
 {
 	struct conn **flush;
 	size_t nflush = 0, sent = 0, i;
@@ -110,7 +134,7 @@ broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *
 
 		if (c == from)
 			continue;
-		rc = conn_enqueue(c, msgs, n);
+		rc = enqueue_except(c, msgs, skip, n);
 		if (rc < 0)
 			continue;
 		sent++;
@@ -133,6 +157,19 @@ broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *
 	}
 	free(flush);
 	return sent;
+}
+
+size_t
+broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
+{
+	return fan_out(b, from, msgs, NULL, n);
+}
+
+size_t
+broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
+                      size_t n)
+{
+	return fan_out(b, NULL, msgs, skip, n);
 }
 
 struct conn **

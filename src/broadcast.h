@@ -45,6 +45,15 @@ size_t broadcast_online(struct broadcast *b);
 size_t broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                       size_t n);
 
+/*
+ * As broadcast_send, for messages about members: msgs[i] goes to every
+ * member but skip[i] (which may be NULL).  The join notices of a batch of
+ * new connections go out this way, each kept from its own subject, so that
+ * a recipient gets the whole batch in one write.
+ */
+size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
+                             size_t n);
+
 /* The members, each with a reference for the caller, in a new array (NULL
  * with *n == 0 when empty or out of memory). */
 struct conn **broadcast_snapshot(struct broadcast *b, size_t *n);

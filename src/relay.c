@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -153,6 +154,51 @@ leave(struct relay *r, struct conn *c, int err)
 	r->reap(r->reap_arg, c);
 }
 
+/* A job is over: the server may be waiting for the last one to finish. */
+static void
+job_done(struct relay *r)
+{
+	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping)) {
+		uint64_t one = 1;
+
+		if (write(r->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			log_error("cannot wake the accept loop: %s", strerror(errno));
+	}
+}
+
+int
+relay_announce_job(void *arg, void **result)
+{
+	struct relay_joins *j = arg;
+	struct relay *r = j->conns[0]->owner;
+	struct msg *msgs[RELAY_JOIN_BATCH];
+	struct conn *skip[RELAY_JOIN_BATCH];
+	size_t i, k = 0;
+
+	(void)result;
+	for (i = 0; i < j->n; i++) {
+		struct conn *c = j->conns[i];
+
+		msgs[k] = relay_notice("%s joined (%zu online)", c->addr, c->joined_online);
+		if (msgs[k] != NULL)
+			skip[k++] = c;
+	}
+	if (k > 0)
+		broadcast_send_except(r->bc, msgs, skip, k);
+	for (i = 0; i < k; i++)
+		msg_unref(msgs[i]);
+	for (i = 0; i < j->n; i++) {
+		struct conn *c = j->conns[i];
+
+		c->announced = true;
+		conn_job_end(c); /* anything it sent meanwhile is reported now */
+		conn_unref(c);
+	}
+	free(j);
+	job_done(r);
+	return 0;
+}
+
 int
 relay_job(void *arg, void **result)
 {
@@ -166,8 +212,8 @@ relay_job(void *arg, void **result)
 
 	(void)result;
 	if (!c->announced) {
-		/* From the connection's own first job, so that its join is
-		 * announced before any line of its can be relayed. */
+		/* Not announced in a batch (the accept loop was short of
+		 * memory): do it here, before any line of its is relayed. */
 		c->announced = true;
 		send_notice(r, c,
 		            relay_notice("%s joined (%zu online)", c->addr, c->joined_online));
@@ -206,11 +252,6 @@ relay_job(void *arg, void **result)
 		conn_job_end(c);
 		conn_unref(c);
 	}
-	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping)) {
-		uint64_t one = 1;
-
-		if (write(r->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_error("cannot wake the accept loop: %s", strerror(errno));
-	}
+	job_done(r);
 	return 0;
 }

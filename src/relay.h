@@ -38,6 +38,25 @@ struct relay {
  */
 int relay_job(void *conn, void **result);
 
+/* Connections accepted in one wake-up of the accept loop, to announce. */
+#define RELAY_JOIN_BATCH 64
+
+struct relay_joins {
+	size_t n;
+	struct conn *conns[RELAY_JOIN_BATCH]; /* each busy, with a reference for the job */
+};
+
+/*
+ * The job that announces a batch of new connections, for
+ * tp_submit(pool, relay_announce_job, joins, NULL): one fan-out carries all
+ * their join notices (each kept from its own subject), so that a storm of
+ * joins costs one write per member per batch, not one per join.  Then it
+ * arms each connection, whose lines can thus never be relayed before its
+ * join is known.  Consumes joins (malloc'ed), the references, and one count
+ * in inflight.  All conns of a batch belong to the same struct relay.
+ */
+int relay_announce_job(void *joins, void **result);
+
 /* Format "<addr> | <YYYY-MM-DD HH:MM:SS> | <text>\r\n" (local time) as a
  * new message; NULL when out of memory. */
 struct msg *relay_format(const char *addr, const char *text, size_t len);

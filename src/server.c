@@ -41,8 +41,6 @@
 
 #define MAX_LISTEN 8
 #define MAX_EVENTS 256
-/* Connections accepted per listener wake-up: others get their turn. */
-#define ACCEPT_BATCH 64
 /* Descriptors kept back from --max-clients for our own use. */
 #define FD_RESERVE 32
 /* How long shutdown waits for clients to take what is queued for them. */
@@ -158,7 +156,12 @@ shed_connection(struct server *s, int lfd)
 	}
 }
 
-static void
+/*
+ * Register an accepted connection, busy and disarmed.  Returns it, with a
+ * reference for its first job (ours stays until reap), or NULL if it was
+ * refused or failed.
+ */
+static struct conn *
 admit(struct server *s, int fd, const struct sockaddr *peer)
 {
 	struct epoll_event ev;
@@ -179,7 +182,7 @@ admit(struct server *s, int fd, const struct sockaddr *peer)
 			s->last_full_log = now;
 			log_warn("server full: refusing connections (%zu online)", online);
 		}
-		return;
+		return NULL;
 	}
 	/* Chat lines are small and wanted now: no Nagle delay.  Keepalive
 	 * finds peers that vanished without a word. */
@@ -189,16 +192,16 @@ admit(struct server *s, int fd, const struct sockaddr *peer)
 	if ((rc = conn_new(&c, fd, peer, s->epfd, s->cfg.max_sendq, &s->stopping, &s->relay)) !=
 	    0) {
 		log_warn("cannot accept a connection: %s", strerror(-rc));
-		return;
+		return NULL;
 	}
 	if ((rc = broadcast_join(&s->bc, c, &online)) != 0) {
 		log_warn("%s: cannot register: %s", c->addr, strerror(-rc));
 		conn_unref(c);
-		return;
+		return NULL;
 	}
 	c->joined_online = online;
-	/* Registered disarmed and busy: its first job announces the join,
-	 * reads whatever came with it, and arms it. */
+	/* Registered disarmed and busy: the job that announces its join arms
+	 * it, so none of its lines can overtake the announcement. */
 	conn_job_begin(c);
 	ev.events = EPOLLONESHOT;
 	ev.data.ptr = c;
@@ -206,40 +209,71 @@ admit(struct server *s, int fd, const struct sockaddr *peer)
 		log_warn("%s: cannot watch: %s", c->addr, strerror(errno));
 		broadcast_leave(&s->bc, c);
 		conn_unref(c);
-		return;
+		return NULL;
 	}
 	log_info("%s connected (%zu online)", c->addr, online);
-	submit_job(s, c); /* our reference stays until reap */
+	conn_ref(c);
+	return c;
+}
+
+/* Hand the connections admitted in one wake-up to one announce job. */
+static void
+announce(struct server *s, struct relay_joins *j)
+{
+	int rc;
+
+	atomic_fetch_add(&s->relay.inflight, 1);
+	rc = tp_submit(s->pool, relay_announce_job, j, NULL);
+	if (rc == 0)
+		return;
+	atomic_fetch_sub(&s->relay.inflight, 1);
+	log_error("cannot submit the join announcement: %s", strerror(-rc));
+	/* Arm them unannounced: their own first job announces them. */
+	for (size_t i = 0; i < j->n; i++) {
+		conn_job_end(j->conns[i]);
+		conn_unref(j->conns[i]);
+	}
+	free(j);
 }
 
 static void
 accept_some(struct server *s, int lfd)
 {
-	for (int i = 0; i < ACCEPT_BATCH; i++) {
+	struct relay_joins *j = malloc(sizeof(*j));
+
+	if (j != NULL)
+		j->n = 0;
+	for (int i = 0; i < RELAY_JOIN_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			admit(s, fd, (struct sockaddr *)&ss);
+			struct conn *c = admit(s, fd, (struct sockaddr *)&ss);
+
+			if (c == NULL)
+				continue;
+			if (j != NULL) {
+				j->conns[j->n++] = c;
+			} else {
+				/* No memory for a batch: its own job announces it. */
+				conn_unref(c);
+				conn_job_end(c);
+			}
 			continue;
 		}
-		switch (errno) {
-		case EINTR:
-		case ECONNABORTED:
-		case EPROTO: continue;
-		case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-		case EWOULDBLOCK:
-#endif
-			return;
-		case EMFILE:
-		case ENFILE:
-		case ENOBUFS:
-		case ENOMEM: shed_connection(s, lfd); return;
-		default: log_warn("accept: %s", strerror(errno)); return;
-		}
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			shed_connection(s, lfd);
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			log_warn("accept: %s", strerror(errno));
+		break;
 	}
+	if (j != NULL && j->n > 0)
+		announce(s, j);
+	else
+		free(j);
 }
 
 /* --- signals ---------------------------------------------------------------- */

@@ -166,6 +166,34 @@ START_TEST(test_several_lines_fan_out_in_order)
 }
 END_TEST
 
+START_TEST(test_send_except_keeps_each_message_from_its_subject)
+{
+	struct broadcast b;
+	struct pair p[3];
+	struct msg *m[2] = { text("a joined\n"), text("b joined\n") };
+	struct conn *skip[2];
+	size_t online;
+	int i;
+
+	ck_assert_int_eq(broadcast_init(&b), 0);
+	for (i = 0; i < 3; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	skip[0] = p[0].c;
+	skip[1] = p[1].c;
+	ck_assert_uint_eq(broadcast_send_except(&b, m, skip, 2), 3);
+	ck_assert_str_eq(drain(p[0].peer), "b joined\n");
+	ck_assert_str_eq(drain(p[1].peer), "a joined\n");
+	ck_assert_str_eq(drain(p[2].peer), "a joined\nb joined\n");
+	for (i = 0; i < 2; i++)
+		msg_unref(m[i]);
+	for (i = 0; i < 3; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
 /* --- the send queue ----------------------------------------------------------- */
 
 START_TEST(test_partial_writes_keep_the_tail_and_order)
@@ -276,6 +304,7 @@ broadcast_suite(void)
 	tcase_add_test(tc, test_fan_out_reaches_every_member_but_the_sender);
 	tcase_add_test(tc, test_leave_removes_once_and_others_still_receive);
 	tcase_add_test(tc, test_several_lines_fan_out_in_order);
+	tcase_add_test(tc, test_send_except_keeps_each_message_from_its_subject);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sendq");
