@@ -82,16 +82,15 @@ server_log_wait(const struct server_proc *sp, const char *needle, long ms)
 	return false;
 }
 
-/* Start chat-server --port 0 --bind 127.0.0.1 with extra arguments (a
- * NULL-terminated list), and wait for its "listening on" line. */
+/* Start chat-server --port 0 --bind ADDR with extra arguments, and wait
+ * for its "listening on" line. */
 static inline void
-server_start(struct server_proc *sp, ...)
+server_startv(struct server_proc *sp, const char *bind, va_list ap)
 {
 	const char *dir = getenv("top_builddir");
-	char path[4096], logpath[64], *argv[32];
+	char path[4096], logpath[64], want[64], *argv[32];
 	const char *s, *p;
 	int argc = 0;
-	va_list ap;
 
 	snprintf(path, sizeof(path), "%s/src/chat-server", dir ? dir : ".");
 	snprintf(logpath, sizeof(logpath), "/tmp/chat-test-%d.log", (int)getpid());
@@ -99,11 +98,9 @@ server_start(struct server_proc *sp, ...)
 	argv[argc++] = "--port";
 	argv[argc++] = "0";
 	argv[argc++] = "--bind";
-	argv[argc++] = "127.0.0.1";
-	va_start(ap, sp);
+	argv[argc++] = (char *)bind;
 	while ((s = va_arg(ap, const char *)) != NULL && argc < 30)
 		argv[argc++] = (char *)s;
-	va_end(ap);
 	argv[argc] = NULL;
 
 	sp->logfd = open(logpath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND, 0600);
@@ -118,11 +115,35 @@ server_start(struct server_proc *sp, ...)
 		fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
 		_exit(127);
 	}
-	ck_assert_msg(server_log_wait(sp, "listening on 127.0.0.1:", WAIT_MS),
-	              "chat-server did not start: %s", server_log(sp));
-	p = strstr(server_log(sp), "listening on 127.0.0.1:");
-	sp->port = atoi(p + strlen("listening on 127.0.0.1:"));
+	snprintf(want, sizeof(want),
+	         strchr(bind, ':') ? "listening on [%s]:" : "listening on %s:", bind);
+	ck_assert_msg(server_log_wait(sp, want, WAIT_MS), "chat-server did not start: %s",
+	              server_log(sp));
+	p = strstr(server_log(sp), want);
+	sp->port = atoi(p + strlen(want));
 	ck_assert_int_gt(sp->port, 0);
+}
+
+/* On 127.0.0.1, with extra arguments (a NULL-terminated list). */
+static inline void
+server_start(struct server_proc *sp, ...)
+{
+	va_list ap;
+
+	va_start(ap, sp);
+	server_startv(sp, "127.0.0.1", ap);
+	va_end(ap);
+}
+
+/* On another loopback address ("::1"). */
+static inline void
+server_start_at(struct server_proc *sp, const char *bind, ...)
+{
+	va_list ap;
+
+	va_start(ap, bind);
+	server_startv(sp, bind, ap);
+	va_end(ap);
 }
 
 /* Wait for the server to exit (up to ms); returns its wait status, or -1
@@ -213,6 +234,25 @@ client_open(struct client *c, int port, int rcvbuf)
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	ck_assert_msg(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect: %s",
 	              strerror(errno));
+}
+
+/* Connect over IPv6 loopback; false if this host has no ::1. */
+static inline bool
+client_open6(struct client *c, int port)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+
+	sa.sin6_addr = in6addr_loopback;
+	c->start = c->len = 0;
+	c->fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (c->fd < 0)
+		return false;
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(c->fd);
+		c->fd = -1;
+		return false;
+	}
+	return true;
 }
 
 static inline void

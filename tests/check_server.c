@@ -119,6 +119,47 @@ START_TEST(test_relayed_line_names_sender_and_time)
 }
 END_TEST
 
+/* True if this host can listen on ::1 (no IPv6 in some containers). */
+static bool
+have_ipv6_loopback(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	int fd = socket(AF_INET6, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return false;
+	sa.sin6_addr = in6addr_loopback;
+	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
+START_TEST(test_ipv6_sender_is_shown_in_brackets)
+{
+	struct server_proc sp;
+	struct client a, b;
+	struct sockaddr_in6 sa;
+	socklen_t sl = sizeof(sa);
+	char line[512], prefix[96];
+
+	if (!have_ipv6_loopback())
+		return; /* nothing to test on a host without IPv6 */
+	server_start_at(&sp, "::1", NULL);
+	ck_assert(client_open6(&a, sp.port));
+	ck_assert(client_open6(&b, sp.port));
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_say(&a, "over six\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_int_eq(getsockname(a.fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(prefix, sizeof(prefix), "[::1]:%u | ", ntohs(sa.sin6_port));
+	ck_assert_msg(strncmp(line, prefix, strlen(prefix)) == 0, "got: %s", line);
+	ck_assert_str_eq(chat_text(line), "over six");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 START_TEST(test_split_and_merged_segments_are_relayed_as_lines)
 {
 	struct server_proc sp;
@@ -527,6 +568,46 @@ START_TEST(test_sigterm_under_load_gives_every_reader_the_same_lines)
 }
 END_TEST
 
+START_TEST(test_second_signal_cuts_the_flush_short_exit_1)
+{
+	struct server_proc sp;
+	struct client sender, witness, sleeper;
+	char line[512], *buf;
+	size_t len = 0;
+	int k, lines, status;
+
+	/* More than the kernel can hold for the sleeper, so that shutdown
+	 * has something to wait for. */
+	lines = (int)(2 * tcp_wmem_max() / 100);
+	server_start(&sp, "--max-sendq", "268435456", NULL);
+	client_open(&sleeper, sp.port, 4096);
+	client_open(&sender, sp.port, 0);
+	client_open(&witness, sp.port, 0);
+	ck_assert(client_wait_for(&sleeper, "joined (3 online)", WAIT_MS));
+	buf = malloc((size_t)lines * 100 + 1);
+	ck_assert_ptr_nonnull(buf);
+	for (k = 0; k < lines; k++)
+		len += (size_t)sprintf(buf + len, "%08d %.90s\n", k,
+		                       "012345678901234567890123456789012345678901234567890"
+		                       "123456789012345678901234567890123456789");
+	client_send(&sender, buf, len);
+	free(buf);
+	for (k = 0; k < lines; k++)
+		ck_assert_int_eq(client_chat_line(&witness, line, sizeof(line), WAIT_MS), 1);
+
+	kill(sp.pid, SIGTERM);
+	ck_assert(server_log_wait(&sp, "shutting down", WAIT_MS));
+	kill(sp.pid, SIGTERM);
+	status = server_wait(&sp, WAIT_MS);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 1);
+	ck_assert_ptr_nonnull(strstr(server_log(&sp), "again: exiting at once"));
+	client_close(&sender);
+	client_close(&witness);
+	client_close(&sleeper);
+}
+END_TEST
+
 /* --- the command line --------------------------------------------------------------- */
 
 /* Run chat-server with args; returns its exit status, its stderr in out. */
@@ -618,6 +699,7 @@ server_suite(void)
 	tcase_add_test(tc, test_five_clients_on_two_workers_are_all_heard);
 	tcase_add_test(tc, test_five_hundred_clients_on_two_workers_all_receive_one_message);
 	tcase_add_test(tc, test_relayed_line_names_sender_and_time);
+	tcase_add_test(tc, test_ipv6_sender_is_shown_in_brackets);
 	tcase_add_test(tc, test_split_and_merged_segments_are_relayed_as_lines);
 	tcase_add_test(tc, test_sender_does_not_get_its_own_line_back);
 	tcase_add_test(tc, test_last_line_without_lf_is_relayed_when_sender_closes);
@@ -640,6 +722,7 @@ server_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sigterm_delivers_what_was_queued_and_exits_0);
 	tcase_add_test(tc, test_sigterm_under_load_gives_every_reader_the_same_lines);
+	tcase_add_test(tc, test_second_signal_cuts_the_flush_short_exit_1);
 	tcase_add_test(tc, test_bad_options_print_the_problem_and_usage_exit_2);
 	tcase_add_test(tc, test_port_in_use_is_reported_with_address_exit_1);
 	suite_add_tcase(s, tc);
