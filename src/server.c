@@ -257,8 +257,8 @@ accept_some(struct server *s, int lfd)
 				j->conns[j->n++] = c;
 			} else {
 				/* No memory for a batch: its own job announces it. */
-				conn_unref(c);
 				conn_job_end(c);
+				conn_unref(c);
 			}
 			continue;
 		}

@@ -18,6 +18,7 @@
 
 #include "broadcast.h"
 #include "conn.h"
+#include "check_run.h"
 
 static atomic_bool no_read;
 static int epfd = -1;
@@ -320,11 +321,5 @@ broadcast_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(broadcast_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(broadcast_suite());
 }

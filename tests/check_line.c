@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "line.h"
+#include "check_run.h"
 
 /* Collects delivered lines as "text" or "text~" (truncated), joined by |. */
 struct got {
@@ -196,11 +197,5 @@ line_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(line_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(line_suite());
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "net.h"
+#include "check_run.h"
 
 static const char *
 fmt6(const char *addr, unsigned short port)
@@ -86,11 +87,5 @@ net_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(net_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(net_suite());
 }

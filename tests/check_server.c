@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "chat_test.h"
+#include "check_run.h"
 
 /* The "127.0.0.1:PORT" the server sees for a client socket. */
 static void
@@ -16,6 +17,16 @@ client_addr(const struct client *c, char *buf, size_t len)
 
 	ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
 	snprintf(buf, len, "127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+/* A server with two clients a and b, both known to be in the room. */
+static void
+start_with_two(struct server_proc *sp, struct client *a, struct client *b)
+{
+	server_start(sp, NULL);
+	client_open(a, sp->port, 0);
+	client_open(b, sp->port, 0);
+	ck_assert(client_wait_for(a, "joined (2 online)", WAIT_MS));
 }
 
 /* Connect n clients and wait until the server has all of them (the first
@@ -100,10 +111,7 @@ START_TEST(test_relayed_line_names_sender_and_time)
 	char line[512], addr[64], prefix[128];
 	int y, mo, d, h, mi, s;
 
-	server_start(&sp, NULL);
-	client_open(&a, sp.port, 0);
-	client_open(&b, sp.port, 0);
-	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	start_with_two(&sp, &a, &b);
 	client_say(&a, "hi there\n");
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	client_addr(&a, addr, sizeof(addr));
@@ -166,10 +174,7 @@ START_TEST(test_split_and_merged_segments_are_relayed_as_lines)
 	struct client a, b;
 	char line[512];
 
-	server_start(&sp, NULL);
-	client_open(&a, sp.port, 0);
-	client_open(&b, sp.port, 0);
-	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	start_with_two(&sp, &a, &b);
 	/* Split: the pauses only make separate reads likely; the outcome
 	 * must be the same whether or not they happen. */
 	client_say(&a, "hel");
@@ -199,10 +204,7 @@ START_TEST(test_sender_does_not_get_its_own_line_back)
 	struct client a, b;
 	char line[512];
 
-	server_start(&sp, NULL);
-	client_open(&a, sp.port, 0);
-	client_open(&b, sp.port, 0);
-	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	start_with_two(&sp, &a, &b);
 	client_say(&a, "mine\n");
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "mine");
@@ -222,10 +224,7 @@ START_TEST(test_last_line_without_lf_is_relayed_when_sender_closes)
 	struct client a, b;
 	char line[512];
 
-	server_start(&sp, NULL);
-	client_open(&a, sp.port, 0);
-	client_open(&b, sp.port, 0);
-	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	start_with_two(&sp, &a, &b);
 	client_say(&a, "first\nsecond\nno newline");
 	client_close(&a);
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
@@ -406,10 +405,7 @@ START_TEST(test_departed_client_is_closed_and_disturbs_nobody)
 	char line[512];
 	int base, i;
 
-	server_start(&sp, NULL);
-	client_open(&a, sp.port, 0);
-	client_open(&b, sp.port, 0);
-	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	start_with_two(&sp, &a, &b);
 	base = server_fd_count(&sp);
 	for (i = 0; i < 20; i++) {
 		client_open(&gone, sp.port, 0);
@@ -732,11 +728,5 @@ server_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(server_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return run_suite(server_suite());
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "check_run.h"
 #include "threadpool.h"
 
 /* A gate holds tasks until it is opened; counts those who reached it. */
@@ -181,19 +182,6 @@ pool_stats(tp_pool *p)
 
 	ck_assert_int_eq(tp_pool_stats(p, &st), 0);
 	return st;
-}
-
-/* Run a suite, fork mode as Check's default; exit status for automake. */
-static inline int
-run_suite(Suite *s)
-{
-	SRunner *sr = srunner_create(s);
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 #endif /* TP_TEST_H */
