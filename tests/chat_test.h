@@ -40,6 +40,9 @@ struct server_proc {
 	int logfd; /* the server's stderr: an unlinked file, read with pread */
 };
 
+/* If set, the next server starts with this hard and soft RLIMIT_NOFILE. */
+static rlim_t server_nofile;
+
 static inline long
 ms_now(void)
 {
@@ -111,6 +114,11 @@ server_startv(struct server_proc *sp, const char *bind, va_list ap)
 	if (sp->pid == 0) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(sp->logfd, STDERR_FILENO);
+		if (server_nofile > 0) {
+			struct rlimit rl = { server_nofile, server_nofile };
+
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 		execv(path, argv);
 		fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
 		_exit(127);
@@ -197,6 +205,26 @@ server_fd_count(const struct server_proc *sp)
 			n++;
 	closedir(d);
 	return n;
+}
+
+/* CPU seconds (user + system) the server has used so far. */
+static inline double
+server_cpu_seconds(const struct server_proc *sp)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)sp->pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	p = fgets(buf, sizeof(buf), fp);
+	fclose(fp);
+	/* Fields 14 and 15, counted after the ")" that ends the name. */
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* A client: a socket and what it has read but not yet consumed, which is

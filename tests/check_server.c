@@ -429,6 +429,57 @@ START_TEST(test_departed_client_is_closed_and_disturbs_nobody)
 }
 END_TEST
 
+/*
+ * Out of descriptors: the server must shed the connections it cannot take
+ * rather than spin on a listener that stays readable, keep serving those
+ * it has, and accept again once descriptors are free.
+ */
+START_TEST(test_out_of_descriptors_sheds_without_spinning_then_recovers)
+{
+	enum { FLOOD = 100 };
+	struct server_proc sp;
+	struct client *cs = calloc(FLOOD, sizeof(*cs)), late[2];
+	char line[512];
+	double cpu0, cpu1;
+	int i;
+
+	ck_assert_ptr_nonnull(cs);
+	raise_nofile_for_test();
+	server_nofile = 64;
+	server_start(&sp, "--max-clients", "1000", NULL);
+	server_nofile = 0;
+	for (i = 0; i < FLOOD; i++)
+		client_open(&cs[i], sp.port, 0); /* the kernel's backlog takes them */
+	ck_assert(server_log_wait(&sp, "out of file descriptors", WAIT_MS));
+
+	/* A spinning accept loop would burn a whole CPU second here. */
+	cpu0 = server_cpu_seconds(&sp);
+	pause_ms(1000);
+	cpu1 = server_cpu_seconds(&sp);
+	ck_assert_msg(cpu1 - cpu0 < 0.5, "server used %.2f s of CPU in 1 s", cpu1 - cpu0);
+
+	/* Those it took still chat. */
+	client_say(&cs[1], "still served\n");
+	ck_assert_int_eq(client_chat_line(&cs[0], line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "still served");
+
+	/* Free descriptors, and it accepts again. */
+	for (i = 0; i < FLOOD; i++)
+		client_close(&cs[i]);
+	ck_assert(server_log_wait(&sp, "(0 online)", WAIT_MS));
+	client_open(&late[0], sp.port, 0);
+	client_open(&late[1], sp.port, 0);
+	ck_assert(client_wait_for(&late[0], "joined (2 online)", WAIT_MS));
+	client_say(&late[1], "back in business\n");
+	ck_assert_int_eq(client_chat_line(&late[0], line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "back in business");
+	client_close(&late[0]);
+	client_close(&late[1]);
+	ck_assert_int_eq(server_stop(&sp), 0);
+	free(cs);
+}
+END_TEST
+
 /* --- shutdown ------------------------------------------------------------------- */
 
 START_TEST(test_sigterm_delivers_what_was_queued_and_exits_0)
@@ -712,6 +763,7 @@ server_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_join_and_leave_are_announced_with_counts);
 	tcase_add_test(tc, test_departed_client_is_closed_and_disturbs_nobody);
+	tcase_add_test(tc, test_out_of_descriptors_sheds_without_spinning_then_recovers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lifecycle");
