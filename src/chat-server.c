@@ -67,13 +67,14 @@ parse_number(const char *opt, const char *val, unsigned long long min, unsigned 
 int
 main(int argc, char **argv)
 {
-	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ };
+	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ, OPT_MAX_LINE };
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "bind", required_argument, NULL, 'b' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 		{ "max-sendq", required_argument, NULL, OPT_MAX_SENDQ },
+		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -114,6 +115,10 @@ main(int argc, char **argv)
 			cfg.max_sendq = (size_t)parse_number("--max-sendq", optarg, 1024,
 			                                     (unsigned long long)SIZE_MAX / 2,
 			                                     "a number of bytes, at least 1024");
+			break;
+		case OPT_MAX_LINE:
+			cfg.max_line = (size_t)parse_number("--max-line", optarg, 16, 1048576,
+			                                    "a number of bytes from 16 to 1048576");
 			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)

@@ -2,8 +2,8 @@
  * Framing: turn a byte stream into lines.  Pure functions, no I/O, so that
  * they can be tested and fuzzed on their own.
  *
- * A line ends at LF; a CR just before the LF is dropped.  A line longer
- * than max_line bytes is cut at a UTF-8 character boundary at or below
+ * A line ends at LF, CR LF, a lone CR, or telnet's CR NUL; nothing else
+ * ends one.  A line longer than max_line bytes is cut at a UTF-8 character boundary at or below
  * max_line, delivered with truncated set, and the rest of it, up to its LF,
  * is discarded.  So the carry buffer never holds more than max_line bytes,
  * whatever arrives.
@@ -19,11 +19,13 @@
 struct line_buf {
 	char *data;
 	size_t len, cap;
-	bool discarding; /* inside an over-long line: drop up to the next LF */
+	bool discarding; /* inside an over-long line: drop up to its end */
+	bool after_cr;   /* the last line ended at a CR: an LF or NUL next is its */
 };
 
-/* Called once per complete line; line is not NUL-terminated and is valid
- * only during the call.  Empty lines are delivered too. */
+/* Called once per complete line, without its line end; line is not
+ * NUL-terminated and is valid only during the call.  Empty lines are
+ * delivered too.  truncated: the line was cut at max_line. */
 typedef void (*line_fn)(void *ctx, const char *line, size_t len, bool truncated);
 
 /*
@@ -44,5 +46,20 @@ void line_buf_free(struct line_buf *lb);
  * sequence: the largest cut <= max whose byte s[cut] is no continuation
  * byte (a cut at avail is always clean). */
 size_t line_utf8_cut(const char *s, size_t avail, size_t max);
+
+/*
+ * Make one line safe to show on anyone's terminal, into out (cap bytes):
+ * - ill-formed UTF-8 becomes U+FFFD;
+ * - C0 controls but TAB (NUL included), DEL and C1 controls are removed;
+ * - escape sequences are removed whole: CSI (ESC [ or 0x9B), the strings
+ *   OSC, DCS, SOS, PM and APC (ESC ] P X ^ _, or their 8-bit forms) up to
+ *   BEL or ST, and ESC with intermediates and a final byte (ESC c, ESC ( B).
+ *   So no client can move another's cursor, retitle a terminal or write to
+ *   its clipboard.
+ * The output is valid UTF-8, holds no control character but TAB, and is
+ * cut at a character boundary when it would pass cap (then *cut is set).
+ * Returns its length.
+ */
+size_t line_sanitize(const char *in, size_t len, char *out, size_t cap, bool *cut);
 
 #endif /* LINE_H */

@@ -41,15 +41,24 @@ stamp_now(void)
 }
 
 struct msg *
-relay_format(const char *addr, const char *text, size_t len)
+relay_format(const char *addr, const char *raw, size_t len, size_t max_line, bool *cut)
 {
 	const char *stamp = stamp_now();
-	size_t alen = strlen(addr), slen = strlen(stamp);
-	struct msg *m = msg_new(alen + 3 + slen + 3 + len + 2);
+	size_t alen = strlen(addr), slen = strlen(stamp), head = alen + 3 + slen + 3;
+	/* Sanitising can only grow a line by U+FFFD for single bad bytes. */
+	size_t room = len <= max_line / 3 ? 3 * len : max_line;
+	struct msg *m = msg_new(head + room + 2);
+	size_t tlen;
 	char *p;
 
+	*cut = false;
 	if (m == NULL)
 		return NULL;
+	tlen = line_sanitize(raw, len, m->data + head, room, cut);
+	if (tlen == 0) {
+		msg_unref(m); /* nothing printable: not relayed */
+		return NULL;
+	}
 	p = m->data;
 	memcpy(p, addr, alen);
 	p += alen;
@@ -58,10 +67,8 @@ relay_format(const char *addr, const char *text, size_t len)
 	memcpy(p, stamp, slen);
 	p += slen;
 	memcpy(p, " | ", 3);
-	p += 3;
-	memcpy(p, text, len);
-	p += len;
-	memcpy(p, "\r\n", 2);
+	memcpy(m->data + head + tlen, "\r\n", 2);
+	m->len = head + tlen + 2;
 	return m;
 }
 
@@ -107,19 +114,31 @@ batch_flush(struct batch *bt)
 	bt->n = 0;
 }
 
+/* A server line to the connection alone, from its own job. */
+static void
+tell(struct conn *c, struct msg *m)
+{
+	if (m == NULL)
+		return;
+	if (conn_enqueue(c, &m, 1) == 1)
+		conn_flush(c);
+	msg_unref(m);
+}
+
 static void
 on_line(void *ctx, const char *line, size_t len, bool truncated)
 {
 	struct batch *bt = ctx;
 	struct msg *m;
+	bool cut;
 
-	(void)truncated;
 	if (len == 0)
 		return; /* empty lines are not relayed */
-	if ((m = relay_format(bt->c->addr, line, len)) == NULL) {
-		log_warn("%s: out of memory: a line was not relayed", bt->c->addr);
-		return;
-	}
+	m = relay_format(bt->c->addr, line, len, bt->r->max_line, &cut);
+	if (truncated || cut)
+		tell(bt->c, relay_notice("line too long: cut to %zu bytes", bt->r->max_line));
+	if (m == NULL)
+		return; /* nothing left once sanitised (or out of memory) */
 	log_debug("%s: %.*s", bt->c->addr, (int)len, line);
 	bt->msgs[bt->n++] = m;
 	if (bt->n == BATCH)

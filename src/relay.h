@@ -57,9 +57,13 @@ struct relay_joins {
  */
 int relay_announce_job(void *joins, void **result);
 
-/* Format "<addr> | <YYYY-MM-DD HH:MM:SS> | <text>\r\n" (local time) as a
- * new message; NULL when out of memory. */
-struct msg *relay_format(const char *addr, const char *text, size_t len);
+/*
+ * A chat line from raw input: "<addr> | <YYYY-MM-DD HH:MM:SS> | <text>\r\n"
+ * (local time), the text sanitised (line_sanitize) and at most max_line
+ * bytes; *cut says it had to be shortened.  NULL when nothing printable is
+ * left (not to be relayed) or when out of memory.
+ */
+struct msg *relay_format(const char *addr, const char *raw, size_t len, size_t max_line, bool *cut);
 
 /* A server notice "* <text>\r\n" as a new message; NULL when out of memory. */
 struct msg *relay_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

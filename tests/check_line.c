@@ -34,7 +34,7 @@ feed(struct line_buf *lb, size_t max, const char *s, struct got *g)
 	ck_assert_int_eq(line_feed(lb, max, s, strlen(s), collect, g), 0);
 }
 
-START_TEST(test_lf_ends_a_line_and_cr_before_it_is_dropped)
+START_TEST(test_lf_and_crlf_end_a_line)
 {
 	struct line_buf lb = { 0 };
 	struct got g = { "", 0 };
@@ -55,10 +55,27 @@ START_TEST(test_a_line_split_across_reads_arrives_whole)
 	feed(&lb, 100, "lo wo", &g);
 	ck_assert_int_eq(g.n, 0);
 	feed(&lb, 100, "rld\r", &g);
-	ck_assert_int_eq(g.n, 0);
+	ck_assert_str_eq(g.out, "hello world");
+	/* The LF of a CR LF split across reads is no second line end. */
 	feed(&lb, 100, "\nnext\n", &g);
 	ck_assert_str_eq(g.out, "hello world|next");
 	ck_assert_int_eq(lb.len, 0);
+	line_buf_free(&lb);
+}
+END_TEST
+
+START_TEST(test_lone_cr_and_telnet_cr_nul_end_a_line)
+{
+	struct line_buf lb = { 0 };
+	struct got g = { "", 0 };
+
+	ck_assert_int_eq(line_feed(&lb, 100, "a\rb\r\0c\r", 7, collect, &g), 0);
+	ck_assert_str_eq(g.out, "a|b|c");
+	ck_assert_int_eq(line_feed(&lb, 100, "\0d\n", 3, collect, &g), 0);
+	ck_assert_str_eq(g.out, "a|b|c|d");
+	/* Nothing else ends a line: a NUL alone is just a byte. */
+	ck_assert_int_eq(line_feed(&lb, 100, "e\0f\n", 4, collect, &g), 0);
+	ck_assert_int_eq(g.n, 5);
 	line_buf_free(&lb);
 }
 END_TEST
@@ -174,13 +191,108 @@ START_TEST(test_carry_stays_bounded_whatever_arrives)
 }
 END_TEST
 
+/* --- sanitising ---------------------------------------------------------- */
+
+static const char *
+clean(const char *in, size_t len, size_t cap, bool *cut)
+{
+	static char out[1024];
+	size_t n = line_sanitize(in, len, out, cap, cut);
+
+	out[n] = '\0';
+	return out;
+}
+
+#define CLEAN(s) clean(s, sizeof(s) - 1, 1000, &cut)
+
+START_TEST(test_sanitize_keeps_text_and_tab)
+{
+	bool cut = true;
+
+	ck_assert_str_eq(CLEAN("plain text\twith tab, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+	                 "plain text\twith tab, caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	ck_assert(!cut);
+}
+END_TEST
+
+START_TEST(test_sanitize_replaces_invalid_utf8_with_fffd)
+{
+	bool cut;
+
+	ck_assert_str_eq(CLEAN("a\xff"
+	                       "b"),
+	                 "a\xef\xbf\xbd"
+	                 "b");
+	ck_assert_str_eq(CLEAN("\xc0\xaf"), "\xef\xbf\xbd\xef\xbf\xbd"); /* overlong */
+	ck_assert_str_eq(CLEAN("\xed\xa0\x80"),                          /* surrogate */
+	                 "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	ck_assert_str_eq(CLEAN("\xe2\x82"
+	                       "A"),
+	                 "\xef\xbf\xbd"
+	                 "A");                      /* truncated: one */
+	ck_assert_str_eq(CLEAN("\xf4\x90\x80\x80"), /* past U+10FFFF */
+	                 "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+}
+END_TEST
+
+START_TEST(test_sanitize_removes_controls_del_c1_and_nul)
+{
+	bool cut;
+
+	static const char in[] = "a\0b\x01\x07\x08"
+	                         "c\x7f"
+	                         "d\xc2\x85"
+	                         "e\r";
+
+	ck_assert_str_eq(clean(in, sizeof(in) - 1, 1000, &cut), "abcde");
+}
+END_TEST
+
+START_TEST(test_sanitize_removes_escape_sequences_whole)
+{
+	bool cut;
+
+	ck_assert_str_eq(CLEAN("\x1b[31mred\x1b[0m plain"), "red plain"); /* SGR */
+	ck_assert_str_eq(CLEAN("x\x1b[2J\x1b[1;1Hy"), "xy");              /* cursor */
+	ck_assert_str_eq(CLEAN("\x1b]0;pwned\x07title"), "title");        /* OSC, BEL */
+	ck_assert_str_eq(CLEAN("\x1b]52;c;aGk=\x1b\\clip"), "clip");      /* OSC 52, ST */
+	ck_assert_str_eq(CLEAN("\x1bPq#0;2;0\x1b\\dcs"), "dcs");          /* DCS */
+	ck_assert_str_eq(CLEAN("\xc2\x9b"
+	                       "31mC1 csi"),
+	                 "C1 csi"); /* 8-bit CSI */
+	ck_assert_str_eq(CLEAN("\xc2\x9d"
+	                       "0;t\xc2\x9c"
+	                       "ok"),
+	                 "ok"); /* 8-bit OSC */
+	ck_assert_str_eq(CLEAN("\x1b"
+	                       "c\x1b(Bdone"),
+	                 "done");                                      /* ESC c, ESC ( B */
+	ck_assert_str_eq(CLEAN("before\x1b]0;never ended"), "before"); /* to the end */
+}
+END_TEST
+
+START_TEST(test_sanitize_cuts_at_a_character_boundary)
+{
+	bool cut = false;
+
+	ck_assert_str_eq(clean("\xc3\xa9\xc3\xa9\xc3\xa9", 6, 5, &cut), "\xc3\xa9\xc3\xa9");
+	ck_assert(cut);
+	/* U+FFFD takes three bytes for one: the cap still holds. */
+	ck_assert_str_eq(clean("\xff\xff", 2, 4, &cut), "\xef\xbf\xbd");
+	ck_assert(cut);
+	ck_assert_str_eq(clean("abc", 3, 3, &cut), "abc");
+	ck_assert(!cut);
+}
+END_TEST
+
 static Suite *
 line_suite(void)
 {
 	Suite *s = suite_create("line");
 	TCase *tc = tcase_create("framing");
 
-	tcase_add_test(tc, test_lf_ends_a_line_and_cr_before_it_is_dropped);
+	tcase_add_test(tc, test_lf_and_crlf_end_a_line);
+	tcase_add_test(tc, test_lone_cr_and_telnet_cr_nul_end_a_line);
 	tcase_add_test(tc, test_a_line_split_across_reads_arrives_whole);
 	tcase_add_test(tc, test_many_lines_in_one_read_arrive_in_order);
 	tcase_add_test(tc, test_empty_lines_are_delivered_empty);
@@ -190,6 +302,14 @@ line_suite(void)
 	tcase_add_test(tc, test_a_line_of_exactly_max_bytes_is_whole);
 	tcase_add_test(tc, test_cut_never_splits_a_utf8_character);
 	tcase_add_test(tc, test_carry_stays_bounded_whatever_arrives);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("sanitize");
+	tcase_add_test(tc, test_sanitize_keeps_text_and_tab);
+	tcase_add_test(tc, test_sanitize_replaces_invalid_utf8_with_fffd);
+	tcase_add_test(tc, test_sanitize_removes_controls_del_c1_and_nul);
+	tcase_add_test(tc, test_sanitize_removes_escape_sequences_whole);
+	tcase_add_test(tc, test_sanitize_cuts_at_a_character_boundary);
 	suite_add_tcase(s, tc);
 	return s;
 }
