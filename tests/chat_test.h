@@ -207,6 +207,24 @@ server_fd_count(const struct server_proc *sp)
 	return n;
 }
 
+/* The server's resident memory in KiB, or -1. */
+static inline long
+server_rss_kb(const struct server_proc *sp)
+{
+	char path[64], buf[256];
+	long kb = -1;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)sp->pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(buf, sizeof(buf), fp) != NULL)
+		if (sscanf(buf, "VmRSS: %ld kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb;
+}
+
 /* CPU seconds (user + system) the server has used so far. */
 static inline double
 server_cpu_seconds(const struct server_proc *sp)

@@ -239,6 +239,89 @@ START_TEST(test_last_line_without_lf_is_relayed_when_sender_closes)
 }
 END_TEST
 
+/* --- hostile input ------------------------------------------------------------- */
+
+START_TEST(test_escape_sequences_and_bad_utf8_arrive_neutralised)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512];
+
+	start_with_two(&sp, &a, &b);
+	client_say(&a, "\x1b[2J\x1b]0;pwned\x07"
+	               "evil \xff\xfe text\x1b[31m red"
+	               "\x1b]52;c;aGk=\x1b\\\x07\x7f\r\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "evil \xef\xbf\xbd\xef\xbf\xbd text red");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_cr_and_telnet_cr_nul_end_lines_and_nothing_lines_vanish)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512];
+
+	static const char in[] = "one\rtwo\r\0three\r\n\0\x01\x1b[0m\nfour\n";
+
+	start_with_two(&sp, &a, &b);
+	client_send(&a, in, sizeof(in) - 1);
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "one");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "two");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "three");
+	/* The line of a NUL, a control and an escape sequence is empty once
+	 * sanitised, and is not relayed. */
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "four");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_huge_line_keeps_memory_bounded_and_sender_connected)
+{
+	enum { MIB = 1 << 20, TOTAL = 32 };
+	struct server_proc sp;
+	struct client a, b;
+	char *chunk = malloc(MIB), line[8192];
+	long rss0, rss1;
+	int i;
+
+	ck_assert_ptr_nonnull(chunk);
+	memset(chunk, 'x', MIB);
+	start_with_two(&sp, &a, &b);
+	rss0 = server_rss_kb(&sp);
+	for (i = 0; i < TOTAL; i++) /* 32 MiB, no line end */
+		client_send(&a, chunk, MIB);
+	client_say(&a, "\nafter\n");
+	free(chunk);
+
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_uint_eq(strlen(chat_text(line)), 4096); /* cut at --max-line */
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "after");
+	rss1 = server_rss_kb(&sp);
+	ck_assert_msg(rss1 - rss0 < 8192, "server grew by %ld KiB for a 32 MiB line", rss1 - rss0);
+
+	/* Told once, and still connected. */
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "* line too long: cut to 4096 bytes");
+	client_say(&b, "ping\n");
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "ping");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 /* --- order and loss ----------------------------------------------------------- */
 
 START_TEST(test_per_sender_order_over_ten_thousand_lines_without_loss)
@@ -750,6 +833,13 @@ server_suite(void)
 	tcase_add_test(tc, test_split_and_merged_segments_are_relayed_as_lines);
 	tcase_add_test(tc, test_sender_does_not_get_its_own_line_back);
 	tcase_add_test(tc, test_last_line_without_lf_is_relayed_when_sender_closes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hostile");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_escape_sequences_and_bad_utf8_arrive_neutralised);
+	tcase_add_test(tc, test_cr_and_telnet_cr_nul_end_lines_and_nothing_lines_vanish);
+	tcase_add_test(tc, test_huge_line_keeps_memory_bounded_and_sender_connected);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("order");
