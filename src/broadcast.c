@@ -4,7 +4,10 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
 
 #include "broadcast.h"
 
@@ -95,26 +98,20 @@ broadcast_online(struct broadcast *b)
 }
 
 /*
- * Queue msgs to member c, leaving out msgs[j] when skip[j] == c.  Returns
- * what conn_enqueue returns: 1 when the caller must flush c.
+ * Queue msgs to member c; when c is skip[j], only msgs[j+1..n).  Returns
+ * what conn_enqueue returns (1 when the caller must flush c), or -ENODATA
+ * when c is to get nothing.
  */
 static int
 enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip, size_t n)
 {
 	size_t j;
-	int a, b;
 
 	if (skip != NULL)
 		for (j = 0; j < n; j++)
 			if (skip[j] == c)
-				break;
-	if (skip == NULL || j == n)
-		return conn_enqueue(c, msgs, n);
-	a = j > 0 ? conn_enqueue(c, msgs, j) : 0;
-	if (a < 0)
-		return a;
-	b = j + 1 < n ? conn_enqueue(c, msgs + j + 1, n - j - 1) : 0;
-	return b < 0 ? b : (a | b);
+				return j + 1 < n ? conn_enqueue(c, msgs + j + 1, n - j - 1) : -ENODATA;
+	return conn_enqueue(c, msgs, n);
 }
 
 static size_t
@@ -170,6 +167,63 @@ broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn 
                       size_t n)
 {
 	return fan_out(b, NULL, msgs, skip, n);
+}
+
+int
+broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick)
+{
+	pthread_rwlock_wrlock(&b->lock);
+	for (size_t i = 0; i < b->n; i++) {
+		struct conn *m = b->conns[i];
+
+		/* Nicks are ASCII, so strcasecmp is the whole of "without
+		 * regard to case".  Linear: a nick change is rare, a room of
+		 * ten thousand a few microseconds. */
+		if (m != c && m->nick[0] != '\0' && strcasecmp(m->nick, nick) == 0) {
+			pthread_rwlock_unlock(&b->lock);
+			return -EEXIST;
+		}
+	}
+	snprintf(c->nick, sizeof(c->nick), "%s", nick);
+	snprintf(c->name, sizeof(c->name), "%s@%s", c->nick, c->addr);
+	pthread_rwlock_unlock(&b->lock);
+	return 0;
+}
+
+struct conn *
+broadcast_find_nick(struct broadcast *b, const char *nick)
+{
+	struct conn *found = NULL;
+
+	pthread_rwlock_rdlock(&b->lock);
+	for (size_t i = 0; i < b->n && found == NULL; i++) {
+		if (b->conns[i]->nick[0] != '\0' && strcasecmp(b->conns[i]->nick, nick) == 0) {
+			found = b->conns[i];
+			conn_ref(found);
+		}
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return found;
+}
+
+char *
+broadcast_names(struct broadcast *b, size_t *n)
+{
+	size_t len = 1, i;
+	char *out, *p;
+
+	pthread_rwlock_rdlock(&b->lock);
+	for (i = 0; i < b->n; i++)
+		len += strlen(b->conns[i]->name) + 2;
+	if ((out = malloc(len)) != NULL) {
+		p = out;
+		for (i = 0; i < b->n; i++)
+			p += sprintf(p, "%s%s", i ? ", " : "", b->conns[i]->name);
+		*p = '\0';
+	}
+	*n = b->n;
+	pthread_rwlock_unlock(&b->lock);
+	return out;
 }
 
 struct conn **

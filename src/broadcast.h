@@ -46,13 +46,29 @@ size_t broadcast_send(struct broadcast *b, const struct conn *from, struct msg *
                       size_t n);
 
 /*
- * As broadcast_send, for messages about members: msgs[i] goes to every
- * member but skip[i] (which may be NULL).  The join notices of a batch of
- * new connections go out this way, each kept from its own subject, so that
- * a recipient gets the whole batch in one write.
+ * As broadcast_send, for the join notices of a batch of new members, in
+ * join order: msgs[i] announces skip[i].  Each member gets what it would
+ * have got had they joined one by one: a member that is skip[j] gets only
+ * msgs[j+1..n) (the joins after its own), every other member all of them,
+ * and each recipient the whole batch in one write.
  */
 size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                              size_t n);
+
+/*
+ * Give member c the nick (already validated): unique among members without
+ * regard to case.  Sets c->nick and c->name ("nick@addr").  Call only from
+ * c's own job.  Returns 0 or -EEXIST.
+ */
+int broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick);
+
+/* The member with this nick (without regard to case), with a reference for
+ * the caller; NULL if none. */
+struct conn *broadcast_find_nick(struct broadcast *b, const char *nick);
+
+/* The members' names (nick@addr or addr) joined by ", ", in a new string,
+ * and their count in *n; NULL when out of memory. */
+char *broadcast_names(struct broadcast *b, size_t *n);
 
 /* The members, each with a reference for the caller, in a new array (NULL
  * with *n == 0 when empty or out of memory). */

@@ -65,6 +65,7 @@ conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_
 	c->owner = owner;
 	c->reg_index = SIZE_MAX;
 	net_format_addr(peer, c->addr, sizeof(c->addr));
+	memcpy(c->name, c->addr, sizeof(c->addr));
 	atomic_init(&c->refs, 1);
 	*out = c;
 	return 0;

@@ -31,6 +31,9 @@
 #include "line.h"
 #include "net.h"
 
+/* The longest nick a client may take. */
+#define CONN_NICK_MAX 16
+
 /* A formatted message, shared by reference among send queues. */
 struct msg {
 	atomic_uint refs;
@@ -57,6 +60,14 @@ struct conn {
 	struct line_buf in;
 	bool announced;       /* the join notice went out */
 	size_t joined_online; /* clients online when it joined */
+
+	/*
+	 * Written by the connection's own job under the registry's write lock
+	 * (broadcast_set_nick); read by that job freely and by others under
+	 * the registry's read lock.
+	 */
+	char nick[CONN_NICK_MAX + 1];                  /* "" until /nick */
+	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN]; /* "alice@127.0.0.1:52842", or addr */
 
 	size_t reg_index;       /* guarded by the registry's lock */
 	struct conn *reap_next; /* guarded by the server's reap lock */

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "command.h"
 #include "log.h"
 #include "relay.h"
 
@@ -101,6 +102,8 @@ struct batch {
 	struct conn *c;
 	struct msg *msgs[BATCH];
 	size_t n;
+	bool quit; /* the client sent /quit: ignore what follows */
+	char reason[COMMAND_MAX];
 };
 
 static void
@@ -114,14 +117,22 @@ batch_flush(struct batch *bt)
 	bt->n = 0;
 }
 
-/* A server line to the connection alone, from its own job. */
-static void
-tell(struct conn *c, struct msg *m)
+void
+relay_tell(struct conn *c, struct msg *m)
 {
 	if (m == NULL)
 		return;
 	if (conn_enqueue(c, &m, 1) == 1)
 		conn_flush(c);
+	msg_unref(m);
+}
+
+void
+relay_broadcast(struct relay *r, const struct conn *from, struct msg *m)
+{
+	if (m == NULL)
+		return;
+	broadcast_send(r->bc, from, &m, 1);
 	msg_unref(m);
 }
 
@@ -132,44 +143,58 @@ on_line(void *ctx, const char *line, size_t len, bool truncated)
 	struct msg *m;
 	bool cut;
 
-	if (len == 0)
-		return; /* empty lines are not relayed */
-	m = relay_format(bt->c->addr, line, len, bt->r->max_line, &cut);
+	if (len == 0 || bt->quit)
+		return; /* empty lines are not relayed; nothing after /quit is */
+	if (line[0] == '/' && !(len > 1 && line[1] == '/')) {
+		char text[COMMAND_MAX];
+		size_t n = line_sanitize(line, len, text, sizeof(text), &cut);
+
+		batch_flush(bt); /* the lines before a command go first */
+		bt->quit = command_run(bt->r, bt->c, text, n, bt->reason, sizeof(bt->reason));
+		return;
+	}
+	if (line[0] == '/') {
+		line++; /* "//text" sends "/text" */
+		len--;
+	}
+	m = relay_format(bt->c->name, line, len, bt->r->max_line, &cut);
 	if (truncated || cut)
-		tell(bt->c, relay_notice("line too long: cut to %zu bytes", bt->r->max_line));
+		relay_tell(bt->c, relay_notice("line too long: cut to %zu bytes", bt->r->max_line));
 	if (m == NULL)
 		return; /* nothing left once sanitised (or out of memory) */
-	log_debug("%s: %.*s", bt->c->addr, (int)len, line);
+	log_debug("%s: %.*s", bt->c->name, (int)len, line);
 	bt->msgs[bt->n++] = m;
 	if (bt->n == BATCH)
 		batch_flush(bt);
 }
 
+/* The connection is gone or going: tell the others, hand it to the reaper.
+ * reason is the client's own (/quit), or NULL. */
 static void
-send_notice(struct relay *r, const struct conn *from, struct msg *m)
-{
-	if (m == NULL)
-		return;
-	broadcast_send(r->bc, from, &m, 1);
-	msg_unref(m);
-}
-
-static void
-leave(struct relay *r, struct conn *c, int err)
+leave(struct relay *r, struct conn *c, int err, const char *reason)
 {
 	char why[96];
 	bool warn = false, dropped = conn_is_dead(c, why, sizeof(why), &warn);
 	size_t online = broadcast_leave(r->bc, c);
 
-	if (c->announced && !atomic_load(r->stopping))
-		send_notice(r, NULL, relay_notice("%s left (%zu online)", c->addr, online));
-	if (dropped && warn)
-		log_warn("%s dropped: %s (%zu online)", c->addr, why, online);
+	if (c->announced && !atomic_load(r->stopping)) {
+		if (reason != NULL && reason[0] != '\0')
+			relay_broadcast(
+			        r, NULL,
+			        relay_notice("%s left (%zu online): %s", c->name, online, reason));
+		else
+			relay_broadcast(r, NULL,
+			                relay_notice("%s left (%zu online)", c->name, online));
+	}
+	if (reason != NULL)
+		log_info("%s quit (%zu online)", c->name, online);
+	else if (dropped && warn)
+		log_warn("%s dropped: %s (%zu online)", c->name, why, online);
 	else if (dropped || err != 0)
-		log_info("%s disconnected: %s (%zu online)", c->addr, dropped ? why : strerror(err),
+		log_info("%s disconnected: %s (%zu online)", c->name, dropped ? why : strerror(err),
 		         online);
 	else
-		log_info("%s disconnected (%zu online)", c->addr, online);
+		log_info("%s disconnected (%zu online)", c->name, online);
 	r->reap(r->reap_arg, c);
 }
 
@@ -234,13 +259,13 @@ relay_job(void *arg, void **result)
 		/* Not announced in a batch (the accept loop was short of
 		 * memory): do it here, before any line of its is relayed. */
 		c->announced = true;
-		send_notice(r, c,
-		            relay_notice("%s joined (%zu online)", c->addr, c->joined_online));
+		relay_broadcast(r, c,
+		                relay_notice("%s joined (%zu online)", c->addr, c->joined_online));
 	}
 	if (conn_pending(c) > 0)
 		conn_flush(c); /* we may be here for EPOLLOUT */
 
-	while (!atomic_load(r->stopping) && budget > 0) {
+	while (!atomic_load(r->stopping) && budget > 0 && !bt.quit) {
 		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 		if (n > 0) {
@@ -261,13 +286,16 @@ relay_job(void *arg, void **result)
 	}
 	if (!eof && conn_is_dead(c, NULL, 0, NULL))
 		eof = true;
-	if (eof)
+	if (eof && !bt.quit)
 		line_finish(&c->in, on_line, &bt); /* a last line without LF */
 	batch_flush(&bt);
 
-	if (eof)
-		leave(r, c, err); /* our reference goes to the reaper */
-	else {
+	if (bt.quit) {
+		relay_tell(c, relay_notice("goodbye"));
+		leave(r, c, 0, bt.reason); /* our reference goes to the reaper */
+	} else if (eof) {
+		leave(r, c, err, NULL);
+	} else {
 		conn_job_end(c);
 		conn_unref(c);
 	}

@@ -65,6 +65,13 @@ int relay_announce_job(void *joins, void **result);
  */
 struct msg *relay_format(const char *addr, const char *raw, size_t len, size_t max_line, bool *cut);
 
+/* A message to c alone (consumes m; NULL is ignored). */
+void relay_tell(struct conn *c, struct msg *m);
+
+/* A message to every member but from, which may be NULL (consumes m; NULL
+ * is ignored). */
+void relay_broadcast(struct relay *r, const struct conn *from, struct msg *m);
+
 /* A server notice "* <text>\r\n" as a new message; NULL when out of memory. */
 struct msg *relay_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

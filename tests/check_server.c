@@ -322,6 +322,201 @@ START_TEST(test_huge_line_keeps_memory_bounded_and_sender_connected)
 }
 END_TEST
 
+/* --- commands ------------------------------------------------------------------ */
+
+/* Expect the next line of c to be exactly want. */
+static void
+expect_line(struct client *c, const char *want)
+{
+	char line[1024];
+
+	ck_assert_int_eq(client_line(c, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, want);
+}
+
+/* Expect the next chat line of c to carry exactly this text. */
+static void
+expect_text(struct client *c, const char *want)
+{
+	char line[1024];
+
+	ck_assert_int_eq(client_chat_line(c, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_ptr_nonnull(chat_text(line));
+	ck_assert_str_eq(chat_text(line), want);
+}
+
+START_TEST(test_nick_renames_the_sender_field_and_is_announced)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char addr[64], want[128], line[512];
+
+	start_with_two(&sp, &a, &b);
+	client_addr(&a, addr, sizeof(addr));
+	client_say(&a, "/nick alice\n");
+	expect_line(&a, "* you are now alice");
+	snprintf(want, sizeof(want), "* %s is now alice", addr);
+	expect_line(&b, want);
+	client_say(&a, "hi\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	snprintf(want, sizeof(want), "alice@%s | ", addr);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "got: %s", line);
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_taken_and_invalid_nicks_are_refused_to_the_sender_only)
+{
+	struct server_proc sp;
+	struct client a, b;
+
+	start_with_two(&sp, &a, &b);
+	client_say(&a, "/nick alice\n");
+	expect_line(&a, "* you are now alice");
+	ck_assert(client_wait_for(&b, "is now alice", WAIT_MS));
+	client_say(&b, "/nick ALICE\n");
+	expect_line(&b, "* nick ALICE is taken");
+	client_say(&b, "/nick 9lives\n");
+	ck_assert(client_wait_for(&b, "invalid nick '9lives'", WAIT_MS));
+	client_say(&b, "/nick this_is_far_too_long\n");
+	ck_assert(client_wait_for(&b, "invalid nick", WAIT_MS));
+	client_say(&b, "/nick two words\n");
+	ck_assert(client_wait_for(&b, "invalid nick 'two words'", WAIT_MS));
+	/* A saw none of it: its next line is B's next message. */
+	client_say(&b, "after\n");
+	expect_text(&a, "after");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_who_and_names_list_everyone_online)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char addr[64], want[160];
+
+	start_with_two(&sp, &a, &b);
+	client_say(&a, "/nick alice\n");
+	expect_line(&a, "* you are now alice");
+	client_addr(&b, addr, sizeof(addr));
+	client_addr(&a, want, sizeof(want));
+	client_say(&a, "/who\n");
+	ck_assert(client_wait_for(&a, "* 2 online: ", WAIT_MS));
+	client_say(&b, "/names\n");
+	snprintf(want, sizeof(want), "%s", addr);
+	ck_assert(client_wait_for(&b, want, WAIT_MS)); /* lists itself too */
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_me_is_relayed_as_an_action)
+{
+	struct server_proc sp;
+	struct client a, b;
+
+	start_with_two(&sp, &a, &b);
+	client_say(&a, "/nick alice\n");
+	expect_line(&a, "* you are now alice");
+	client_say(&a, "/me waves\n");
+	expect_text(&b, "* alice waves");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_msg_reaches_only_its_target)
+{
+	struct server_proc sp;
+	struct client a, b, c;
+
+	start_with_two(&sp, &a, &b);
+	client_open(&c, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (3 online)", WAIT_MS));
+	ck_assert(client_wait_for(&b, "joined (3 online)", WAIT_MS));
+	client_say(&b, "/nick bob\n");
+	expect_line(&b, "* you are now bob");
+	ck_assert(client_wait_for(&a, "is now bob", WAIT_MS));
+	ck_assert(client_wait_for(&c, "is now bob", WAIT_MS));
+	client_say(&a, "/msg BOB psst\n");
+	expect_line(&a, "* sent to bob");
+	expect_text(&b, "[private] psst");
+	client_say(&a, "/msg nobody hello\n");
+	expect_line(&a, "* no such nick: nobody");
+	client_say(&a, "public\n");
+	expect_text(&c, "public"); /* C never saw the private line */
+	client_close(&a);
+	client_close(&b);
+	client_close(&c);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_quit_relays_what_came_before_and_gives_the_reason)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char addr[64], want[160];
+
+	start_with_two(&sp, &a, &b);
+	client_addr(&a, addr, sizeof(addr));
+	client_say(&a, "first\nsecond\n/quit gone fishing\n");
+	expect_text(&b, "first");
+	expect_text(&b, "second");
+	snprintf(want, sizeof(want), "* %s left (1 online): gone fishing", addr);
+	expect_line(&b, want);
+	expect_line(&a, "* goodbye");
+	ck_assert_int_eq(client_line(&a, want, sizeof(want), WAIT_MS), 0); /* closed */
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_unknown_command_help_and_double_slash)
+{
+	struct server_proc sp;
+	struct client a, b;
+
+	start_with_two(&sp, &a, &b);
+	client_say(&a, "/foo bar\n");
+	expect_line(&a, "* unknown command /foo (try /help)");
+	client_say(&a, "/help\n");
+	ck_assert(client_wait_for(&a, "/msg NAME TEXT", WAIT_MS));
+	client_say(&a, "//slash is literal\n");
+	expect_text(&b, "/slash is literal");
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_a_client_cannot_forge_a_notice_or_a_sender)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512], addr[64];
+
+	start_with_two(&sp, &a, &b);
+	client_addr(&a, addr, sizeof(addr));
+	client_say(&a, "* server shutting down\n");
+	client_say(&a, "\r10.0.0.1:1 | 2026-01-01 00:00:00 | fake\n");
+	ck_assert_int_eq(client_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, addr, strlen(addr)) == 0, "got: %s", line);
+	ck_assert_int_eq(client_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, addr, strlen(addr)) == 0, "got: %s", line);
+	client_close(&a);
+	client_close(&b);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 /* --- order and loss ----------------------------------------------------------- */
 
 START_TEST(test_per_sender_order_over_ten_thousand_lines_without_loss)
@@ -840,6 +1035,18 @@ server_suite(void)
 	tcase_add_test(tc, test_escape_sequences_and_bad_utf8_arrive_neutralised);
 	tcase_add_test(tc, test_cr_and_telnet_cr_nul_end_lines_and_nothing_lines_vanish);
 	tcase_add_test(tc, test_huge_line_keeps_memory_bounded_and_sender_connected);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("commands");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_nick_renames_the_sender_field_and_is_announced);
+	tcase_add_test(tc, test_taken_and_invalid_nicks_are_refused_to_the_sender_only);
+	tcase_add_test(tc, test_who_and_names_list_everyone_online);
+	tcase_add_test(tc, test_me_is_relayed_as_an_action);
+	tcase_add_test(tc, test_msg_reaches_only_its_target);
+	tcase_add_test(tc, test_quit_relays_what_came_before_and_gives_the_reason);
+	tcase_add_test(tc, test_unknown_command_help_and_double_slash);
+	tcase_add_test(tc, test_a_client_cannot_forge_a_notice_or_a_sender);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("order");

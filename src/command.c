@@ -1,0 +1,220 @@
+/* Commands; see command.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "broadcast.h"
+#include "command.h"
+
+/* A /who line holds names up to about this many bytes. */
+#define WHO_LINE 400
+
+static bool
+is_alpha(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
+}
+
+bool
+command_nick_valid(const char *s, size_t n)
+{
+	if (n < 1 || n > CONN_NICK_MAX || !is_alpha(s[0]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!is_alpha(s[i]) && !(s[i] >= '0' && s[i] <= '9') && s[i] != '_' && s[i] != '-')
+			return false;
+	return true;
+}
+
+/* Split off the first word of [*p, end); returns its length. */
+static size_t
+word(const char **p, const char *end, const char **w)
+{
+	const char *s = *p;
+	size_t n;
+
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	*w = s;
+	while (s < end && *s != ' ' && *s != '\t')
+		s++;
+	n = (size_t)(s - *w);
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	*p = s;
+	return n;
+}
+
+static bool
+verb_is(const char *v, size_t n, const char *name)
+{
+	return strlen(name) == n && strncasecmp(v, name, n) == 0;
+}
+
+static void
+do_nick(struct relay *r, struct conn *c, const char *arg, size_t n)
+{
+	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)];
+	int rc;
+
+	if (!command_nick_valid(arg, n)) {
+		relay_tell(c, relay_notice("invalid nick '%.*s': 1 to %d letters, digits, _ or -, "
+		                           "beginning with a letter",
+		                           (int)(n < 64 ? n : 64), arg, CONN_NICK_MAX));
+		return;
+	}
+	memcpy(nick, arg, n);
+	nick[n] = '\0';
+	memcpy(old, c->name, sizeof(old)); /* ours to read: only we write it */
+	if ((rc = broadcast_set_nick(r->bc, c, nick)) == -EEXIST) {
+		relay_tell(c, relay_notice("nick %s is taken", nick));
+		return;
+	}
+	relay_tell(c, relay_notice("you are now %s", nick));
+	relay_broadcast(r, c, relay_notice("%s is now %s", old, nick));
+}
+
+static void
+do_who(struct relay *r, struct conn *c)
+{
+	size_t n, len, start = 0;
+	char *names = broadcast_names(r->bc, &n);
+
+	if (names == NULL) {
+		relay_tell(c, relay_notice("%s", "out of memory"));
+		return;
+	}
+	/* Long rooms take several lines, cut between names. */
+	len = strlen(names);
+	do {
+		size_t end = len;
+
+		if (len - start > WHO_LINE) {
+			char *comma = NULL;
+
+			for (size_t i = start + WHO_LINE; i > start; i--)
+				if (names[i] == ',') {
+					comma = names + i;
+					break;
+				}
+			end = comma ? (size_t)(comma - names) : start + WHO_LINE;
+		}
+		if (start == 0)
+			relay_tell(c,
+			           relay_notice("%zu online: %.*s", n, (int)(end - start), names));
+		else
+			relay_tell(c, relay_notice("%.*s", (int)(end - start), names + start));
+		start = end;
+		while (start < len && (names[start] == ',' || names[start] == ' '))
+			start++;
+	} while (start < len);
+	free(names);
+}
+
+static void
+do_me(struct relay *r, struct conn *c, const char *text, size_t n)
+{
+	char line[COMMAND_MAX + 64];
+	bool cut;
+	int k;
+
+	if (n == 0) {
+		relay_tell(c, relay_notice("usage: /me TEXT"));
+		return;
+	}
+	k = snprintf(line, sizeof(line), "* %s %.*s", c->nick[0] ? c->nick : c->addr, (int)n, text);
+	relay_broadcast(r, c, relay_format(c->name, line, (size_t)k, r->max_line, &cut));
+}
+
+static void
+do_msg(struct relay *r, struct conn *c, const char *args, const char *end)
+{
+	char nick[CONN_NICK_MAX + 1], line[COMMAND_MAX + 16];
+	const char *p = args, *who;
+	size_t n = word(&p, end, &who);
+	struct conn *to;
+	struct msg *m;
+	bool cut;
+	int k;
+
+	if (n == 0 || p == end) {
+		relay_tell(c, relay_notice("usage: /msg NAME TEXT"));
+		return;
+	}
+	if (command_nick_valid(who, n)) {
+		memcpy(nick, who, n);
+		nick[n] = '\0';
+		to = broadcast_find_nick(r->bc, nick);
+	} else {
+		to = NULL;
+	}
+	if (to == NULL) {
+		relay_tell(c, relay_notice("no such nick: %.*s", (int)(n < 64 ? n : 64), who));
+		return;
+	}
+	k = snprintf(line, sizeof(line), "[private] %.*s", (int)(end - p), p);
+	m = relay_format(c->name, line, (size_t)k, r->max_line, &cut);
+	if (m != NULL && conn_enqueue(to, &m, 1) == 1)
+		conn_flush(to);
+	msg_unref(m);
+	relay_tell(c, relay_notice("sent to %s", to->nick));
+	conn_unref(to);
+}
+
+static void
+do_help(struct conn *c)
+{
+	static const char *const lines[] = {
+		"commands:",
+		"  /nick NAME       take a nick (letters, digits, _ or -; a letter first)",
+		"  /who, /names     who is online",
+		"  /me TEXT         an action: * NAME TEXT",
+		"  /msg NAME TEXT   to NAME alone",
+		"  /quit [REASON]   leave",
+		"  /help            this list",
+		"  //text           sends /text",
+	};
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		relay_tell(c, relay_notice("%s", lines[i]));
+}
+
+bool
+command_run(struct relay *r, struct conn *c, const char *text, size_t len, char *reason,
+            size_t reason_len)
+{
+	const char *p = text + 1, *end = text + len, *verb, *arg;
+	size_t vlen = word(&p, end, &verb), alen;
+
+	/* Trailing blanks are no part of an argument. */
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (verb_is(verb, vlen, "nick")) {
+		const char *rest = p;
+
+		alen = word(&rest, end, &arg);
+		if (rest != end)
+			alen = (size_t)(end - arg); /* "a b" is no nick */
+		do_nick(r, c, arg, alen);
+	} else if (verb_is(verb, vlen, "who") || verb_is(verb, vlen, "names")) {
+		do_who(r, c);
+	} else if (verb_is(verb, vlen, "me")) {
+		do_me(r, c, p, (size_t)(end - p));
+	} else if (verb_is(verb, vlen, "msg")) {
+		do_msg(r, c, p, end);
+	} else if (verb_is(verb, vlen, "quit")) {
+		snprintf(reason, reason_len, "%.*s", (int)(end - p), p);
+		return true;
+	} else if (verb_is(verb, vlen, "help")) {
+		do_help(c);
+	} else {
+		relay_tell(c, relay_notice("unknown command /%.*s (try /help)",
+		                           (int)(vlen < 64 ? vlen : 64), verb));
+	}
+	return false;
+}

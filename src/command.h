@@ -1,0 +1,38 @@
+/*
+ * Commands: a line that starts with '/' (but not "//", which sends the
+ * literal rest) is a command for the server, run in the sender's own relay
+ * job.  Replies to the sender are server lines ("* ..."); what others see
+ * always starts with the sender's field or is a server notice, so no client
+ * can forge one.
+ *
+ *   /nick NAME        take a nick: 1 to 16 ASCII letters, digits, _ or -,
+ *                     a letter first; unique without regard to case
+ *   /who, /names      who is online, and how many
+ *   /me TEXT          an action: "<sender> | <time> | * alice TEXT"
+ *   /msg NAME TEXT    to that client only, marked [private]
+ *   /quit [REASON]    leave; others see the reason
+ *   /help             the list
+ */
+#ifndef COMMAND_H
+#define COMMAND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "conn.h"
+#include "relay.h"
+
+/* A command line's text, sanitised, at most this long. */
+#define COMMAND_MAX 512
+
+/*
+ * Run the command in text (sanitised, starting with '/') for c.  Returns
+ * true when c asked to quit, with its reason (possibly empty) in reason.
+ */
+bool command_run(struct relay *r, struct conn *c, const char *text, size_t len, char *reason,
+                 size_t reason_len);
+
+/* True if s (n bytes) is a valid nick. */
+bool command_nick_valid(const char *s, size_t n);
+
+#endif /* COMMAND_H */
