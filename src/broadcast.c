@@ -12,15 +12,22 @@
 #include "broadcast.h"
 
 int
-broadcast_init(struct broadcast *b)
+broadcast_init(struct broadcast *b, size_t history)
 {
 	pthread_rwlockattr_t attr;
 	int rc;
 
 	b->conns = NULL;
 	b->n = b->cap = 0;
+	b->hist = NULL;
+	b->hist_max = history;
+	b->hist_head = b->hist_len = 0;
+	if (history > 0 && (b->hist = calloc(history, sizeof(*b->hist))) == NULL)
+		return -ENOMEM;
+	if ((rc = pthread_mutex_init(&b->hist_mu, NULL)) != 0)
+		goto fail_hist;
 	if ((rc = pthread_rwlockattr_init(&attr)) != 0)
-		return -rc;
+		goto fail_mu;
 #ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
 	/* glibc's default prefers readers: with messages flowing all the
 	 * time, a join could wait for ever. */
@@ -28,6 +35,12 @@ broadcast_init(struct broadcast *b)
 #endif
 	rc = pthread_rwlock_init(&b->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
+	if (rc == 0)
+		return 0;
+fail_mu:
+	pthread_mutex_destroy(&b->hist_mu);
+fail_hist:
+	free(b->hist);
 	return -rc;
 }
 
@@ -37,7 +50,44 @@ broadcast_destroy(struct broadcast *b)
 	for (size_t i = 0; i < b->n; i++)
 		conn_unref(b->conns[i]);
 	free(b->conns);
+	for (size_t i = 0; i < b->hist_len; i++)
+		msg_unref(b->hist[(b->hist_head + i) % b->hist_max]);
+	free(b->hist);
+	pthread_mutex_destroy(&b->hist_mu);
 	pthread_rwlock_destroy(&b->lock);
+}
+
+/* The history, oldest first, to c.  Write lock held: no fan-out runs, so
+ * each line is either here or will reach c live, never both. */
+static void
+send_history_locked(struct broadcast *b, struct conn *c)
+{
+	size_t first = b->hist_head, n1, n2;
+
+	if (b->hist_len == 0)
+		return;
+	n1 = b->hist_max - first < b->hist_len ? b->hist_max - first : b->hist_len;
+	n2 = b->hist_len - n1;
+	if (conn_enqueue(c, b->hist + first, n1) >= 0 && n2 > 0)
+		conn_enqueue(c, b->hist, n2);
+}
+
+/* Read lock held: the lines enter the history, the oldest leave it. */
+static void
+record(struct broadcast *b, struct msg *const *msgs, size_t n)
+{
+	pthread_mutex_lock(&b->hist_mu);
+	for (size_t i = 0; i < n; i++) {
+		msg_ref(msgs[i]);
+		if (b->hist_len == b->hist_max) {
+			msg_unref(b->hist[b->hist_head]);
+			b->hist[b->hist_head] = msgs[i];
+			b->hist_head = (b->hist_head + 1) % b->hist_max;
+		} else {
+			b->hist[(b->hist_head + b->hist_len++) % b->hist_max] = msgs[i];
+		}
+	}
+	pthread_mutex_unlock(&b->hist_mu);
 }
 
 int
@@ -59,6 +109,7 @@ broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 	c->reg_index = b->n;
 	b->conns[b->n++] = c;
 	*online = b->n;
+	send_history_locked(b, c);
 	pthread_rwlock_unlock(&b->lock);
 	return 0;
 }
@@ -110,18 +161,21 @@ enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip
 	if (skip != NULL)
 		for (j = 0; j < n; j++)
 			if (skip[j] == c)
-				return j + 1 < n ? conn_enqueue(c, msgs + j + 1, n - j - 1) : -ENODATA;
+				return j + 1 < n ? conn_enqueue(c, msgs + j + 1, n - j - 1)
+				                 : -ENODATA;
 	return conn_enqueue(c, msgs, n);
 }
 
 static size_t
 fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
-        struct conn *const *skip, size_t n)
+        struct conn *const *skip, size_t n, bool chat)
 {
 	struct conn **flush;
 	size_t nflush = 0, sent = 0, i;
 
 	pthread_rwlock_rdlock(&b->lock);
+	if (chat && b->hist_max > 0)
+		record(b, msgs, n);
 	/* One array per fan-out (not per recipient) for those we must
 	 * flush once the lock is released. */
 	flush = malloc((b->n ? b->n : 1) * sizeof(*flush));
@@ -159,14 +213,20 @@ fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
 size_t
 broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, msgs, NULL, n);
+	return fan_out(b, from, msgs, NULL, n, false);
+}
+
+size_t
+broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
+{
+	return fan_out(b, from, msgs, NULL, n, true);
 }
 
 size_t
 broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                       size_t n)
 {
-	return fan_out(b, NULL, msgs, skip, n);
+	return fan_out(b, NULL, msgs, skip, n, false);
 }
 
 int

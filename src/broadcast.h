@@ -19,14 +19,26 @@ struct broadcast {
 	pthread_rwlock_t lock;
 	struct conn **conns; /* lock: the members, each holding a reference */
 	size_t n, cap;       /* lock */
+
+	/*
+	 * The last hist_max chat lines, for those who join.  Appended by
+	 * fan-outs, which hold the read lock, under hist_mu; read by joins,
+	 * which hold the write lock and so exclude every fan-out.  Lock
+	 * order: lock -> hist_mu.
+	 */
+	pthread_mutex_t hist_mu;
+	struct msg **hist; /* ring of hist_max, each holding a reference */
+	size_t hist_max, hist_head, hist_len;
 };
 
-/* Returns 0 or a negative errno. */
-int broadcast_init(struct broadcast *b);
+/* A registry that keeps the last history chat lines for newcomers (0:
+ * none).  Returns 0 or a negative errno. */
+int broadcast_init(struct broadcast *b, size_t history);
 /* Drops the registry's references to any members left. */
 void broadcast_destroy(struct broadcast *b);
 
-/* Add c (taking a reference); *online receives the count with it.
+/* Add c (taking a reference) and queue the history to it, ahead of
+ * anything else; *online receives the count with it.
  * Returns 0 or -ENOMEM. */
 int broadcast_join(struct broadcast *b, struct conn *c, size_t *online);
 
@@ -44,6 +56,10 @@ size_t broadcast_online(struct broadcast *b);
  */
 size_t broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                       size_t n);
+
+/* As broadcast_send, for chat lines: they also enter the history. */
+size_t broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
+                           size_t n);
 
 /*
  * As broadcast_send, for the join notices of a batch of new members, in

@@ -67,7 +67,7 @@ parse_number(const char *opt, const char *val, unsigned long long min, unsigned 
 int
 main(int argc, char **argv)
 {
-	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ, OPT_MAX_LINE };
+	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ, OPT_MAX_LINE, OPT_HISTORY };
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "bind", required_argument, NULL, 'b' },
@@ -75,6 +75,7 @@ main(int argc, char **argv)
 		{ "max-clients", required_argument, NULL, OPT_MAX_CLIENTS },
 		{ "max-sendq", required_argument, NULL, OPT_MAX_SENDQ },
 		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
+		{ "history", required_argument, NULL, OPT_HISTORY },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -119,6 +120,10 @@ main(int argc, char **argv)
 		case OPT_MAX_LINE:
 			cfg.max_line = (size_t)parse_number("--max-line", optarg, 16, 1048576,
 			                                    "a number of bytes from 16 to 1048576");
+			break;
+		case OPT_HISTORY:
+			cfg.history = (size_t)parse_number("--history", optarg, 0, 100000,
+			                                   "a number of lines from 0 to 100000");
 			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)

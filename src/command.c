@@ -120,6 +120,7 @@ static void
 do_me(struct relay *r, struct conn *c, const char *text, size_t n)
 {
 	char line[COMMAND_MAX + 64];
+	struct msg *m;
 	bool cut;
 	int k;
 
@@ -128,7 +129,11 @@ do_me(struct relay *r, struct conn *c, const char *text, size_t n)
 		return;
 	}
 	k = snprintf(line, sizeof(line), "* %s %.*s", c->nick[0] ? c->nick : c->addr, (int)n, text);
-	relay_broadcast(r, c, relay_format(c->name, line, (size_t)k, r->max_line, &cut));
+	m = relay_format(c->name, line, (size_t)k, r->max_line, &cut);
+	if (m != NULL) {
+		broadcast_send_chat(r->bc, c, &m, 1); /* an action is chat: kept in history */
+		msg_unref(m);
+	}
 }
 
 static void

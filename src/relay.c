@@ -111,7 +111,7 @@ batch_flush(struct batch *bt)
 {
 	if (bt->n == 0)
 		return;
-	broadcast_send(bt->r->bc, bt->c, bt->msgs, bt->n);
+	broadcast_send_chat(bt->r->bc, bt->c, bt->msgs, bt->n);
 	for (size_t i = 0; i < bt->n; i++)
 		msg_unref(bt->msgs[i]);
 	bt->n = 0;

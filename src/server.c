@@ -523,7 +523,8 @@ server_run(const struct server_config *cfg)
 
 	popts.max_workers = s.cfg.workers;
 	popts.thread_name_prefix = "relay";
-	if ((rc = tp_pool_create(&s.pool, &popts)) != 0 || (rc = broadcast_init(&s.bc)) != 0) {
+	if ((rc = tp_pool_create(&s.pool, &popts)) != 0 ||
+	    (rc = broadcast_init(&s.bc, s.cfg.history)) != 0) {
 		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
 		goto out;
 	}

@@ -18,6 +18,7 @@ struct server_config {
 	size_t max_clients; /* 0: the open-file limit minus a reserve */
 	size_t max_sendq;   /* bytes queued per client before it is dropped */
 	size_t max_line;    /* bytes per line before it is cut */
+	size_t history;     /* chat lines replayed to whoever joins */
 };
 
 /*

@@ -98,7 +98,7 @@ START_TEST(test_fan_out_reaches_every_member_but_the_sender)
 	size_t online;
 	int i;
 
-	ck_assert_int_eq(broadcast_init(&b), 0);
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
 	for (i = 0; i < 3; i++) {
 		pair_open(&p[i], 1 << 20, 0);
 		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
@@ -125,7 +125,7 @@ START_TEST(test_leave_removes_once_and_others_still_receive)
 	size_t online;
 	int i;
 
-	ck_assert_int_eq(broadcast_init(&b), 0);
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
 	for (i = 0; i < 3; i++) {
 		pair_open(&p[i], 1 << 20, 0);
 		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
@@ -152,7 +152,7 @@ START_TEST(test_several_lines_fan_out_in_order)
 	size_t online;
 	int i;
 
-	ck_assert_int_eq(broadcast_init(&b), 0);
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
 	for (i = 0; i < 2; i++) {
 		pair_open(&p[i], 1 << 20, 0);
 		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
@@ -176,7 +176,7 @@ START_TEST(test_send_except_gives_each_joiner_only_later_joins)
 	size_t online;
 	int i;
 
-	ck_assert_int_eq(broadcast_init(&b), 0);
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
 	for (i = 0; i < 3; i++) {
 		pair_open(&p[i], 1 << 20, 0);
 		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);

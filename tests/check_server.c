@@ -517,6 +517,39 @@ START_TEST(test_a_client_cannot_forge_a_notice_or_a_sender)
 }
 END_TEST
 
+START_TEST(test_history_replays_the_last_lines_to_a_newcomer_first)
+{
+	struct server_proc sp;
+	struct client a, b, late;
+	char line[512], addr[64], action[96];
+	int i;
+
+	server_start(&sp, "--history", "3", NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_addr(&a, addr, sizeof(addr));
+	snprintf(action, sizeof(action), "* %s four", addr);
+	client_say(&a, "one\ntwo\nthree\n/me four\n/msg nobody x\nfive\n");
+	for (i = 0; i < 4; i++) /* when B has them all, the server has sent them */
+		ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	expect_text(&b, "five");
+
+	client_open(&late, sp.port, 0);
+	/* Exactly the last three chat lines (an action is one), oldest
+	 * first, before anything else. */
+	expect_text(&late, "three");
+	expect_text(&late, action);
+	expect_text(&late, "five");
+	client_say(&a, "live\n");
+	expect_text(&late, "live");
+	client_close(&a);
+	client_close(&b);
+	client_close(&late);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 /* --- order and loss ----------------------------------------------------------- */
 
 START_TEST(test_per_sender_order_over_ten_thousand_lines_without_loss)
@@ -1047,6 +1080,7 @@ server_suite(void)
 	tcase_add_test(tc, test_quit_relays_what_came_before_and_gives_the_reason);
 	tcase_add_test(tc, test_unknown_command_help_and_double_slash);
 	tcase_add_test(tc, test_a_client_cannot_forge_a_notice_or_a_sender);
+	tcase_add_test(tc, test_history_replays_the_last_lines_to_a_newcomer_first);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("order");
