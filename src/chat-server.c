@@ -67,7 +67,7 @@ parse_number(const char *opt, const char *val, unsigned long long min, unsigned 
 int
 main(int argc, char **argv)
 {
-	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ, OPT_MAX_LINE, OPT_HISTORY };
+	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ, OPT_MAX_LINE, OPT_HISTORY, OPT_IDLE };
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "bind", required_argument, NULL, 'b' },
@@ -76,6 +76,7 @@ main(int argc, char **argv)
 		{ "max-sendq", required_argument, NULL, OPT_MAX_SENDQ },
 		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 		{ "history", required_argument, NULL, OPT_HISTORY },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -124,6 +125,11 @@ main(int argc, char **argv)
 		case OPT_HISTORY:
 			cfg.history = (size_t)parse_number("--history", optarg, 0, 100000,
 			                                   "a number of lines from 0 to 100000");
+			break;
+		case OPT_IDLE:
+			cfg.idle_timeout =
+			        (unsigned)parse_number("--idle-timeout", optarg, 0, 86400 * 365,
+			                               "a number of seconds (0: never)");
 			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -67,8 +68,18 @@ conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_
 	net_format_addr(peer, c->addr, sizeof(c->addr));
 	memcpy(c->name, c->addr, sizeof(c->addr));
 	atomic_init(&c->refs, 1);
+	atomic_init(&c->last_heard_ms, conn_now_ms());
 	*out = c;
 	return 0;
+}
+
+long
+conn_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
 void

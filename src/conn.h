@@ -55,6 +55,7 @@ struct conn {
 	const atomic_bool *no_read; /* immutable: set when the server stops reading */
 	void *owner;                /* immutable: the service the conn belongs to */
 	atomic_uint refs;
+	atomic_long last_heard_ms; /* CLOCK_MONOTONIC ms of its last input */
 
 	/* Owned by the job in flight. */
 	struct line_buf in;
@@ -123,6 +124,9 @@ void conn_drop(struct conn *c, const char *why, bool warn);
 /* True if dropped; copies the reason and whether it deserves a warning
  * (why and warn may be NULL). */
 bool conn_is_dead(struct conn *c, char *why, size_t len, bool *warn);
+
+/* Now on CLOCK_MONOTONIC, in milliseconds. */
+long conn_now_ms(void);
 
 /* Bytes queued and not yet sent. */
 size_t conn_pending(struct conn *c);

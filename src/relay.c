@@ -269,6 +269,8 @@ relay_job(void *arg, void **result)
 		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
 
 		if (n > 0) {
+			atomic_store_explicit(&c->last_heard_ms, conn_now_ms(),
+			                      memory_order_relaxed);
 			if (line_feed(&c->in, r->max_line, buf, (size_t)n, on_line, &bt) != 0)
 				log_warn("%s: out of memory: input lost", c->addr);
 			budget -= (size_t)n < budget ? (size_t)n : budget;

@@ -67,14 +67,7 @@ struct server {
 	char tag_signal, tag_wake, tag_listen[MAX_LISTEN];
 };
 
-static long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
+#define now_ms conn_now_ms
 
 /* --- reaping ---------------------------------------------------------------- */
 
@@ -310,6 +303,33 @@ second_signal(struct server *s)
 	}
 }
 
+/* --- idle clients ---------------------------------------------------------------- */
+
+/* Close, with a word of why, every client silent for --idle-timeout.  Once
+ * a second is precise enough for a limit counted in seconds. */
+static void
+sweep_idle(struct server *s)
+{
+	long limit = (long)s->cfg.idle_timeout * 1000L, now = now_ms();
+	struct conn **all;
+	size_t n;
+
+	all = broadcast_snapshot(&s->bc, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = all[i];
+
+		if (now - atomic_load_explicit(&c->last_heard_ms, memory_order_relaxed) > limit) {
+			char why[64];
+
+			snprintf(why, sizeof(why), "idle for %u seconds", s->cfg.idle_timeout);
+			relay_tell(c, relay_notice("%s: disconnecting", why));
+			conn_drop(c, why, false); /* its own job sees the end and leaves */
+		}
+		conn_unref(c);
+	}
+	free(all);
+}
+
 /* --- the loop ------------------------------------------------------------------ */
 
 static void
@@ -329,8 +349,15 @@ run_loop(struct server *s)
 {
 	struct epoll_event evs[MAX_EVENTS];
 
+	long next_sweep = now_ms() + 1000;
+
 	while (!atomic_load(&s->stopping)) {
-		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, -1);
+		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, s->cfg.idle_timeout ? 1000 : -1);
+
+		if (s->cfg.idle_timeout > 0 && now_ms() >= next_sweep) {
+			sweep_idle(s);
+			next_sweep = now_ms() + 1000;
+		}
 
 		if (n < 0) {
 			if (errno == EINTR)

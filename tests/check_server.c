@@ -550,6 +550,39 @@ START_TEST(test_history_replays_the_last_lines_to_a_newcomer_first)
 }
 END_TEST
 
+START_TEST(test_idle_timeout_closes_silent_clients_with_a_notice)
+{
+	struct server_proc sp;
+	struct client silent, talker;
+	char line[512];
+	bool told = false, closed = false;
+	long end;
+
+	server_start(&sp, "--idle-timeout", "1", NULL);
+	client_open(&silent, sp.port, 0);
+	client_open(&talker, sp.port, 0);
+	ck_assert(client_wait_for(&silent, "joined (2 online)", WAIT_MS));
+	/* The talker keeps talking; the silent one says nothing. */
+	for (end = ms_now() + WAIT_MS; !closed && ms_now() < end;) {
+		int rc;
+
+		client_say(&talker, "tick\n");
+		rc = client_line(&silent, line, sizeof(line), 200);
+		if (rc == 0)
+			closed = true;
+		else if (rc == 1 && strcmp(line, "* idle for 1 seconds: disconnecting") == 0)
+			told = true;
+	}
+	ck_assert(told);
+	ck_assert(closed);
+	client_say(&talker, "/who\n");
+	ck_assert(client_wait_for(&talker, "* 1 online: ", WAIT_MS));
+	client_close(&silent);
+	client_close(&talker);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 /* --- order and loss ----------------------------------------------------------- */
 
 START_TEST(test_per_sender_order_over_ten_thousand_lines_without_loss)
@@ -1081,6 +1114,7 @@ server_suite(void)
 	tcase_add_test(tc, test_unknown_command_help_and_double_slash);
 	tcase_add_test(tc, test_a_client_cannot_forge_a_notice_or_a_sender);
 	tcase_add_test(tc, test_history_replays_the_last_lines_to_a_newcomer_first);
+	tcase_add_test(tc, test_idle_timeout_closes_silent_clients_with_a_notice);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("order");
