@@ -67,7 +67,14 @@ parse_number(const char *opt, const char *val, unsigned long long min, unsigned 
 int
 main(int argc, char **argv)
 {
-	enum { OPT_MAX_CLIENTS = 256, OPT_MAX_SENDQ, OPT_MAX_LINE, OPT_HISTORY, OPT_IDLE };
+	enum {
+		OPT_MAX_CLIENTS = 256,
+		OPT_MAX_SENDQ,
+		OPT_MAX_LINE,
+		OPT_HISTORY,
+		OPT_IDLE,
+		OPT_PER_IP
+	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
 		{ "bind", required_argument, NULL, 'b' },
@@ -77,6 +84,7 @@ main(int argc, char **argv)
 		{ "max-line", required_argument, NULL, OPT_MAX_LINE },
 		{ "history", required_argument, NULL, OPT_HISTORY },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+		{ "max-per-ip", required_argument, NULL, OPT_PER_IP },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -130,6 +138,10 @@ main(int argc, char **argv)
 			cfg.idle_timeout =
 			        (unsigned)parse_number("--idle-timeout", optarg, 0, 86400 * 365,
 			                               "a number of seconds (0: never)");
+			break;
+		case OPT_PER_IP:
+			cfg.max_per_ip = (unsigned)parse_number("--max-per-ip", optarg, 0, 10000000,
+			                                        "a number (0: no limit)");
 			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)

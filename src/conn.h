@@ -56,6 +56,8 @@ struct conn {
 	void *owner;                /* immutable: the service the conn belongs to */
 	atomic_uint refs;
 	atomic_long last_heard_ms; /* CLOCK_MONOTONIC ms of its last input */
+	unsigned char ipkey[16];   /* accept loop only: its address, for --max-per-ip */
+	bool counted;              /* accept loop only: ipkey is counted */
 
 	/* Owned by the job in flight. */
 	struct line_buf in;

@@ -168,23 +168,25 @@ on_line(void *ctx, const char *line, size_t len, bool truncated)
 		batch_flush(bt);
 }
 
-/* The connection is gone or going: tell the others, hand it to the reaper.
- * reason is the client's own (/quit), or NULL. */
+/*
+ * The connection is gone or going: hand it to the reaper, then tell the
+ * others.  In that order, so that by the time anyone hears of the
+ * departure, the accept loop can see it (--max-per-ip counts on that).
+ * reason is the client's own (/quit), or NULL.
+ */
 static void
 leave(struct relay *r, struct conn *c, int err, const char *reason)
 {
 	char why[96];
 	bool warn = false, dropped = conn_is_dead(c, why, sizeof(why), &warn);
 	size_t online = broadcast_leave(r->bc, c);
+	struct msg *notice = NULL;
 
 	if (c->announced && !atomic_load(r->stopping)) {
 		if (reason != NULL && reason[0] != '\0')
-			relay_broadcast(
-			        r, NULL,
-			        relay_notice("%s left (%zu online): %s", c->name, online, reason));
+			notice = relay_notice("%s left (%zu online): %s", c->name, online, reason);
 		else
-			relay_broadcast(r, NULL,
-			                relay_notice("%s left (%zu online)", c->name, online));
+			notice = relay_notice("%s left (%zu online)", c->name, online);
 	}
 	if (reason != NULL)
 		log_info("%s quit (%zu online)", c->name, online);
@@ -192,10 +194,11 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 		log_warn("%s dropped: %s (%zu online)", c->name, why, online);
 	else if (dropped || err != 0)
 		log_info("%s disconnected: %s (%zu online)", c->name, dropped ? why : strerror(err),
-		         online);
+			 online);
 	else
 		log_info("%s disconnected (%zu online)", c->name, online);
-	r->reap(r->reap_arg, c);
+	r->reap(r->reap_arg, c); /* c is not ours any more */
+	relay_broadcast(r, NULL, notice);
 }
 
 /* A job is over: the server may be waiting for the last one to finish. */

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,6 +35,7 @@
 
 #include "broadcast.h"
 #include "conn.h"
+#include "ipcount.h"
 #include "log.h"
 #include "net.h"
 #include "relay.h"
@@ -61,7 +63,8 @@ struct server {
 	pthread_mutex_t reap_mu;
 	struct conn *reap_head; /* reap_mu: connections whose job has ended */
 
-	time_t last_emfile_log, last_full_log;
+	time_t last_emfile_log, last_full_log, last_perip_log;
+	struct ipcount *perip; /* NULL unless --max-per-ip */
 
 	/* epoll markers for the descriptors that are not clients */
 	char tag_signal, tag_wake, tag_listen[MAX_LISTEN];
@@ -100,6 +103,8 @@ reap_all(struct server *s)
 	for (; c != NULL; c = next) {
 		next = c->reap_next;
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		if (c->counted)
+			ipcount_del(s->perip, c->ipkey);
 		conn_unref(c); /* the job's */
 		conn_unref(c); /* ours; the descriptor closes with the last */
 	}
@@ -150,6 +155,50 @@ shed_connection(struct server *s, int lfd)
 }
 
 /*
+ * Connections from this address that have left but are not reaped yet
+ * (reaping waits for the end of the event batch): they no longer count.
+ */
+static size_t
+leaving_from(struct server *s, const unsigned char *key)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->reap_mu);
+	for (struct conn *c = s->reap_head; c != NULL; c = c->reap_next)
+		if (c->counted && memcmp(c->ipkey, key, sizeof(c->ipkey)) == 0)
+			n++;
+	pthread_mutex_unlock(&s->reap_mu);
+	return n;
+}
+
+/*
+ * Tell a connection we will not take it why, close it, and log that (at
+ * most once every ten seconds per reason, *last being its clock).
+ */
+static void
+refuse(int fd, time_t *last, const char *fmt, ...)
+{
+	char text[128], line[160];
+	time_t now = time(NULL);
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		text[0] = '\0';
+	va_end(ap);
+	n = snprintf(line, sizeof(line), "* %s\r\n", text);
+	/* Best effort: the socket is new, its buffer empty. */
+	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("refusal not sent: %s", strerror(errno));
+	close(fd);
+	if (now - *last >= 10) {
+		*last = now;
+		log_warn("refusing connections: %s", text);
+	}
+}
+
+/*
  * Register an accepted connection, busy and disarmed.  Returns it, with a
  * reference for its first job (ours stays until reap), or NULL if it was
  * refused or failed.
@@ -162,20 +211,19 @@ admit(struct server *s, int fd, const struct sockaddr *peer)
 	size_t online = broadcast_online(&s->bc);
 	int one = 1, rc;
 
-	if (online >= s->cfg.max_clients) {
-		char msg[64];
-		time_t now = time(NULL);
-		int n = snprintf(msg, sizeof(msg), "* server full (%zu online)\r\n", online);
+	unsigned char key[IPCOUNT_KEYLEN];
 
-		/* Best effort: the socket is new, its buffer empty. */
-		if (send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			log_debug("server full notice not sent: %s", strerror(errno));
-		close(fd);
-		if (now - s->last_full_log >= 10) {
-			s->last_full_log = now;
-			log_warn("server full: refusing connections (%zu online)", online);
-		}
+	if (online >= s->cfg.max_clients) {
+		refuse(fd, &s->last_full_log, "server full (%zu online)", online);
 		return NULL;
+	}
+	if (s->perip != NULL) {
+		ipcount_key(peer, key);
+		if (ipcount_get(s->perip, key) - leaving_from(s, key) >= s->cfg.max_per_ip) {
+			refuse(fd, &s->last_perip_log,
+			       "too many connections from your address (%u)", s->cfg.max_per_ip);
+			return NULL;
+		}
 	}
 	/* Chat lines are small and wanted now: no Nagle delay.  Keepalive
 	 * finds peers that vanished without a word. */
@@ -193,6 +241,10 @@ admit(struct server *s, int fd, const struct sockaddr *peer)
 		return NULL;
 	}
 	c->joined_online = online;
+	if (s->perip != NULL) {
+		memcpy(c->ipkey, key, sizeof(c->ipkey));
+		c->counted = ipcount_add(s->perip, key) == 0;
+	}
 	/* Registered disarmed and busy: the job that announces its join arms
 	 * it, so none of its lines can overtake the announcement. */
 	conn_job_begin(c);
@@ -556,6 +608,10 @@ server_run(const struct server_config *cfg)
 		goto out;
 	}
 	s.bc_ready = true;
+	if (s.cfg.max_per_ip > 0 && (rc = ipcount_new(&s.perip)) != 0) {
+		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
+		goto out;
+	}
 	s.relay.bc = &s.bc;
 	s.relay.max_line = s.cfg.max_line;
 	s.relay.stopping = &s.stopping;
@@ -591,6 +647,7 @@ out:
 		tp_pool_free(s.pool); /* waits for any job still running */
 	if (s.bc_ready)
 		broadcast_destroy(&s.bc);
+	ipcount_free(s.perip);
 	for (i = 0; i < s.nlisten; i++)
 		close(s.lfds[i]);
 	if (s.spare_fd >= 0)

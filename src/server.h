@@ -20,6 +20,7 @@ struct server_config {
 	size_t max_line;       /* bytes per line before it is cut */
 	size_t history;        /* chat lines replayed to whoever joins */
 	unsigned idle_timeout; /* seconds of silence before a client is closed; 0: never */
+	unsigned max_per_ip;   /* clients from one address at once; 0: no limit */
 };
 
 /*

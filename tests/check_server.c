@@ -562,23 +562,62 @@ START_TEST(test_idle_timeout_closes_silent_clients_with_a_notice)
 	client_open(&silent, sp.port, 0);
 	client_open(&talker, sp.port, 0);
 	ck_assert(client_wait_for(&silent, "joined (2 online)", WAIT_MS));
-	/* The talker keeps talking; the silent one says nothing. */
+	/* The talker says something ten times a second; the silent one says
+	 * nothing. */
 	for (end = ms_now() + WAIT_MS; !closed && ms_now() < end;) {
-		int rc;
+		long slice = ms_now() + 100;
 
 		client_say(&talker, "tick\n");
-		rc = client_line(&silent, line, sizeof(line), 200);
-		if (rc == 0)
-			closed = true;
-		else if (rc == 1 && strcmp(line, "* idle for 1 seconds: disconnecting") == 0)
-			told = true;
+		while (!closed && ms_now() < slice) {
+			int rc = client_line(&silent, line, sizeof(line), slice - ms_now());
+
+			if (rc == 0)
+				closed = true;
+			else if (rc == 1 &&
+			         strcmp(line, "* idle for 1 seconds: disconnecting") == 0)
+				told = true;
+			else if (rc == -1)
+				break;
+		}
 	}
 	ck_assert(told);
 	ck_assert(closed);
-	client_say(&talker, "/who\n");
-	ck_assert(client_wait_for(&talker, "* 1 online: ", WAIT_MS));
+	/* The talker, still talking (or it would be idle too), is still
+	 * served: it hears of the departure. */
+	for (end = ms_now() + WAIT_MS; ms_now() < end;) {
+		client_say(&talker, "tick\n");
+		if (client_line(&talker, line, sizeof(line), 100) == 1 &&
+		    strstr(line, "left (1 online)") != NULL)
+			break;
+	}
+	ck_assert_ptr_nonnull(strstr(line, "left (1 online)"));
 	client_close(&silent);
 	client_close(&talker);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_max_per_ip_refuses_one_more_from_the_same_address)
+{
+	struct server_proc sp;
+	struct client a, b, extra, later;
+	char line[512];
+
+	server_start(&sp, "--max-per-ip", "2", NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_open(&extra, sp.port, 0);
+	expect_line(&extra, "* too many connections from your address (2)");
+	ck_assert_int_eq(client_line(&extra, line, sizeof(line), WAIT_MS), 0);
+	/* One leaves: there is room again. */
+	client_close(&a);
+	ck_assert(client_wait_for(&b, "left (1 online)", WAIT_MS));
+	client_open(&later, sp.port, 0);
+	ck_assert(client_wait_for(&b, "joined (2 online)", WAIT_MS));
+	client_close(&extra);
+	client_close(&b);
+	client_close(&later);
 	ck_assert_int_eq(server_stop(&sp), 0);
 }
 END_TEST
@@ -1114,7 +1153,12 @@ server_suite(void)
 	tcase_add_test(tc, test_unknown_command_help_and_double_slash);
 	tcase_add_test(tc, test_a_client_cannot_forge_a_notice_or_a_sender);
 	tcase_add_test(tc, test_history_replays_the_last_lines_to_a_newcomer_first);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limits");
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_idle_timeout_closes_silent_clients_with_a_notice);
+	tcase_add_test(tc, test_max_per_ip_refuses_one_more_from_the_same_address);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("order");
