@@ -29,6 +29,33 @@ start_with_two(struct server_proc *sp, struct client *a, struct client *b)
 	ck_assert(client_wait_for(a, "joined (2 online)", WAIT_MS));
 }
 
+/* Close both and stop the server, which must exit 0. */
+static void
+finish_with_two(struct server_proc *sp, struct client *a, struct client *b)
+{
+	client_close(a);
+	client_close(b);
+	ck_assert_int_eq(server_stop(sp), 0);
+}
+
+/*
+ * Lines "<8-digit number> <text>\n" numbered from first, count of them,
+ * 100 bytes each, in a new buffer; *len receives its length.
+ */
+static char *
+numbered_lines(int first, int count, size_t *len)
+{
+	static const char text[] = "0123456789012345678901234567890123456789012345678901"
+	                           "23456789012345678901234567890123456789";
+	char *buf = malloc((size_t)count * 100 + 1);
+
+	ck_assert_ptr_nonnull(buf);
+	*len = 0;
+	for (int k = first; k < first + count; k++)
+		*len += (size_t)sprintf(buf + *len, "%08d %.90s\n", k, text);
+	return buf;
+}
+
 /* Connect n clients and wait until the server has all of them (the first
  * client hears the last one join). */
 static void
@@ -121,9 +148,7 @@ START_TEST(test_relayed_line_names_sender_and_time)
 	                        &h, &mi, &s),
 	                 6);
 	ck_assert_str_eq(chat_text(line), "hi there");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -162,9 +187,7 @@ START_TEST(test_ipv6_sender_is_shown_in_brackets)
 	snprintf(prefix, sizeof(prefix), "[::1]:%u | ", ntohs(sa.sin6_port));
 	ck_assert_msg(strncmp(line, prefix, strlen(prefix)) == 0, "got: %s", line);
 	ck_assert_str_eq(chat_text(line), "over six");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -192,9 +215,7 @@ START_TEST(test_split_and_merged_segments_are_relayed_as_lines)
 	ck_assert_str_eq(chat_text(line), "two");
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "three");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -212,9 +233,7 @@ START_TEST(test_sender_does_not_get_its_own_line_back)
 	client_say(&b, "reply\n");
 	ck_assert_int_eq(client_chat_line(&a, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "reply");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -253,9 +272,7 @@ START_TEST(test_escape_sequences_and_bad_utf8_arrive_neutralised)
 	               "\x1b]52;c;aGk=\x1b\\\x07\x7f\r\n");
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "evil \xef\xbf\xbd\xef\xbf\xbd text red");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -279,9 +296,7 @@ START_TEST(test_cr_and_telnet_cr_nul_end_lines_and_nothing_lines_vanish)
 	 * sanitised, and is not relayed. */
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "four");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -316,9 +331,7 @@ START_TEST(test_huge_line_keeps_memory_bounded_and_sender_connected)
 	client_say(&b, "ping\n");
 	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "ping");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -361,9 +374,7 @@ START_TEST(test_nick_renames_the_sender_field_and_is_announced)
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	snprintf(want, sizeof(want), "alice@%s | ", addr);
 	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "got: %s", line);
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -387,9 +398,7 @@ START_TEST(test_taken_and_invalid_nicks_are_refused_to_the_sender_only)
 	/* A saw none of it: its next line is B's next message. */
 	client_say(&b, "after\n");
 	expect_text(&a, "after");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -409,9 +418,7 @@ START_TEST(test_who_and_names_list_everyone_online)
 	client_say(&b, "/names\n");
 	snprintf(want, sizeof(want), "%s", addr);
 	ck_assert(client_wait_for(&b, want, WAIT_MS)); /* lists itself too */
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -425,9 +432,7 @@ START_TEST(test_me_is_relayed_as_an_action)
 	expect_line(&a, "* you are now alice");
 	client_say(&a, "/me waves\n");
 	expect_text(&b, "* alice waves");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -473,9 +478,7 @@ START_TEST(test_quit_relays_what_came_before_and_gives_the_reason)
 	expect_line(&b, want);
 	expect_line(&a, "* goodbye");
 	ck_assert_int_eq(client_line(&a, want, sizeof(want), WAIT_MS), 0); /* closed */
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -491,9 +494,7 @@ START_TEST(test_unknown_command_help_and_double_slash)
 	ck_assert(client_wait_for(&a, "/msg NAME TEXT", WAIT_MS));
 	client_say(&a, "//slash is literal\n");
 	expect_text(&b, "/slash is literal");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -511,9 +512,7 @@ START_TEST(test_a_client_cannot_forge_a_notice_or_a_sender)
 	ck_assert_msg(strncmp(line, addr, strlen(addr)) == 0, "got: %s", line);
 	ck_assert_int_eq(client_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_msg(strncmp(line, addr, strlen(addr)) == 0, "got: %s", line);
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -685,15 +684,10 @@ START_TEST(test_client_that_never_reads_is_dropped_others_get_everything)
 	ck_assert(client_wait_for(&reader, "joined (3 online)", WAIT_MS));
 	/* The reader keeps up: each chunk is read before the next is sent.
 	 * The sleeper takes nothing, and so goes over its queue's cap. */
-	buf = malloc(CHUNK * 100 + 1);
-	ck_assert_ptr_nonnull(buf);
 	for (k = 0; k < lines; k += CHUNK) {
-		len = 0;
-		for (int j = k; j < k + CHUNK; j++)
-			len += (size_t)sprintf(buf + len, "%08d %.90s\n", j,
-			                       "012345678901234567890123456789012345678901234567890"
-			                       "123456789012345678901234567890123456789");
+		buf = numbered_lines(k, CHUNK, &len);
 		client_send(&sender, buf, len);
+		free(buf);
 		for (int j = k; j < k + CHUNK; j++) {
 			int seq = -1;
 
@@ -702,7 +696,6 @@ START_TEST(test_client_that_never_reads_is_dropped_others_get_everything)
 			ck_assert_int_eq(seq, j);
 		}
 	}
-	free(buf);
 	ck_assert(server_log_wait(&sp, "dropped: send queue over 65536 bytes", WAIT_MS));
 	/* The sleeper's connection was closed: what the kernel held for it
 	 * drains, then end of stream. */
@@ -729,12 +722,7 @@ START_TEST(test_reader_that_pauses_then_catches_up_gets_everything)
 	client_open(&pauser, sp.port, 4096);
 	client_open(&sender, sp.port, 0);
 	ck_assert(client_wait_for(&pauser, "joined (2 online)", WAIT_MS));
-	buf = malloc((size_t)lines * 100 + 1);
-	ck_assert_ptr_nonnull(buf);
-	for (k = 0; k < lines; k++)
-		len += (size_t)sprintf(buf + len, "%08d %.90s\n", k,
-		                       "012345678901234567890123456789012345678901234567890"
-		                       "123456789012345678901234567890123456789");
+	buf = numbered_lines(0, lines, &len);
 	client_send(&sender, buf, len);
 	free(buf);
 	/* Only now does the pauser read. */
@@ -806,9 +794,7 @@ START_TEST(test_departed_client_is_closed_and_disturbs_nobody)
 	client_say(&a, "still here\n");
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "still here");
-	client_close(&a);
-	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -1014,12 +1000,7 @@ START_TEST(test_second_signal_cuts_the_flush_short_exit_1)
 	client_open(&sender, sp.port, 0);
 	client_open(&witness, sp.port, 0);
 	ck_assert(client_wait_for(&sleeper, "joined (3 online)", WAIT_MS));
-	buf = malloc((size_t)lines * 100 + 1);
-	ck_assert_ptr_nonnull(buf);
-	for (k = 0; k < lines; k++)
-		len += (size_t)sprintf(buf + len, "%08d %.90s\n", k,
-		                       "012345678901234567890123456789012345678901234567890"
-		                       "123456789012345678901234567890123456789");
+	buf = numbered_lines(0, lines, &len);
 	client_send(&sender, buf, len);
 	free(buf);
 	for (k = 0; k < lines; k++)
