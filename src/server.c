@@ -175,6 +175,9 @@ leaving_from(struct server *s, const unsigned char *key)
  * Tell a connection we will not take it why, close it, and log that (at
  * most once every ten seconds per reason, *last being its clock).
  */
+static void refuse(int fd, time_t *last, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
 static void
 refuse(int fd, time_t *last, const char *fmt, ...)
 {
