@@ -19,24 +19,33 @@
 #define DEFAULT_PORT "4333"
 #define DEFAULT_MAX_SENDQ (1024 * 1024)
 #define DEFAULT_MAX_LINE 4096
+#define DEFAULT_FLOOD_RATE 10
+#define DEFAULT_FLOOD_BURST 20
 
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: chat-server [options]\n"
-	            "  -p, --port PORT          port to listen on (default " DEFAULT_PORT
-	            "; 0: any free)\n"
-	            "  -b, --bind ADDR          address or host name to listen on\n"
-	            "                           (default: every address, IPv6 and IPv4)\n"
-	            "  -w, --workers N          relay threads in the pool (default: CPUs + 4, at "
-	            "most 32)\n"
-	            "      --max-clients N      clients at once (default: open-file limit less a "
-	            "reserve)\n"
-	            "      --max-sendq BYTES    output queued per client before it is dropped\n"
-	            "                           (default 1048576)\n"
-	            "  -l, --log-level LEVEL    error, warn, info or debug (default info)\n"
-	            "  -h, --help               this help\n"
-	            "  -V, --version            the version\n");
+	fprintf(fp,
+	        "usage: chat-server [options]\n"
+	        "  -p, --port PORT          port to listen on (default " DEFAULT_PORT
+	        "; 0: any free)\n"
+	        "  -b, --bind ADDR          address or host name to listen on\n"
+	        "                           (default: every address, IPv6 and IPv4)\n"
+	        "  -w, --workers N          relay threads in the pool (default: CPUs + 4, at "
+	        "most 32)\n"
+	        "      --max-clients N      clients at once (default: open-file limit less a "
+	        "reserve)\n"
+	        "      --max-sendq BYTES    output queued per client before it is dropped\n"
+	        "                           (default 1048576)\n"
+	        "      --max-line BYTES     longer lines are cut (default 4096)\n"
+	        "      --max-per-ip N       clients from one address (default 0: no limit)\n"
+	        "      --idle-timeout SECS  close clients silent this long (default 0: never)\n"
+	        "      --history N          chat lines replayed to a newcomer (default 0)\n"
+	        "      --flood-rate N       lines per second per client (default 10; 0: off)\n"
+	        "      --flood-burst N      lines at once before the rate applies (default 20)\n"
+	        "  -l, --log-level LEVEL    error, warn, info or debug (default info)\n"
+	        "  -h, --help               this help\n"
+	        "  -V, --version            the version\n");
 }
 
 static void
@@ -73,7 +82,9 @@ main(int argc, char **argv)
 		OPT_MAX_LINE,
 		OPT_HISTORY,
 		OPT_IDLE,
-		OPT_PER_IP
+		OPT_PER_IP,
+		OPT_FLOOD_RATE,
+		OPT_FLOOD_BURST
 	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -85,6 +96,8 @@ main(int argc, char **argv)
 		{ "history", required_argument, NULL, OPT_HISTORY },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
 		{ "max-per-ip", required_argument, NULL, OPT_PER_IP },
+		{ "flood-rate", required_argument, NULL, OPT_FLOOD_RATE },
+		{ "flood-burst", required_argument, NULL, OPT_FLOOD_BURST },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -97,6 +110,8 @@ main(int argc, char **argv)
 		.max_clients = 0,
 		.max_sendq = DEFAULT_MAX_SENDQ,
 		.max_line = DEFAULT_MAX_LINE,
+		.flood_rate = DEFAULT_FLOOD_RATE,
+		.flood_burst = DEFAULT_FLOOD_BURST,
 	};
 	enum log_level level = LOG_INFO;
 	int c;
@@ -142,6 +157,16 @@ main(int argc, char **argv)
 		case OPT_PER_IP:
 			cfg.max_per_ip = (unsigned)parse_number("--max-per-ip", optarg, 0, 10000000,
 			                                        "a number (0: no limit)");
+			break;
+		case OPT_FLOOD_RATE:
+			cfg.flood_rate =
+			        (unsigned)parse_number("--flood-rate", optarg, 0, 1000000,
+			                               "lines per second from 0 (off) to 1000000");
+			break;
+		case OPT_FLOOD_BURST:
+			cfg.flood_burst =
+			        (unsigned)parse_number("--flood-burst", optarg, 1, 1000000,
+			                               "a number of lines from 1 to 1000000");
 			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)

@@ -109,6 +109,7 @@ conn_unref(struct conn *c)
 	clear_queue_locked(c); /* last reference: nobody else can lock */
 	free(c->q);
 	line_buf_free(&c->in);
+	flood_hold_free(&c->held);
 	pthread_mutex_destroy(&c->mu);
 	close(c->fd);
 	free(c);

@@ -4,20 +4,22 @@
  *
  * Ownership and locks
  * -------------------
- * - refs (atomic): the registry, the accept loop, a job in flight, and any
- *   thread about to flush the queue each hold one.  conn_unref() dropping
- *   the last one closes the descriptor (exactly once) and frees.
- * - in, announced, joined_online: owned by the one job in flight.  The
- *   accept loop registers the descriptor with EPOLLONESHOT and submits a
- *   job only after conn_job_begin() succeeds, so there is never more than
- *   one.
+ * - refs (atomic): the registry, the accept loop, a job in flight (or the
+ *   park, while it waits there), and any thread about to flush the queue
+ *   each hold one.  conn_unref() dropping the last one closes the
+ *   descriptor (exactly once) and frees.
+ * - in, bucket, held, eof, eof_err, announced, joined_online: owned by
+ *   the one job in flight.  The accept loop registers the descriptor with
+ *   EPOLLONESHOT and submits a job only after conn_job_begin() succeeds,
+ *   so there is never more than one.  A job out of flood tokens parks the
+ *   connection (park.h) still busy; its next job takes these over.
  * - mu guards the send queue, busy and dead.  Lock order (see broadcast.c):
  *   registry lock -> conn mu.  Socket writes under mu are non-blocking.
  *
- * Who re-arms the descriptor: while busy (a job in flight) only the job, at
- * its end; otherwise whoever holds mu and needs EPOLLOUT.  An event that
- * arrives while busy is ignored by the accept loop: the job's re-arm covers
- * it, since epoll here is level-triggered.
+ * Who re-arms the descriptor: while busy (a job in flight, or parked) only
+ * the job, at its end; otherwise whoever holds mu and needs EPOLLOUT.  An
+ * event that arrives while busy is ignored by the accept loop: the job's
+ * re-arm covers it, since epoll here is level-triggered.
  */
 #ifndef CONN_H
 #define CONN_H
@@ -28,6 +30,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "flood.h"
 #include "line.h"
 #include "net.h"
 
@@ -61,8 +64,12 @@ struct conn {
 
 	/* Owned by the job in flight. */
 	struct line_buf in;
-	bool announced;       /* the join notice went out */
-	size_t joined_online; /* clients online when it joined */
+	struct flood_bucket bucket; /* its flood budget */
+	struct flood_hold held;     /* lines read beyond that budget */
+	bool eof;                   /* input ended (after what is held) */
+	int eof_err;                /* why, if an error: an errno */
+	bool announced;             /* the join notice went out */
+	size_t joined_online;       /* clients online when it joined */
 
 	/*
 	 * Written by the connection's own job under the registry's write lock

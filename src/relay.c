@@ -104,6 +104,8 @@ struct batch {
 	size_t n;
 	bool quit; /* the client sent /quit: ignore what follows */
 	char reason[COMMAND_MAX];
+	bool unlimited;  /* stopping, or the connection dropped: no flood limit */
+	int64_t wait_ns; /* > 0: out of tokens, the next one due in this long */
 };
 
 static void
@@ -136,15 +138,13 @@ relay_broadcast(struct relay *r, const struct conn *from, struct msg *m)
 	msg_unref(m);
 }
 
+/* One line the client may send now: a command, or chat to relay. */
 static void
-on_line(void *ctx, const char *line, size_t len, bool truncated)
+relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 {
-	struct batch *bt = ctx;
 	struct msg *m;
 	bool cut;
 
-	if (len == 0 || bt->quit)
-		return; /* empty lines are not relayed; nothing after /quit is */
 	if (line[0] == '/' && !(len > 1 && line[1] == '/')) {
 		char text[COMMAND_MAX];
 		size_t n = line_sanitize(line, len, text, sizeof(text), &cut);
@@ -166,6 +166,65 @@ on_line(void *ctx, const char *line, size_t len, bool truncated)
 	bt->msgs[bt->n++] = m;
 	if (bt->n == BATCH)
 		batch_flush(bt);
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Take a flood token for one line, if there is one now. */
+static bool
+may_send(struct batch *bt)
+{
+	int64_t wait;
+
+	if (bt->unlimited)
+		return true;
+	if (bt->wait_ns > 0)
+		return false; /* out for the rest of this job */
+	wait = flood_take(&bt->r->flood, &bt->c->bucket, now_ns());
+	bt->wait_ns = wait;
+	return wait == 0;
+}
+
+/* Every line read, from line_feed(): relayed now if it has a token and
+ * none is waiting before it, else held. */
+static void
+on_line(void *ctx, const char *line, size_t len, bool truncated)
+{
+	struct batch *bt = ctx;
+	struct conn *c = bt->c;
+
+	if (len == 0 || bt->quit)
+		return; /* empty lines are not relayed; nothing after /quit is */
+	if (!flood_hold_any(&c->held) && may_send(bt)) {
+		relay_line(bt, line, len, truncated);
+		return;
+	}
+	if (flood_hold_push(&c->held, line, len, truncated) != 0)
+		log_warn("%s: out of memory: a line lost", c->addr);
+}
+
+/* Relay held lines, oldest first, as far as tokens allow. */
+static void
+release_held(struct batch *bt)
+{
+	struct conn *c = bt->c;
+	const char *line;
+	size_t len;
+	bool truncated;
+
+	while (!bt->quit && flood_hold_any(&c->held) && may_send(bt)) {
+		flood_hold_pop(&c->held, &line, &len, &truncated);
+		relay_line(bt, line, len, truncated);
+	}
+	if (bt->quit)
+		flood_hold_free(&c->held); /* nothing after /quit is relayed */
 }
 
 /*
@@ -194,7 +253,7 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 		log_warn("%s dropped: %s (%zu online)", c->name, why, online);
 	else if (dropped || err != 0)
 		log_info("%s disconnected: %s (%zu online)", c->name, dropped ? why : strerror(err),
-			 online);
+		         online);
 	else
 		log_info("%s disconnected (%zu online)", c->name, online);
 	r->reap(r->reap_arg, c); /* c is not ours any more */
@@ -246,16 +305,67 @@ relay_announce_job(void *arg, void **result)
 	return 0;
 }
 
+/*
+ * Read until the socket is empty, the budget is spent, or lines are held
+ * (the client is out of tokens: leave the rest in the kernel).  Sets
+ * c->eof at end of input or on an error.
+ */
+static void
+read_input(struct batch *bt)
+{
+	struct relay *r = bt->r;
+	struct conn *c = bt->c;
+	char buf[16384];
+	size_t budget = READ_BUDGET;
+
+	while (!atomic_load(r->stopping) && budget > 0 && !bt->quit && !flood_hold_any(&c->held)) {
+		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n > 0) {
+			atomic_store_explicit(&c->last_heard_ms, conn_now_ms(),
+			                      memory_order_relaxed);
+			if (line_feed(&c->in, r->max_line, buf, (size_t)n, on_line, bt) != 0)
+				log_warn("%s: out of memory: input lost", c->addr);
+			budget -= (size_t)n < budget ? (size_t)n : budget;
+			continue;
+		}
+		if (n == 0) {
+			c->eof = true;
+		} else if (errno == EINTR) {
+			continue;
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			c->eof_err = errno;
+			c->eof = true;
+		}
+		break;
+	}
+}
+
+/* Out of tokens with lines held: wait in the park until the next token.
+ * Returns false if it could not (out of memory). */
+static bool
+park_conn(struct batch *bt)
+{
+	struct relay *r = bt->r;
+	int64_t wait = bt->wait_ns > 0 ? bt->wait_ns : 1000000;
+	long due = conn_now_ms() + (long)((wait + 999999) / 1000000);
+	uint64_t one = 1;
+
+	if (park_push(r->park, bt->c, due) != 0) {
+		log_warn("%s: out of memory: cannot wait for its flood budget", bt->c->addr);
+		return false;
+	}
+	if (write(r->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_error("cannot wake the accept loop: %s", strerror(errno));
+	return true;
+}
+
 int
 relay_job(void *arg, void **result)
 {
 	struct conn *c = arg;
 	struct relay *r = c->owner;
 	struct batch bt = { .r = r, .c = c, .n = 0 };
-	char buf[16384];
-	size_t budget = READ_BUDGET;
-	bool eof = false;
-	int err = 0;
 
 	(void)result;
 	if (!c->announced) {
@@ -268,38 +378,29 @@ relay_job(void *arg, void **result)
 	if (conn_pending(c) > 0)
 		conn_flush(c); /* we may be here for EPOLLOUT */
 
-	while (!atomic_load(r->stopping) && budget > 0 && !bt.quit) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-
-		if (n > 0) {
-			atomic_store_explicit(&c->last_heard_ms, conn_now_ms(),
-			                      memory_order_relaxed);
-			if (line_feed(&c->in, r->max_line, buf, (size_t)n, on_line, &bt) != 0)
-				log_warn("%s: out of memory: input lost", c->addr);
-			budget -= (size_t)n < budget ? (size_t)n : budget;
-			continue;
-		}
-		if (n == 0) {
-			eof = true;
-		} else if (errno == EINTR) {
-			continue;
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			err = errno;
-			eof = true;
-		}
-		break;
+	/* What it sent when it had no tokens goes first. */
+	bt.unlimited = !flood_limit_on(&r->flood) || atomic_load(r->stopping) ||
+	               conn_is_dead(c, NULL, 0, NULL);
+	release_held(&bt);
+	if (!c->eof)
+		read_input(&bt);
+	if (!c->eof && conn_is_dead(c, NULL, 0, NULL)) {
+		c->eof = true; /* dropped: its input ends here */
+		bt.unlimited = true;
 	}
-	if (!eof && conn_is_dead(c, NULL, 0, NULL))
-		eof = true;
-	if (eof && !bt.quit)
+	if (c->eof && !bt.quit) {
 		line_finish(&c->in, on_line, &bt); /* a last line without LF */
+		release_held(&bt);
+	}
 	batch_flush(&bt);
 
 	if (bt.quit) {
 		relay_tell(c, relay_notice("goodbye"));
 		leave(r, c, 0, bt.reason); /* our reference goes to the reaper */
-	} else if (eof) {
-		leave(r, c, err, NULL);
+	} else if (flood_hold_any(&c->held) && park_conn(&bt)) {
+		/* parked, busy, with our reference: the loop runs us again */
+	} else if (c->eof) {
+		leave(r, c, c->eof_err, NULL);
 	} else {
 		conn_job_end(c);
 		conn_unref(c);

@@ -7,6 +7,15 @@
  * what is left, announces the departure and hands the connection back to
  * the accept loop to be reaped.  Otherwise it re-arms the connection and
  * returns.
+ *
+ * Flood control: each line costs a token of the client's bucket.  Lines
+ * read beyond the budget are held (at most what one read brought), the
+ * job stops reading, and the connection is parked until the next token is
+ * due; its next job relays held lines first.  The client is thus simply
+ * not read, TCP pushes back on it, and nothing it sent is lost or
+ * reordered.  Empty lines cost nothing (they are not relayed).  When the
+ * server stops, or the connection has been dropped, what is held is
+ * relayed at once: it was accepted, and it is bounded.
  */
 #ifndef RELAY_H
 #define RELAY_H
@@ -16,11 +25,17 @@
 
 #include "broadcast.h"
 #include "conn.h"
+#include "flood.h"
+#include "park.h"
 
 /* What the jobs share; owned by the server, which outlives every job. */
 struct relay {
 	struct broadcast *bc;
 	size_t max_line;
+	struct flood_limit flood; /* lines per client per second */
+	/* Where a job out of flood tokens parks its connection; wakefd is
+	 * written after each, so that the loop sees the new wake-up time. */
+	struct park *park;
 	const atomic_bool *stopping; /* set: jobs read nothing more */
 	/* A job whose connection has ended gives its reference to reap(). */
 	void (*reap)(void *arg, struct conn *c);

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -38,6 +39,7 @@
 #include "ipcount.h"
 #include "log.h"
 #include "net.h"
+#include "park.h"
 #include "relay.h"
 #include "server.h"
 
@@ -57,7 +59,8 @@ struct server {
 	tp_pool *pool;
 	struct broadcast bc;
 	struct relay relay;
-	bool bc_ready;
+	struct park park; /* clients waiting for flood tokens */
+	bool bc_ready, park_ready;
 	atomic_bool stopping;
 
 	pthread_mutex_t reap_mu;
@@ -112,12 +115,12 @@ reap_all(struct server *s)
 
 /* --- accepting ---------------------------------------------------------------- */
 
+/* Submit the relay job of a busy connection, giving it a reference. */
 static void
-submit_job(struct server *s, struct conn *c)
+start_job(struct server *s, struct conn *c)
 {
 	int rc;
 
-	conn_ref(c);
 	atomic_fetch_add(&s->relay.inflight, 1);
 	rc = tp_submit(s->pool, relay_job, c, NULL);
 	if (rc != 0) {
@@ -126,6 +129,47 @@ submit_job(struct server *s, struct conn *c)
 		conn_job_end(c); /* try again on the next event */
 		log_error("%s: cannot submit its relay job: %s", c->addr, strerror(-rc));
 	}
+}
+
+static void
+submit_job(struct server *s, struct conn *c)
+{
+	conn_ref(c);
+	start_job(s, c);
+}
+
+/* Connections whose flood budget has a token again (all of them when
+ * everything is due, at shutdown) get their job back, with the reference
+ * they parked with. */
+static size_t
+unpark(struct server *s, long now)
+{
+	struct conn *c;
+	size_t n = 0;
+
+	if (park_collect(&s->park) != 0)
+		log_error("out of memory: parked clients wait");
+	while ((c = park_pop(&s->park, now)) != NULL) {
+		start_job(s, c);
+		n++;
+	}
+	return n;
+}
+
+/* How long the loop may sleep: until the next parked connection is due,
+ * or the next idle sweep; -1 for as long as it takes. */
+static int
+loop_timeout(struct server *s, long next_sweep)
+{
+	long now = now_ms(), t = park_timeout(&s->park, now);
+
+	if (s->cfg.idle_timeout > 0) {
+		long sweep = next_sweep > now ? next_sweep - now : 0;
+
+		if (t < 0 || sweep < t)
+			t = sweep;
+	}
+	return t > INT_MAX ? INT_MAX : (int)t;
 }
 
 /*
@@ -407,7 +451,10 @@ run_loop(struct server *s)
 	long next_sweep = now_ms() + 1000;
 
 	while (!atomic_load(&s->stopping)) {
-		int n = epoll_wait(s->epfd, evs, MAX_EVENTS, s->cfg.idle_timeout ? 1000 : -1);
+		int n;
+
+		unpark(s, now_ms());
+		n = epoll_wait(s->epfd, evs, MAX_EVENTS, loop_timeout(s, next_sweep));
 
 		if (s->cfg.idle_timeout > 0 && now_ms() >= next_sweep) {
 			sweep_idle(s);
@@ -485,9 +532,18 @@ stop(struct server *s)
 	s->nlisten = 0;
 
 	/* Every line read before the signal is fanned out before the
-	 * goodbye, so nobody who keeps reading misses one. */
-	while (atomic_load(&s->relay.inflight) > 0)
+	 * goodbye, so nobody who keeps reading misses one: the jobs in
+	 * flight finish, and parked connections run once more, relaying
+	 * what they hold without waiting for tokens.  A job parks before it
+	 * ends: so if none was running, and then none was parked, none is
+	 * left. */
+	for (;;) {
+		bool none_running = atomic_load(&s->relay.inflight) == 0;
+
+		if (unpark(s, LONG_MAX) == 0 && none_running)
+			break;
 		shutdown_poll(s, 100);
+	}
 
 	if ((m = relay_notice("server shutting down")) != NULL) {
 		broadcast_send(&s->bc, NULL, &m, 1);
@@ -611,12 +667,19 @@ server_run(const struct server_config *cfg)
 		goto out;
 	}
 	s.bc_ready = true;
+	if ((rc = park_init(&s.park)) != 0) {
+		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
+		goto out;
+	}
+	s.park_ready = true;
 	if (s.cfg.max_per_ip > 0 && (rc = ipcount_new(&s.perip)) != 0) {
 		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
 		goto out;
 	}
 	s.relay.bc = &s.bc;
 	s.relay.max_line = s.cfg.max_line;
+	flood_limit_init(&s.relay.flood, s.cfg.flood_rate, s.cfg.flood_burst);
+	s.relay.park = &s.park;
 	s.relay.stopping = &s.stopping;
 	s.relay.reap = reap_push;
 	s.relay.reap_arg = &s;
@@ -650,6 +713,8 @@ out:
 		tp_pool_free(s.pool); /* waits for any job still running */
 	if (s.bc_ready)
 		broadcast_destroy(&s.bc);
+	if (s.park_ready)
+		park_destroy(&s.park);
 	ipcount_free(s.perip);
 	for (i = 0; i < s.nlisten; i++)
 		close(s.lfds[i]);

@@ -21,6 +21,8 @@ struct server_config {
 	size_t history;        /* chat lines replayed to whoever joins */
 	unsigned idle_timeout; /* seconds of silence before a client is closed; 0: never */
 	unsigned max_per_ip;   /* clients from one address at once; 0: no limit */
+	unsigned flood_rate;   /* lines per second per client; 0: no limit */
+	unsigned flood_burst;  /* lines at once before flood_rate applies */
 };
 
 /*

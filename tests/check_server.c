@@ -621,6 +621,138 @@ START_TEST(test_max_per_ip_refuses_one_more_from_the_same_address)
 }
 END_TEST
 
+/* --- flood control ------------------------------------------------------------- */
+
+START_TEST(test_flooder_arrives_slowed_but_whole_while_others_stay_prompt)
+{
+	enum { LINES = 60 };
+	struct server_proc sp;
+	struct client flooder, talker, obs;
+	char line[512], *buf;
+	size_t len;
+	long sent, done;
+	int k = 0, seq;
+	bool heard = false;
+
+	/* 20 lines a second after a burst of 5: the last of 60 cannot be
+	 * relayed sooner than 55 / 20 = 2.75 s after the first was sent. */
+	server_start(&sp, "--flood-rate", "20", "--flood-burst", "5", NULL);
+	client_open(&flooder, sp.port, 0);
+	client_open(&talker, sp.port, 0);
+	client_open(&obs, sp.port, 0);
+	ck_assert(client_wait_for(&flooder, "joined (3 online)", WAIT_MS));
+	ck_assert(client_wait_for(&talker, "joined (3 online)", WAIT_MS));
+	buf = numbered_lines(0, LINES, &len);
+	sent = ms_now();
+	client_send(&flooder, buf, len);
+	free(buf);
+
+	/* Once the flood is under way, the talker speaks: its line must not
+	 * queue behind the flood. */
+	while (k < LINES) {
+		ck_assert_int_eq(client_chat_line(&obs, line, sizeof(line), WAIT_MS), 1);
+		if (strcmp(chat_text(line), "not delayed") == 0) {
+			ck_assert(!heard);
+			heard = true;
+			continue;
+		}
+		ck_assert_int_eq(sscanf(chat_text(line), "%d", &seq), 1);
+		ck_assert_int_eq(seq, k);
+		if (k++ == 0)
+			client_say(&talker, "not delayed\n");
+	}
+	done = ms_now();
+	ck_assert_msg(heard, "the talker's line waited for the whole flood");
+	ck_assert_msg(done - sent >= 2740, "60 lines relayed in %ld ms: not limited", done - sent);
+	/* The flooder was slowed, not punished: still connected. */
+	client_say(&talker, "still there?\n");
+	ck_assert(client_wait_for(&flooder, "still there?", WAIT_MS));
+	client_close(&flooder);
+	client_close(&talker);
+	client_close(&obs);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_flooder_is_not_read_beyond_its_budget)
+{
+	enum { MIB = 1 << 20, LIMIT = 128 };
+	struct server_proc sp;
+	struct client flooder, obs;
+	char *chunk = malloc(MIB);
+	size_t total = 0, off = 0;
+	long rss0, rss1;
+	int i;
+
+	ck_assert_ptr_nonnull(chunk);
+	for (i = 0; i < MIB; i++) /* 64-byte lines */
+		chunk[i] = i % 64 == 63 ? '\n' : 'f';
+	server_start(&sp, "--flood-rate", "1", "--flood-burst", "1", NULL);
+	client_open(&obs, sp.port, 0);
+	client_open(&flooder, sp.port, 0);
+	ck_assert(client_wait_for(&obs, "joined (2 online)", WAIT_MS));
+	rss0 = server_rss_kb(&sp);
+	/* Send until the kernel takes no more for a whole second.  A server
+	 * that read it all would let this go on to the limit. */
+	fcntl(flooder.fd, F_SETFL, fcntl(flooder.fd, F_GETFL) | O_NONBLOCK);
+	while (total < (size_t)LIMIT * MIB) {
+		ssize_t n = send(flooder.fd, chunk + off, MIB - off, MSG_NOSIGNAL);
+		struct pollfd pfd = { .fd = flooder.fd, .events = POLLOUT };
+
+		if (n > 0) {
+			total += (size_t)n;
+			off = (off + (size_t)n) % MIB;
+			continue;
+		}
+		ck_assert_msg(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "send: %s",
+		              strerror(errno));
+		if (errno != EINTR && poll(&pfd, 1, 1000) == 0)
+			break;
+	}
+	free(chunk);
+	ck_assert_msg(total < 32 * (size_t)MIB, "the server took %zu MiB from a flooder",
+	              total / MIB);
+	rss1 = server_rss_kb(&sp);
+	ck_assert_msg(rss1 - rss0 < 4096, "server grew by %ld KiB", rss1 - rss0);
+	client_close(&flooder);
+	client_close(&obs);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+START_TEST(test_sigterm_relays_what_a_flooder_had_sent_at_once)
+{
+	struct server_proc sp;
+	struct client flooder, obs;
+	char line[512], want[16];
+	int k, status;
+
+	/* One line a second: without the shutdown flush the other nine
+	 * would take nine seconds, or be lost. */
+	server_start(&sp, "--flood-rate", "1", "--flood-burst", "1", NULL);
+	client_open(&obs, sp.port, 0);
+	client_open(&flooder, sp.port, 0);
+	ck_assert(client_wait_for(&obs, "joined (2 online)", WAIT_MS));
+	client_say(&flooder, "0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n"); /* one segment, one read */
+	ck_assert_int_eq(client_chat_line(&obs, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "0");
+
+	kill(sp.pid, SIGTERM);
+	for (k = 1; k < 10; k++) {
+		snprintf(want, sizeof(want), "%d", k);
+		ck_assert_int_eq(client_line(&obs, line, sizeof(line), WAIT_MS), 1);
+		ck_assert_msg(chat_text(line) != NULL, "line %d lost; got: %s", k, line);
+		ck_assert_str_eq(chat_text(line), want);
+	}
+	ck_assert_int_eq(client_line(&obs, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "* server shutting down");
+	status = server_wait(&sp, WAIT_MS);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	client_close(&flooder);
+	client_close(&obs);
+}
+END_TEST
+
 /* --- order and loss ----------------------------------------------------------- */
 
 START_TEST(test_per_sender_order_over_ten_thousand_lines_without_loss)
@@ -631,7 +763,7 @@ START_TEST(test_per_sender_order_over_ten_thousand_lines_without_loss)
 	char line[512], *buf;
 	int next[SENDERS], i, k, got;
 
-	server_start(&sp, "--workers", "2", NULL);
+	server_start(&sp, "--workers", "2", "--flood-rate", "0", NULL);
 	connect_all(cs, SENDERS + 1, sp.port);
 	buf = malloc(LINES * 32);
 	ck_assert_ptr_nonnull(buf);
@@ -676,7 +808,7 @@ START_TEST(test_client_that_never_reads_is_dropped_others_get_everything)
 	/* Enough to fill the kernel's buffers for the sleeper (twice over,
 	 * for their overhead) and then the server's 64 KiB queue. */
 	lines = (int)((2 * tcp_wmem_max() + (1L << 20)) / 100 / CHUNK * CHUNK);
-	server_start(&sp, "--max-sendq", "65536", NULL);
+	server_start(&sp, "--max-sendq", "65536", "--flood-rate", "0", NULL);
 	client_open(&sender, sp.port, 0);
 	client_open(&reader, sp.port, 0);
 	client_open(&sleeper, sp.port, 4096); /* reads nothing, ever */
@@ -718,7 +850,7 @@ START_TEST(test_reader_that_pauses_then_catches_up_gets_everything)
 	/* Twice what the kernel can hold for the pauser: the rest waits in
 	 * the server's queue for EPOLLOUT, well under the cap. */
 	lines = (int)(2 * tcp_wmem_max() / 100);
-	server_start(&sp, "--max-sendq", "67108864", NULL);
+	server_start(&sp, "--max-sendq", "67108864", "--flood-rate", "0", NULL);
 	client_open(&pauser, sp.port, 4096);
 	client_open(&sender, sp.port, 0);
 	ck_assert(client_wait_for(&pauser, "joined (2 online)", WAIT_MS));
@@ -860,7 +992,7 @@ START_TEST(test_sigterm_delivers_what_was_queued_and_exits_0)
 	size_t len = 0;
 	int k, status;
 
-	server_start(&sp, NULL);
+	server_start(&sp, "--flood-rate", "0", NULL);
 	client_open(&sender, sp.port, 0);
 	client_open(&late, sp.port, 4096); /* reads only after the signal */
 	client_open(&witness, sp.port, 0);
@@ -935,7 +1067,7 @@ START_TEST(test_sigterm_under_load_gives_every_reader_the_same_lines)
 	bool notice[READERS];
 	pid_t pid;
 
-	server_start(&sp, "--workers", "2", "--max-sendq", "268435456", NULL);
+	server_start(&sp, "--workers", "2", "--max-sendq", "268435456", "--flood-rate", "0", NULL);
 	for (r = 0; r < READERS; r++)
 		client_open(&rd[r], sp.port, 0);
 	for (i = 0; i < SENDERS; i++)
@@ -995,7 +1127,7 @@ START_TEST(test_second_signal_cuts_the_flush_short_exit_1)
 	/* More than the kernel can hold for the sleeper, so that shutdown
 	 * has something to wait for. */
 	lines = (int)(2 * tcp_wmem_max() / 100);
-	server_start(&sp, "--max-sendq", "268435456", NULL);
+	server_start(&sp, "--max-sendq", "268435456", "--flood-rate", "0", NULL);
 	client_open(&sleeper, sp.port, 4096);
 	client_open(&sender, sp.port, 0);
 	client_open(&witness, sp.port, 0);
@@ -1072,6 +1204,10 @@ START_TEST(test_bad_options_print_the_problem_and_usage_exit_2)
 	ck_assert_ptr_nonnull(strstr(out, "unknown option --frobnicate"));
 	ck_assert_int_eq(run_cli(out, sizeof(out), "--max-sendq", "12abc", NULL), 2);
 	ck_assert_int_eq(run_cli(out, sizeof(out), "--log-level", "loud", NULL), 2);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--flood-rate", "-1", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "invalid --flood-rate '-1'"));
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--flood-burst", "0", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "invalid --flood-burst '0'"));
 	ck_assert_int_eq(run_cli(out, sizeof(out), "-p", NULL), 2);
 	ck_assert_ptr_nonnull(strstr(out, "needs a value"));
 	ck_assert_int_eq(run_cli(out, sizeof(out), "--help", NULL), 0);
@@ -1140,6 +1276,13 @@ server_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_idle_timeout_closes_silent_clients_with_a_notice);
 	tcase_add_test(tc, test_max_per_ip_refuses_one_more_from_the_same_address);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("flood");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_flooder_arrives_slowed_but_whole_while_others_stay_prompt);
+	tcase_add_test(tc, test_flooder_is_not_read_beyond_its_budget);
+	tcase_add_test(tc, test_sigterm_relays_what_a_flooder_had_sent_at_once);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("order");
