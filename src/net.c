@@ -163,3 +163,43 @@ net_listen(const char *host, const char *port, int backlog, int *fds, size_t max
 		return first_err ? first_err : -EADDRNOTAVAIL;
 	return 0;
 }
+
+int
+net_connect(const char *host, const char *port, FILE *trace, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char addr[NET_ADDRSTRLEN];
+	int rc, fd, last = -ECONNREFUSED;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot connect to %s:%s: %s", host, port,
+		         rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+		return rc == EAI_SYSTEM && errno != 0 ? -errno : -EHOSTUNREACH;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		net_format_addr(ai->ai_addr, addr, sizeof(addr));
+		if (trace != NULL)
+			fprintf(trace, "trying %s ...\n", addr);
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0) {
+			last = -errno;
+		} else {
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+				if (trace != NULL)
+					fprintf(trace, "connected to %s\n", addr);
+				freeaddrinfo(res);
+				return fd;
+			}
+			last = -errno;
+			close(fd);
+		}
+		if (trace != NULL)
+			fprintf(trace, "%s: %s\n", addr, strerror(-last));
+	}
+	freeaddrinfo(res);
+	snprintf(err, errlen, "cannot connect to %s:%s: %s", host, port, strerror(-last));
+	return last;
+}

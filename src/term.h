@@ -1,0 +1,48 @@
+/*
+ * chat-client's terminal: raw mode, and one input line at the bottom that
+ * arriving messages never garble.
+ *
+ * Two threads share it: the sender types into the line editor
+ * (term_key), the receiver prints messages (term_print), each under mu, so
+ * a message is printed by erasing the input line, writing the message and
+ * its line end, and drawing the input line again, whole, all in one
+ * write.
+ *
+ * The terminal's mode is restored on every way out: term_close(), exit()
+ * (an atexit handler), and SIGTERM, SIGHUP, SIGINT, SIGQUIT (a handler
+ * that restores it, then dies of the signal as it would have).
+ */
+#ifndef TERM_H
+#define TERM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "edit.h"
+
+struct term {
+	pthread_mutex_t mu; /* guards ed and every write to out */
+	int in, out;        /* descriptors of the terminal */
+	const char *prompt;
+	struct edit ed;
+};
+
+/* Put the terminal on in (keys) and out (display) in raw mode and draw
+ * the prompt.  Returns 0 or a negative errno (then nothing changed). */
+int term_open(struct term *t, int in, int out, const char *prompt);
+
+/* Restore the terminal's mode, leave the cursor on a fresh line, free. */
+void term_close(struct term *t);
+
+/* Print one line (already safe to show) above the input line. */
+void term_print(struct term *t, const char *line, size_t len);
+
+/*
+ * Feed one byte typed.  Returns what happened (edit.h); on EDIT_ENTER,
+ * *line is the line typed (the caller frees it; NULL if out of memory),
+ * which stays on the screen above a fresh, empty prompt.
+ */
+enum edit_action term_key(struct term *t, unsigned char byte, char **line, size_t *len);
+
+#endif /* TERM_H */
