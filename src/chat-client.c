@@ -49,10 +49,10 @@
 #define EXIT_INTERRUPTED 130 /* 128 + SIGINT, as shells report Ctrl-C */
 
 struct client {
-	int fd;       /* the connection; the sender writes, main reads */
-	bool tty;     /* terminal mode; fixed before the sender starts */
+	int fd;   /* the connection; the sender writes, main reads */
+	bool tty; /* terminal mode; fixed before the sender starts */
 	struct term term;
-	int wake[2];  /* main -> sender: stop */
+	int wake[2]; /* main -> sender: stop */
 
 	atomic_bool leaving;     /* sender: the user ended (EOF, Ctrl-D, /quit) */
 	atomic_bool interrupted; /* sender: Ctrl-C */
@@ -68,8 +68,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: chat-client [-v] [-n NICK] [HOST [PORT]]\n"
-	            "  HOST                     server name or address (default " DEFAULT_HOST
-	            ")\n"
+	            "  HOST                     server name or address (default " DEFAULT_HOST ")\n"
 	            "  PORT                     its port (default " DEFAULT_PORT ")\n"
 	            "  -n, --nick NICK          take this nick once connected\n"
 	            "  -v, --verbose            connection details on stderr\n"
@@ -138,15 +137,12 @@ on_keys(struct client *cl, const char *buf, size_t n)
 				send_line(cl, line, len, false);
 			free(line);
 			break;
-		case EDIT_EOF:
-			end_input(cl);
-			return false;
+		case EDIT_EOF: end_input(cl); return false;
 		case EDIT_INTERRUPT:
 			atomic_store(&cl->interrupted, true);
 			shutdown(cl->fd, SHUT_RDWR); /* the receiver wakes and ends */
 			return false;
-		default:
-			break;
+		default: break;
 		}
 	}
 	return !cl->send_failed;
@@ -286,23 +282,12 @@ main(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":n:vhV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'n':
-			nick = optarg;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			printf("chat-client (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION);
-			return 0;
-		case ':':
-			bad_usage("option %s needs a value", argv[optind - 1]);
-			break;
-		default:
-			bad_usage("unknown option %s", argv[optind - 1]);
+		case 'n': nick = optarg; break;
+		case 'v': verbose = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'V': printf("chat-client (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); return 0;
+		case ':': bad_usage("option %s needs a value", argv[optind - 1]); break;
+		default: bad_usage("unknown option %s", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

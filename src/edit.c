@@ -257,19 +257,14 @@ static enum edit_action
 escape_key(struct edit *e, unsigned char final, int param)
 {
 	switch (final) {
-	case 'A':
-		return browse(e, -1);
-	case 'B':
-		return browse(e, +1);
+	case 'A': return browse(e, -1);
+	case 'B': return browse(e, +1);
 	case 'C':
 		return e->cur < e->len ? move_to(e, e->cur + next_char(e->buf, e->len, e->cur))
 		                       : EDIT_NONE;
-	case 'D':
-		return e->cur > 0 ? move_to(e, prev_char(e->buf, e->cur)) : EDIT_NONE;
-	case 'H':
-		return move_to(e, 0);
-	case 'F':
-		return move_to(e, e->len);
+	case 'D': return e->cur > 0 ? move_to(e, prev_char(e->buf, e->cur)) : EDIT_NONE;
+	case 'H': return move_to(e, 0);
+	case 'F': return move_to(e, e->len);
 	case '~':
 		if (param == 1 || param == 7)
 			return move_to(e, 0);
@@ -278,8 +273,7 @@ escape_key(struct edit *e, unsigned char final, int param)
 		if (param == 3 && e->cur < e->len)
 			return erase(e, e->cur, e->cur + next_char(e->buf, e->len, e->cur));
 		return EDIT_NONE;
-	default:
-		return EDIT_NONE; /* swallowed */
+	default: return EDIT_NONE; /* swallowed */
 	}
 }
 
@@ -322,47 +316,32 @@ static enum edit_action
 control_key(struct edit *e, unsigned char b)
 {
 	switch (b) {
-	case CTRL('A'):
-		return move_to(e, 0);
-	case CTRL('B'):
-		return escape_key(e, 'D', 0);
-	case CTRL('C'):
-		return EDIT_INTERRUPT;
+	case CTRL('A'): return move_to(e, 0);
+	case CTRL('B'): return escape_key(e, 'D', 0);
+	case CTRL('C'): return EDIT_INTERRUPT;
 	case CTRL('D'):
 		if (e->len == 0)
 			return EDIT_EOF;
 		return escape_key(e, '~', 3);
-	case CTRL('E'):
-		return move_to(e, e->len);
-	case CTRL('F'):
-		return escape_key(e, 'C', 0);
+	case CTRL('E'): return move_to(e, e->len);
+	case CTRL('F'): return escape_key(e, 'C', 0);
 	case CTRL('H'):
-	case 0x7f:
-		return e->cur > 0 ? erase(e, prev_char(e->buf, e->cur), e->cur) : EDIT_NONE;
-	case '\t':
-		return insert(e, (const unsigned char *)" ", 1);
+	case 0x7f: return e->cur > 0 ? erase(e, prev_char(e->buf, e->cur), e->cur) : EDIT_NONE;
+	case '\t': return insert(e, (const unsigned char *)" ", 1);
 	case '\r':
-	case '\n':
-		return e->len > 0 ? EDIT_ENTER : EDIT_NONE;
-	case CTRL('K'):
-		return erase(e, e->cur, e->len);
-	case CTRL('L'):
-		return EDIT_REFRESH;
-	case CTRL('N'):
-		return browse(e, +1);
-	case CTRL('P'):
-		return browse(e, -1);
-	case CTRL('U'):
-		return erase(e, 0, e->cur);
-	case CTRL('W'):
-		return erase_word(e);
+	case '\n': return e->len > 0 ? EDIT_ENTER : EDIT_NONE;
+	case CTRL('K'): return erase(e, e->cur, e->len);
+	case CTRL('L'): return EDIT_REFRESH;
+	case CTRL('N'): return browse(e, +1);
+	case CTRL('P'): return browse(e, -1);
+	case CTRL('U'): return erase(e, 0, e->cur);
+	case CTRL('W'): return erase_word(e);
 	case ESC:
 		e->seq[0] = ESC;
 		e->nseq = 1;
 		e->need = 0;
 		return EDIT_NONE;
-	default:
-		return EDIT_NONE;
+	default: return EDIT_NONE;
 	}
 }
 

@@ -33,13 +33,13 @@ enum edit_action {
 };
 
 struct edit {
-	char *buf;        /* the line, NUL-terminated */
-	size_t len, cap;  /* bytes in buf (NUL not counted), its size */
-	size_t cur;       /* cursor: a byte offset on a character boundary */
-	char **hist;      /* lines entered, oldest first */
-	size_t nhist;     /* how many */
-	size_t hpos;      /* the history line shown; nhist: the line being typed */
-	char *draft;      /* the line being typed, kept while browsing history */
+	char *buf;             /* the line, NUL-terminated */
+	size_t len, cap;       /* bytes in buf (NUL not counted), its size */
+	size_t cur;            /* cursor: a byte offset on a character boundary */
+	char **hist;           /* lines entered, oldest first */
+	size_t nhist;          /* how many */
+	size_t hpos;           /* the history line shown; nhist: the line being typed */
+	char *draft;           /* the line being typed, kept while browsing history */
 	unsigned char seq[16]; /* an escape sequence or UTF-8 character in progress */
 	size_t nseq, need;     /* bytes of it so far; for UTF-8, bytes it will have */
 };
@@ -68,8 +68,7 @@ char *edit_take(struct edit *e, size_t *len);
  * less of the line is shown if cap is short: 4 * cols + 64 is enough but
  * for zero-width characters); returns the length.
  */
-size_t edit_render(const struct edit *e, const char *prompt, unsigned cols, char *out,
-                   size_t cap);
+size_t edit_render(const struct edit *e, const char *prompt, unsigned cols, char *out, size_t cap);
 
 /* Columns a code point takes on a terminal: 0 to 2. */
 int edit_width(unsigned cp);

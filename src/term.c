@@ -187,12 +187,8 @@ term_key(struct term *t, unsigned char byte, char **line, size_t *len)
 	pthread_mutex_lock(&t->mu);
 	act = edit_key(&t->ed, byte);
 	switch (act) {
-	case EDIT_REDRAW:
-		draw_locked(t, "", 0);
-		break;
-	case EDIT_REFRESH:
-		draw_locked(t, "\x1b[H\x1b[2J", 7);
-		break;
+	case EDIT_REDRAW: draw_locked(t, "", 0); break;
+	case EDIT_REFRESH: draw_locked(t, "\x1b[H\x1b[2J", 7); break;
 	case EDIT_ENTER:
 		/* The line stays on the screen, whole, as typed: the server
 		 * does not send our own lines back. */
@@ -214,8 +210,7 @@ term_key(struct term *t, unsigned char byte, char **line, size_t *len)
 			draw_locked(t, "\r\n", 2);
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	pthread_mutex_unlock(&t->mu);
 	return act;

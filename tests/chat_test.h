@@ -330,8 +330,8 @@ client_say(struct client *c, const char *s)
 }
 
 /*
- * Next line (without CRLF) into line; 1 on success, 0 at end of stream,
- * -1 on timeout.
+ * Next line (without CRLF) into line, from a socket or a pipe; 1 on
+ * success, 0 at end of stream, -1 on timeout.
  */
 static inline int
 client_line(struct client *c, char *line, size_t cap, long ms)
@@ -365,11 +365,11 @@ client_line(struct client *c, char *line, size_t cap, long ms)
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 			return -1;
-		ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
 
 		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return 0;
-		ck_assert_msg(n > 0 || errno == EINTR, "recv: %s", strerror(errno));
+		ck_assert_msg(n > 0 || errno == EINTR, "read: %s", strerror(errno));
 		if (n > 0)
 			c->len += (size_t)n;
 	}
