@@ -282,6 +282,21 @@ client_open(struct client *c, int port, int rcvbuf)
 	              strerror(errno));
 }
 
+/* True if this host can listen on ::1 (no IPv6 in some containers). */
+static inline bool
+have_ipv6_loopback(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
+	int fd = socket(AF_INET6, SOCK_STREAM, 0), ok;
+
+	if (fd < 0)
+		return false;
+	sa.sin6_addr = in6addr_loopback;
+	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return ok;
+}
+
 /* Connect over IPv6 loopback; false if this host has no ::1. */
 static inline bool
 client_open6(struct client *c, int port)

@@ -164,6 +164,27 @@ START_TEST(test_quit_ends_the_client_with_0_while_input_is_still_open)
 }
 END_TEST
 
+START_TEST(test_ipv6_and_verbose_connection_details)
+{
+	struct server_proc sp;
+	struct cli a;
+	char port[16], want[64];
+
+	if (!have_ipv6_loopback())
+		return; /* nothing to test on a host without IPv6 */
+	server_start_at(&sp, "::1", NULL);
+	port_str(port, sizeof(port), sp.port);
+	cli_start(&a, (const char *[]){ "-v", "::1", port, NULL });
+	cli_type(&a, "/quit\n");
+	ck_assert(client_wait_for(&a.out, "* goodbye", WAIT_MS));
+	ck_assert_int_eq(cli_exit(&a), 0);
+	snprintf(want, sizeof(want), "connected to [::1]:%s\n", port);
+	ck_assert_msg(strstr(server_log(&a.p), want) != NULL, "stderr: %s", server_log(&a.p));
+	cli_free(&a);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 START_TEST(test_connection_refused_is_reported_exit_1)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -683,6 +704,7 @@ client_suite(void)
 	tcase_add_test(tc, test_pipe_mode_sends_lines_and_prints_what_arrives);
 	tcase_add_test(tc, test_quit_ends_the_client_with_0_while_input_is_still_open);
 	tcase_add_test(tc, test_connection_refused_is_reported_exit_1);
+	tcase_add_test(tc, test_ipv6_and_verbose_connection_details);
 	tcase_add_test(tc, test_server_shutting_down_under_a_client_exit_1);
 	tcase_add_test(tc, test_hostile_bytes_from_the_network_are_shown_safe);
 	tcase_add_test(tc, test_bad_arguments_print_the_problem_and_usage_exit_2);

@@ -152,21 +152,6 @@ START_TEST(test_relayed_line_names_sender_and_time)
 }
 END_TEST
 
-/* True if this host can listen on ::1 (no IPv6 in some containers). */
-static bool
-have_ipv6_loopback(void)
-{
-	struct sockaddr_in6 sa = { .sin6_family = AF_INET6 };
-	int fd = socket(AF_INET6, SOCK_STREAM, 0), ok;
-
-	if (fd < 0)
-		return false;
-	sa.sin6_addr = in6addr_loopback;
-	ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return ok;
-}
-
 START_TEST(test_ipv6_sender_is_shown_in_brackets)
 {
 	struct server_proc sp;
