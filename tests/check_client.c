@@ -63,12 +63,13 @@ cli_start(struct cli *c, const char **args)
 	c->out.start = c->out.len = 0;
 }
 
+/* Type s into a client's input (a pipe or a terminal). */
 static void
-cli_type(struct cli *c, const char *s)
+type_into(int fd, const char *s)
 {
 	size_t len = strlen(s);
 
-	ck_assert(write(c->in, s, len) == (ssize_t)len);
+	ck_assert(write(fd, s, len) == (ssize_t)len);
 }
 
 static void
@@ -121,7 +122,7 @@ START_TEST(test_pipe_mode_sends_lines_and_prints_what_arrives)
 
 	/* printf 'hi\nbye\n' | chat-client -n bob 127.0.0.1 PORT */
 	cli_start(&b, (const char *[]){ "-n", "bob", "127.0.0.1", port, NULL });
-	cli_type(&b, "hi\nbye\n");
+	type_into(b.in, "hi\nbye\n");
 	cli_close_input(&b);
 	ck_assert_int_eq(cli_exit(&b), 0);
 	ck_assert_str_eq(server_log(&b.p), ""); /* nothing to complain of */
@@ -155,7 +156,7 @@ START_TEST(test_quit_ends_the_client_with_0_while_input_is_still_open)
 	server_start(&sp, NULL);
 	port_str(port, sizeof(port), sp.port);
 	cli_start(&a, (const char *[]){ "127.0.0.1", port, NULL });
-	cli_type(&a, "/quit off to lunch\n");
+	type_into(a.in, "/quit off to lunch\n");
 	ck_assert(client_wait_for(&a.out, "* goodbye", WAIT_MS));
 	ck_assert_int_eq(cli_exit(&a), 0);
 	ck_assert_str_eq(server_log(&a.p), "");
@@ -163,6 +164,22 @@ START_TEST(test_quit_ends_the_client_with_0_while_input_is_still_open)
 	ck_assert_int_eq(server_stop(&sp), 0);
 }
 END_TEST
+
+/* A fake server on 127.0.0.1 port 0: returns the listening socket. */
+static int
+fake_server(int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
 
 START_TEST(test_ipv6_and_verbose_connection_details)
 {
@@ -175,7 +192,7 @@ START_TEST(test_ipv6_and_verbose_connection_details)
 	server_start_at(&sp, "::1", NULL);
 	port_str(port, sizeof(port), sp.port);
 	cli_start(&a, (const char *[]){ "-v", "::1", port, NULL });
-	cli_type(&a, "/quit\n");
+	type_into(a.in, "/quit\n");
 	ck_assert(client_wait_for(&a.out, "* goodbye", WAIT_MS));
 	ck_assert_int_eq(cli_exit(&a), 0);
 	snprintf(want, sizeof(want), "connected to [::1]:%s\n", port);
@@ -187,18 +204,13 @@ END_TEST
 
 START_TEST(test_connection_refused_is_reported_exit_1)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
 	struct cli a;
 	char port[16], want[128];
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int p;
 
-	/* A port that was free a moment ago, and nobody listens on. */
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port_str(port, sizeof(port), ntohs(sa.sin_port));
-	close(fd);
+	/* A port that was listened on a moment ago, and is no more. */
+	close(fake_server(&p));
+	port_str(port, sizeof(port), p);
 
 	cli_start(&a, (const char *[]){ "127.0.0.1", port, NULL });
 	ck_assert_int_eq(cli_exit(&a), 1);
@@ -226,22 +238,6 @@ START_TEST(test_server_shutting_down_under_a_client_exit_1)
 	cli_free(&a);
 }
 END_TEST
-
-/* A fake server on 127.0.0.1 port 0: returns the listening socket. */
-static int
-fake_server(int *port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(fd, 4), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
 
 START_TEST(test_hostile_bytes_from_the_network_are_shown_safe)
 {
@@ -531,14 +527,6 @@ shows(const struct screen *s, const void *arg)
 	return screen_find(s, arg) >= 0;
 }
 
-static void
-pty_type(struct ptycli *t, const char *s)
-{
-	size_t len = strlen(s);
-
-	ck_assert(write(t->master, s, len) == (ssize_t)len);
-}
-
 /* Wait for the client to end; its wait status. */
 static int
 pty_wait(struct ptycli *t)
@@ -618,7 +606,7 @@ START_TEST(test_terminal_keeps_the_typed_line_intact_below_messages)
 	ck_assert(pty_is_raw(&t));
 
 	/* Half a line typed, with a correction. */
-	pty_type(&t, "hello wpr\x7f\x7for");
+	type_into(t.master, "hello wpr\x7f\x7for");
 	ck_assert(pty_until(&t, input_row_is, "> hello wor"));
 
 	/* Someone else speaks: the message gets its own row, and the half
@@ -635,14 +623,14 @@ START_TEST(test_terminal_keeps_the_typed_line_intact_below_messages)
 	ck_assert_int_ge(screen_find(&t.scr, "joined (2 online)"), 0);
 
 	/* Finish the line: sent whole, and left on the screen. */
-	pty_type(&t, "ld\r");
+	type_into(t.master, "ld\r");
 	ck_assert_int_eq(client_chat_line(&other, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "hello world");
 	ck_assert(pty_until(&t, input_row_is, "> "));
 	ck_assert_str_eq(screen_row(&t.scr, t.scr.row - 1), "> hello world");
 
 	/* Ctrl-C: out at once, exit 130, the terminal as it was. */
-	pty_type(&t, "half\x03");
+	type_into(t.master, "half\x03");
 	pty_expect_exit(&t, 130);
 	client_close(&other);
 	pty_free(&t);
@@ -669,7 +657,7 @@ START_TEST(test_terminal_mode_is_restored_when_killed_or_cut_off)
 
 	/* The server goes away while a line is half typed. */
 	pty_connect(&t, &sp);
-	pty_type(&t, "half a");
+	type_into(t.master, "half a");
 	ck_assert(pty_until(&t, input_row_is, "> half a"));
 	ck_assert_int_eq(server_stop(&sp), 0);
 	pty_expect_exit(&t, 1);
@@ -686,7 +674,7 @@ START_TEST(test_terminal_ctrl_d_on_an_empty_line_leaves_with_0)
 
 	server_start(&sp, NULL);
 	pty_connect(&t, &sp);
-	pty_type(&t, "\x04");
+	type_into(t.master, "\x04");
 	pty_expect_exit(&t, 0);
 	pty_free(&t);
 	ck_assert_int_eq(server_stop(&sp), 0);
