@@ -217,12 +217,17 @@ release_held(struct batch *bt)
 	struct conn *c = bt->c;
 	const char *line;
 	size_t len;
-	bool truncated;
+	bool truncated, any = false;
 
 	while (!bt->quit && flood_hold_any(&c->held) && may_send(bt)) {
 		flood_hold_pop(&c->held, &line, &len, &truncated);
 		relay_line(bt, line, len, truncated);
+		any = true;
 	}
+	/* A line going out now counts as heard now: a flooder we keep
+	 * waiting is not silent, and must not be closed as idle. */
+	if (any)
+		atomic_store_explicit(&c->last_heard_ms, conn_now_ms(), memory_order_relaxed);
 	if (bt->quit)
 		flood_hold_free(&c->held); /* nothing after /quit is relayed */
 }

@@ -705,6 +705,40 @@ START_TEST(test_flooder_is_not_read_beyond_its_budget)
 }
 END_TEST
 
+START_TEST(test_a_flooder_kept_waiting_is_not_closed_as_idle)
+{
+	struct server_proc sp;
+	struct client flooder, obs;
+	char line[512], want[16];
+
+	/* Two lines a second: the last of six goes out 2.5 s after the
+	 * first, well past the idle timeout, though the client sent it at
+	 * once. */
+	server_start(&sp, "--flood-rate", "2", "--flood-burst", "1", "--idle-timeout", "1", NULL);
+	client_open(&obs, sp.port, 0);
+	client_open(&flooder, sp.port, 0);
+	ck_assert(client_wait_for(&obs, "joined (2 online)", WAIT_MS));
+	client_say(&flooder, "0\n1\n2\n3\n4\n5\n");
+	for (int k = 0; k < 6; k++) {
+		snprintf(want, sizeof(want), "%d", k);
+		client_say(&obs, "\n"); /* the observer is not idle either */
+		ck_assert_int_eq(client_line(&obs, line, sizeof(line), WAIT_MS), 1);
+		ck_assert_msg(chat_text(line) != NULL, "line %d: got %s", k, line);
+		ck_assert_str_eq(chat_text(line), want);
+	}
+	/* And the flooder is still there, never told it was idle. */
+	client_say(&obs, "still there?\n");
+	do {
+		ck_assert_int_eq(client_line(&flooder, line, sizeof(line), WAIT_MS), 1);
+		ck_assert_msg(strstr(line, "idle") == NULL, "flooder closed: %s", line);
+	} while (chat_text(line) == NULL);
+	ck_assert_str_eq(chat_text(line), "still there?");
+	client_close(&flooder);
+	client_close(&obs);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 START_TEST(test_sigterm_relays_what_a_flooder_had_sent_at_once)
 {
 	struct server_proc sp;
@@ -1268,6 +1302,7 @@ server_suite(void)
 	tcase_add_test(tc, test_flooder_arrives_slowed_but_whole_while_others_stay_prompt);
 	tcase_add_test(tc, test_flooder_is_not_read_beyond_its_budget);
 	tcase_add_test(tc, test_sigterm_relays_what_a_flooder_had_sent_at_once);
+	tcase_add_test(tc, test_a_flooder_kept_waiting_is_not_closed_as_idle);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("order");
