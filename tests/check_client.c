@@ -107,6 +107,16 @@ port_str(char *buf, size_t len, int port)
 	snprintf(buf, len, "%d", port);
 }
 
+/* chat-client in pipe mode, connected to sp on 127.0.0.1. */
+static void
+cli_connect(struct cli *c, const struct server_proc *sp)
+{
+	char port[16];
+
+	port_str(port, sizeof(port), sp->port);
+	cli_start(c, (const char *[]){ "127.0.0.1", port, NULL });
+}
+
 /* --- pipe mode --------------------------------------------------------------------- */
 
 START_TEST(test_pipe_mode_sends_lines_and_prints_what_arrives)
@@ -117,7 +127,7 @@ START_TEST(test_pipe_mode_sends_lines_and_prints_what_arrives)
 
 	server_start(&sp, NULL);
 	port_str(port, sizeof(port), sp.port);
-	cli_start(&a, (const char *[]){ "127.0.0.1", port, NULL });
+	cli_connect(&a, &sp);
 	ck_assert(server_log_wait(&sp, "connected (1 online)", WAIT_MS));
 
 	/* printf 'hi\nbye\n' | chat-client -n bob 127.0.0.1 PORT */
@@ -151,11 +161,9 @@ START_TEST(test_quit_ends_the_client_with_0_while_input_is_still_open)
 {
 	struct server_proc sp;
 	struct cli a;
-	char port[16];
 
 	server_start(&sp, NULL);
-	port_str(port, sizeof(port), sp.port);
-	cli_start(&a, (const char *[]){ "127.0.0.1", port, NULL });
+	cli_connect(&a, &sp);
 	type_into(a.in, "/quit off to lunch\n");
 	ck_assert(client_wait_for(&a.out, "* goodbye", WAIT_MS));
 	ck_assert_int_eq(cli_exit(&a), 0);
@@ -225,11 +233,9 @@ START_TEST(test_server_shutting_down_under_a_client_exit_1)
 {
 	struct server_proc sp;
 	struct cli a;
-	char port[16];
 
 	server_start(&sp, NULL);
-	port_str(port, sizeof(port), sp.port);
-	cli_start(&a, (const char *[]){ "127.0.0.1", port, NULL });
+	cli_connect(&a, &sp);
 	ck_assert(server_log_wait(&sp, "connected (1 online)", WAIT_MS));
 	ck_assert_int_eq(server_stop(&sp), 0);
 	ck_assert(client_wait_for(&a.out, "* server shutting down", WAIT_MS));
