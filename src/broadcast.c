@@ -8,8 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "broadcast.h"
+
+/* Recipients a fan-out gathers before it adds them to the out list. */
+#define NOTE_CHUNK 128
+
+static long long
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 int
 broadcast_init(struct broadcast *b, size_t history)
@@ -22,12 +35,16 @@ broadcast_init(struct broadcast *b, size_t history)
 	b->hist = NULL;
 	b->hist_max = history;
 	b->hist_head = b->hist_len = 0;
+	b->out_head = b->out_tail = NULL;
+	atomic_init(&b->out_since, 0);
 	if (history > 0 && (b->hist = calloc(history, sizeof(*b->hist))) == NULL)
 		return -ENOMEM;
 	if ((rc = pthread_mutex_init(&b->hist_mu, NULL)) != 0)
 		goto fail_hist;
-	if ((rc = pthread_rwlockattr_init(&attr)) != 0)
+	if ((rc = pthread_mutex_init(&b->out_mu, NULL)) != 0)
 		goto fail_mu;
+	if ((rc = pthread_rwlockattr_init(&attr)) != 0)
+		goto fail_out;
 #ifdef PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP
 	/* glibc's default prefers readers: with messages flowing all the
 	 * time, a join could wait for ever. */
@@ -37,6 +54,8 @@ broadcast_init(struct broadcast *b, size_t history)
 	pthread_rwlockattr_destroy(&attr);
 	if (rc == 0)
 		return 0;
+fail_out:
+	pthread_mutex_destroy(&b->out_mu);
 fail_mu:
 	pthread_mutex_destroy(&b->hist_mu);
 fail_hist:
@@ -53,8 +72,74 @@ broadcast_destroy(struct broadcast *b)
 	for (size_t i = 0; i < b->hist_len; i++)
 		msg_unref(b->hist[(b->hist_head + i) % b->hist_max]);
 	free(b->hist);
+	while (b->out_head != NULL) {
+		struct conn *c = b->out_head;
+
+		b->out_head = c->out_next;
+		c->out_listed = false;
+		conn_unref(c);
+	}
+	pthread_mutex_destroy(&b->out_mu);
 	pthread_mutex_destroy(&b->hist_mu);
 	pthread_rwlock_destroy(&b->lock);
+}
+
+/* Put n recipients on the out list, each at most once. */
+static void
+note(struct broadcast *b, struct conn *const *cs, size_t n)
+{
+	if (n == 0)
+		return;
+	pthread_mutex_lock(&b->out_mu);
+	if (b->out_head == NULL)
+		atomic_store_explicit(&b->out_since, now_ns(), memory_order_relaxed);
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = cs[i];
+
+		if (c->out_listed)
+			continue; /* written by the pass that has it */
+		c->out_listed = true;
+		c->out_next = NULL;
+		conn_ref(c);
+		if (b->out_tail != NULL)
+			b->out_tail->out_next = c;
+		else
+			b->out_head = c;
+		b->out_tail = c;
+	}
+	pthread_mutex_unlock(&b->out_mu);
+}
+
+void
+broadcast_flush(struct broadcast *b)
+{
+	struct conn *c, *next;
+
+	pthread_mutex_lock(&b->out_mu);
+	c = b->out_head;
+	b->out_head = b->out_tail = NULL;
+	atomic_store_explicit(&b->out_since, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&b->out_mu);
+
+	for (; c != NULL; c = next) {
+		/* Unlisted before the write: a line queued after it is noted
+		 * again, for the next pass, and never missed. */
+		pthread_mutex_lock(&b->out_mu);
+		next = c->out_next;
+		c->out_next = NULL;
+		c->out_listed = false;
+		pthread_mutex_unlock(&b->out_mu);
+		conn_flush(c);
+		conn_unref(c);
+	}
+}
+
+long long
+broadcast_flush_age(struct broadcast *b, long long now)
+{
+	long long since = atomic_load_explicit(&b->out_since, memory_order_relaxed);
+
+	return since == 0 ? 0 : now - since;
 }
 
 /* The history, oldest first, to c.  Write lock held: no fan-out runs, so
@@ -68,8 +153,11 @@ send_history_locked(struct broadcast *b, struct conn *c)
 		return;
 	n1 = b->hist_max - first < b->hist_len ? b->hist_max - first : b->hist_len;
 	n2 = b->hist_len - n1;
-	if (conn_enqueue(c, b->hist + first, n1) >= 0 && n2 > 0)
+	if (conn_enqueue(c, b->hist + first, n1) < 0)
+		return;
+	if (n2 > 0)
 		conn_enqueue(c, b->hist, n2);
+	note(b, &c, 1);
 }
 
 /* Read lock held: the lines enter the history, the oldest leave it. */
@@ -166,19 +254,22 @@ enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip
 	return conn_enqueue(c, msgs, n);
 }
 
+/*
+ * Per recipient this is one mutex and a few pointer stores: the message is
+ * shared by reference, never copied, and nothing is allocated (a queue
+ * grows by doubling, so rarely).  The writes come later, in
+ * broadcast_flush().
+ */
 static size_t
 fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
         struct conn *const *skip, size_t n, bool chat)
 {
-	struct conn **flush;
-	size_t nflush = 0, sent = 0, i;
+	struct conn *noted[NOTE_CHUNK];
+	size_t nnoted = 0, sent = 0, i;
 
 	pthread_rwlock_rdlock(&b->lock);
 	if (chat && b->hist_max > 0)
 		record(b, msgs, n);
-	/* One array per fan-out (not per recipient) for those we must
-	 * flush once the lock is released. */
-	flush = malloc((b->n ? b->n : 1) * sizeof(*flush));
 	for (i = 0; i < b->n; i++) {
 		struct conn *c = b->conns[i];
 		int rc;
@@ -190,23 +281,15 @@ fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
 			continue;
 		sent++;
 		if (rc == 0)
-			continue;
-		if (flush != NULL) {
-			conn_ref(c);
-			flush[nflush++] = c;
-		} else {
-			/* Out of memory for the list: flush here.  The write
-			 * is non-blocking, so this only costs latency. */
-			conn_flush(c);
+			continue; /* already waiting for a write */
+		noted[nnoted++] = c;
+		if (nnoted == NOTE_CHUNK) {
+			note(b, noted, nnoted);
+			nnoted = 0;
 		}
 	}
+	note(b, noted, nnoted);
 	pthread_rwlock_unlock(&b->lock);
-
-	for (i = 0; i < nflush; i++) {
-		conn_flush(flush[i]);
-		conn_unref(flush[i]);
-	}
-	free(flush);
 	return sent;
 }
 

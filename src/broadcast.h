@@ -3,9 +3,17 @@
  *
  * One pthread rwlock guards the set.  Fan-out takes it for reading and only
  * appends references to the recipients' send queues (a per-connection
- * mutex each: lock order registry -> conn mu); the socket writes happen
- * after it is released.  Join and leave take it for writing; the lock
- * prefers writers, so that a busy room cannot starve a join.
+ * mutex each: lock order registry -> conn mu).  Join and leave take it for
+ * writing; the lock prefers writers, so that a busy room cannot starve a
+ * join.
+ *
+ * Writes are deferred.  A fan-out that turns a recipient's queue non-empty
+ * notes the recipient on the out list; broadcast_flush() writes to every
+ * noted recipient.  The server calls it when no job is waiting to run, or
+ * when the oldest note is a millisecond old: lines that several fan-outs
+ * queue to one recipient meanwhile leave in one writev, so that the busier
+ * the room, the fewer system calls per line.  This is Redis's "write
+ * before sleeping", with the pool's idleness for the event loop's sleep.
  */
 #ifndef BROADCAST_H
 #define BROADCAST_H
@@ -29,17 +37,28 @@ struct broadcast {
 	pthread_mutex_t hist_mu;
 	struct msg **hist; /* ring of hist_max, each holding a reference */
 	size_t hist_max, hist_head, hist_len;
+
+	/*
+	 * The out list: recipients to write to, linked through
+	 * conn->out_next, each once (conn->out_listed) and holding a
+	 * reference.  out_mu guards the list and those two fields; it is
+	 * taken alone or under lock, never with a conn mu.
+	 */
+	pthread_mutex_t out_mu;
+	struct conn *out_head, *out_tail;
+	_Atomic long long out_since; /* ns when the list last became non-empty */
 };
 
 /* A registry that keeps the last history chat lines for newcomers (0:
  * none).  Returns 0 or a negative errno. */
 int broadcast_init(struct broadcast *b, size_t history);
-/* Drops the registry's references to any members left. */
+/* Drops the registry's references to any members left, and the out
+ * list's. */
 void broadcast_destroy(struct broadcast *b);
 
 /* Add c (taking a reference) and queue the history to it, ahead of
- * anything else; *online receives the count with it.
- * Returns 0 or -ENOMEM. */
+ * anything else (written by the next broadcast_flush()); *online receives
+ * the count with it.  Returns 0 or -ENOMEM. */
 int broadcast_join(struct broadcast *b, struct conn *c, size_t *online);
 
 /* Remove c (dropping the registry's reference) if it is a member.
@@ -49,10 +68,10 @@ size_t broadcast_leave(struct broadcast *b, struct conn *c);
 size_t broadcast_online(struct broadcast *b);
 
 /*
- * Queue msgs, in order, to every member but from (which may be NULL), then
- * flush the recipients whose queues were empty.  A recipient over its
- * send-queue cap is dropped; the others are not slowed.  Returns the number
- * of recipients the messages were queued to.
+ * Queue msgs, in order, to every member but from (which may be NULL), and
+ * note the recipients whose queues were empty for broadcast_flush().  A
+ * recipient over its send-queue cap is dropped; the others are not slowed.
+ * Returns the number of recipients the messages were queued to.
  */
 size_t broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                       size_t n);
@@ -70,6 +89,17 @@ size_t broadcast_send_chat(struct broadcast *b, const struct conn *from, struct 
  */
 size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                              size_t n);
+
+/*
+ * Write to every recipient on the out list.  Safe from any thread, and from
+ * several at once: each takes the list as it is and leaves later notes to
+ * the next call.  A recipient whose socket is full waits for EPOLLOUT.
+ */
+void broadcast_flush(struct broadcast *b);
+
+/* CLOCK_MONOTONIC nanoseconds since the out list became non-empty (0 when
+ * it is empty). */
+long long broadcast_flush_age(struct broadcast *b, long long now_ns);
 
 /*
  * Give member c the nick (already validated): unique among members without

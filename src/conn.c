@@ -99,6 +99,7 @@ clear_queue_locked(struct conn *c)
 	}
 	c->qoff = 0;
 	c->qbytes = 0;
+	c->blocked = false;
 }
 
 void
@@ -174,7 +175,7 @@ rearm_locked(struct conn *c)
 	ev.data.ptr = c;
 	if (c->dead || !atomic_load_explicit(c->no_read, memory_order_relaxed))
 		ev.events |= EPOLLIN | EPOLLRDHUP;
-	if (c->qlen > 0)
+	if (c->blocked)
 		ev.events |= EPOLLOUT;
 	if (ev.events == EPOLLONESHOT)
 		return;
@@ -262,6 +263,7 @@ flush_locked(struct conn *c)
 			if (err == EINTR)
 				continue;
 			if (err == EAGAIN || err == EWOULDBLOCK) {
+				c->blocked = true;
 				if (!c->busy)
 					rearm_locked(c);
 				return 0;
@@ -287,6 +289,7 @@ flush_locked(struct conn *c)
 			c->qoff = 0;
 		}
 	}
+	c->blocked = false;
 	return 0;
 }
 

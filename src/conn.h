@@ -16,6 +16,12 @@
  * - mu guards the send queue, busy and dead.  Lock order (see broadcast.c):
  *   registry lock -> conn mu.  Socket writes under mu are non-blocking.
  *
+ * Who writes the queue: a fan-out only queues, and notes the recipient for
+ * the broadcast module's next write pass (broadcast_flush()), so that the
+ * lines of many fan-outs leave in one writev.  A write that finds the
+ * socket full marks the connection blocked; from then on EPOLLOUT, not the
+ * write pass, is what resumes it.
+ *
  * Who re-arms the descriptor: while busy (a job in flight, or parked) only
  * the job, at its end; otherwise whoever holds mu and needs EPOLLOUT.  An
  * event that arrives while busy is ignored by the accept loop: the job's
@@ -80,6 +86,8 @@ struct conn {
 	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN]; /* "alice@127.0.0.1:52842", or addr */
 
 	size_t reg_index;       /* guarded by the registry's lock */
+	struct conn *out_next;  /* guarded by the registry's out_mu: ... */
+	bool out_listed;        /* ... noted for the next write pass */
 	struct conn *reap_next; /* guarded by the server's reap lock */
 
 	pthread_mutex_t mu;
@@ -88,6 +96,7 @@ struct conn {
 	size_t qoff;   /* mu: bytes of q[qhead] already sent */
 	size_t qbytes; /* mu: bytes queued and not yet sent */
 	bool busy;     /* mu: a job is in flight */
+	bool blocked;  /* mu: the socket was full with output left: wait for EPOLLOUT */
 	bool dead;     /* mu: no more output; queue emptied */
 	char why[96];  /* mu: why it died, for the log */
 	bool why_warn; /* mu: worth a warning (not a mere departure) */
@@ -113,16 +122,17 @@ void conn_unref(struct conn *c);
 int conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n);
 
 /*
- * Write what is queued until done or the socket is full, then ask for
- * EPOLLOUT if anything is left.  Returns 0, or a negative errno if the
- * connection died (it is then dropped).
+ * Write what is queued (one sendmsg for up to 64 messages) until done or
+ * the socket is full; then the connection is blocked and waits for
+ * EPOLLOUT.  Returns 0, or a negative errno if the connection died (it is
+ * then dropped).
  */
 int conn_flush(struct conn *c);
 
 /* Mark a job in flight.  False if one already is (ignore the event). */
 bool conn_job_begin(struct conn *c);
 /* The job is done: re-arm for input (unless the server stopped reading)
- * and for output if anything is queued. */
+ * and for output if the socket was full. */
 void conn_job_end(struct conn *c);
 
 /* Drop the connection: free its queue, shut its socket down so that its

@@ -18,8 +18,20 @@
 
 /* Bytes one job may read before it yields the worker to others. */
 #define READ_BUDGET (64 * 1024)
-/* Lines handed to the broadcast module together: their writes coalesce. */
+/* Lines handed to the broadcast module together. */
 #define BATCH 64
+/* How long queued output may wait for more to join it while jobs keep
+ * coming: short against a person's perception, long against a syscall. */
+#define FLUSH_AFTER_NS 1000000
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 /* "YYYY-MM-DD HH:MM:SS" of now, local time, cached per thread for the
  * second: localtime_r is not free, and a busy second formats thousands. */
@@ -168,15 +180,6 @@ relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 		batch_flush(bt);
 }
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Take a flood token for one line, if there is one now. */
 static bool
 may_send(struct batch *bt)
@@ -265,10 +268,36 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 	relay_broadcast(r, NULL, notice);
 }
 
-/* A job is over: the server may be waiting for the last one to finish. */
+void
+relay_submitted(struct relay *r)
+{
+	atomic_fetch_add(&r->inflight, 1);
+	atomic_fetch_add(&r->unwritten, 1);
+}
+
+void
+relay_unsubmitted(struct relay *r)
+{
+	atomic_fetch_sub(&r->unwritten, 1);
+	atomic_fetch_sub(&r->inflight, 1);
+}
+
+/*
+ * A job is over: write what the fan-outs queued if it is the last job
+ * submitted (nothing more is coming soon, so waiting would only add
+ * latency), or if the oldest note has waited FLUSH_AFTER_NS (jobs keep
+ * coming, and their lines must not wait for a lull).  Between the two,
+ * lines that pile up for a recipient leave together.  Every fan-out of a
+ * job happens before its decrement, so the last job's pass sees them all.
+ * Then the server may be waiting for the last job to finish.
+ */
 static void
 job_done(struct relay *r)
 {
+	if (atomic_fetch_sub(&r->unwritten, 1) == 1 ||
+	    broadcast_flush_age(r->bc, now_ns()) >= FLUSH_AFTER_NS)
+		broadcast_flush(r->bc);
+
 	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping)) {
 		uint64_t one = 1;
 

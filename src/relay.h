@@ -43,13 +43,21 @@ struct relay {
 	/* Jobs submitted and not finished; on the last one while stopping,
 	 * wakefd is written so that the server can go on with shutdown. */
 	atomic_long inflight;
+	/* Jobs submitted that have not yet reached their end; the last to
+	 * end writes the fan-outs' output (see broadcast_flush()). */
+	atomic_long unwritten;
 	int wakefd;
 };
 
+/* Count a job about to be submitted, in inflight and unwritten; if the
+ * submit fails, relay_unsubmitted() takes it back. */
+void relay_submitted(struct relay *r);
+void relay_unsubmitted(struct relay *r);
+
 /*
  * The job, for tp_submit(pool, relay_job, conn, NULL).  The caller has done
- * conn_job_begin(), taken a reference for the job and counted it in
- * inflight; the job consumes both.  conn->owner is the struct relay.
+ * conn_job_begin(), taken a reference for the job and counted it with
+ * relay_submitted(); the job consumes both.  conn->owner is the struct relay.
  */
 int relay_job(void *conn, void **result);
 
@@ -68,7 +76,7 @@ struct relay_joins {
  * joins costs one write per member per batch, not one per join.  Then it
  * arms each connection, whose lines can thus never be relayed before its
  * join is known.  Consumes joins (malloc'ed), the references, and one count
- * in inflight.  All conns of a batch belong to the same struct relay.
+ * with relay_submitted().  All conns of a batch belong to the same struct relay.
  */
 int relay_announce_job(void *joins, void **result);
 

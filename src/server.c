@@ -121,10 +121,10 @@ start_job(struct server *s, struct conn *c)
 {
 	int rc;
 
-	atomic_fetch_add(&s->relay.inflight, 1);
+	relay_submitted(&s->relay);
 	rc = tp_submit(s->pool, relay_job, c, NULL);
 	if (rc != 0) {
-		atomic_fetch_sub(&s->relay.inflight, 1);
+		relay_unsubmitted(&s->relay);
 		conn_unref(c);
 		conn_job_end(c); /* try again on the next event */
 		log_error("%s: cannot submit its relay job: %s", c->addr, strerror(-rc));
@@ -314,11 +314,11 @@ announce(struct server *s, struct relay_joins *j)
 {
 	int rc;
 
-	atomic_fetch_add(&s->relay.inflight, 1);
+	relay_submitted(&s->relay);
 	rc = tp_submit(s->pool, relay_announce_job, j, NULL);
 	if (rc == 0)
 		return;
-	atomic_fetch_sub(&s->relay.inflight, 1);
+	relay_unsubmitted(&s->relay);
 	log_error("cannot submit the join announcement: %s", strerror(-rc));
 	/* Arm them unannounced: their own first job announces them. */
 	for (size_t i = 0; i < j->n; i++) {
@@ -549,6 +549,7 @@ stop(struct server *s)
 		broadcast_send(&s->bc, NULL, &m, 1);
 		msg_unref(m);
 	}
+	broadcast_flush(&s->bc);
 	all = broadcast_snapshot(&s->bc, &n);
 	for (i = 0; i < n; i++)
 		conn_flush(all[i]); /* arms EPOLLOUT where something is left */
@@ -685,6 +686,7 @@ server_run(const struct server_config *cfg)
 	s.relay.reap_arg = &s;
 	s.relay.wakefd = s.wakefd;
 	atomic_init(&s.relay.inflight, 0);
+	atomic_init(&s.relay.unwritten, 0);
 
 	tp_pool_stats(s.pool, &st);
 	for (i = 0; i < s.nlisten; i++) {

@@ -105,6 +105,9 @@ START_TEST(test_fan_out_reaches_every_member_but_the_sender)
 		ck_assert_uint_eq(online, (size_t)i + 1);
 	}
 	ck_assert_uint_eq(broadcast_send(&b, p[0].c, &m, 1), 2);
+	/* Queued, not yet written: that waits for the write pass. */
+	ck_assert_str_eq(drain(p[1].peer), "");
+	broadcast_flush(&b);
 	ck_assert_str_eq(drain(p[1].peer), "hi\r\n");
 	ck_assert_str_eq(drain(p[2].peer), "hi\r\n");
 	ck_assert_str_eq(drain(p[0].peer), "");
@@ -134,6 +137,7 @@ START_TEST(test_leave_removes_once_and_others_still_receive)
 	ck_assert_uint_eq(broadcast_leave(&b, p[0].c), 2); /* not a member: no-op */
 	ck_assert_uint_eq(broadcast_online(&b), 2);
 	ck_assert_uint_eq(broadcast_send(&b, NULL, &m, 1), 2);
+	broadcast_flush(&b);
 	ck_assert_str_eq(drain(p[1].peer), "after\r\n");
 	ck_assert_str_eq(drain(p[2].peer), "after\r\n");
 	ck_assert_str_eq(drain(p[0].peer), "");
@@ -158,6 +162,7 @@ START_TEST(test_several_lines_fan_out_in_order)
 		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
 	}
 	broadcast_send(&b, p[0].c, m, 3);
+	broadcast_flush(&b);
 	ck_assert_str_eq(drain(p[1].peer), "1\n2\n3\n");
 	for (i = 0; i < 3; i++)
 		msg_unref(m[i]);
@@ -184,6 +189,7 @@ START_TEST(test_send_except_gives_each_joiner_only_later_joins)
 	skip[0] = p[0].c;
 	skip[1] = p[1].c;
 	ck_assert_uint_eq(broadcast_send_except(&b, m, skip, 2), 2);
+	broadcast_flush(&b);
 	/* As if a joined, then b: a hears of b, b of nobody before it, and
 	 * the member already there of both. */
 	ck_assert_str_eq(drain(p[0].peer), "b joined\n");
@@ -193,6 +199,57 @@ START_TEST(test_send_except_gives_each_joiner_only_later_joins)
 		msg_unref(m[i]);
 	for (i = 0; i < 3; i++)
 		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
+/*
+ * Three fan-outs, one write pass: each recipient gets the three lines in
+ * one sendmsg.  A SOCK_SEQPACKET pair keeps each sendmsg a record of its
+ * own, so one recv returning all three shows there was one write.
+ */
+START_TEST(test_lines_of_several_fan_outs_leave_in_one_write)
+{
+	struct broadcast b;
+	struct conn *c[2];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct msg *m[3] = { text("one\n"), text("two\n"), text("three\n") };
+	int sv[2][2], i;
+	size_t online;
+	char buf[64];
+	ssize_t n;
+
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv[i]), 0);
+		ck_assert_int_eq(conn_new(&c[i], sv[i][0], (struct sockaddr *)&sa, epfd, 1 << 20,
+		                          &no_read, NULL),
+		                 0);
+		ck_assert_int_eq(broadcast_join(&b, c[i], &online), 0);
+	}
+	for (i = 0; i < 3; i++)
+		ck_assert_uint_eq(broadcast_send(&b, c[0], &m[i], 1), 1);
+	ck_assert_int_lt(broadcast_flush_age(&b, 1LL << 62), 1LL << 62); /* the list waits */
+	broadcast_flush(&b);
+	ck_assert_int_eq(broadcast_flush_age(&b, 1LL << 62), 0); /* and is empty */
+	n = recv(sv[1][1], buf, sizeof(buf), 0);
+	ck_assert_int_eq(n, 14);
+	ck_assert_mem_eq(buf, "one\ntwo\nthree\n", 14);
+	ck_assert_int_eq(recv(sv[1][1], buf, sizeof(buf), 0), -1); /* nothing more */
+	ck_assert_int_eq(errno, EAGAIN);
+	/* A line queued after the pass is noted again and written by the
+	 * next one. */
+	ck_assert_uint_eq(broadcast_send(&b, c[0], &m[0], 1), 1);
+	broadcast_flush(&b);
+	ck_assert_int_eq(recv(sv[1][1], buf, sizeof(buf), 0), 4);
+	for (i = 0; i < 3; i++) {
+		ck_assert_uint_eq(atomic_load(&m[i]->refs), 1); /* all sent, none kept */
+		msg_unref(m[i]);
+	}
+	for (i = 0; i < 2; i++) {
+		conn_unref(c[i]);
+		close(sv[i][1]);
+	}
 	broadcast_destroy(&b);
 }
 END_TEST
@@ -308,6 +365,7 @@ broadcast_suite(void)
 	tcase_add_test(tc, test_leave_removes_once_and_others_still_receive);
 	tcase_add_test(tc, test_several_lines_fan_out_in_order);
 	tcase_add_test(tc, test_send_except_gives_each_joiner_only_later_joins);
+	tcase_add_test(tc, test_lines_of_several_fan_outs_leave_in_one_write);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sendq");
