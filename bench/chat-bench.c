@@ -83,6 +83,7 @@ struct bench {
 	struct opts o;
 	int ep;
 	uint32_t run; /* this run's id, so that lines of others are ignored */
+	char tag[12]; /* "cbRUN " */
 	struct client *c;
 	size_t nc;
 	uint64_t expected;  /* deliveries due in all */
@@ -344,17 +345,15 @@ parse_u64(const char **p, const char *end, uint64_t *v)
 static void
 on_body(struct bench *b, struct client *c, const char *body, size_t len, int64_t now)
 {
-	char tag[16];
 	const char *p = body + 11, *end = body + len;
 	uint64_t sender, seq, ns;
 	size_t i, bit;
 
-	snprintf(tag, sizeof(tag), "cb%08" PRIx32 " ", b->run);
 	if (len < 11 || memcmp(body, "cb", 2) != 0) {
 		b->st.foreign++;
 		return;
 	}
-	if (memcmp(body, tag, 11) != 0) {
+	if (memcmp(body, b->tag, 11) != 0) {
 		b->st.foreign++; /* another run's */
 		return;
 	}
@@ -878,6 +877,25 @@ run_idle(struct bench *b)
 	return ok ? 0 : 1;
 }
 
+/* A port the kernel gives for 127.0.0.1:0, released at once.  Another
+ * program could take it before the caller does; bench/run-peers checks
+ * that the server it starts came up. */
+static int
+print_free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+		die("cannot find a free port: %s", strerror(errno));
+	printf("%u\n", ntohs(sa.sin_port));
+	close(fd);
+	return 0;
+}
+
 /* --- options ------------------------------------------------------------ */
 
 static void
@@ -901,6 +919,8 @@ usage(FILE *f)
 	           "through\n"
 	           "      --pid PID           the server's process, to report its memory\n"
 	           "      --label TEXT        a name for the JSON line\n"
+	           "      --free-port         print a loopback port free now, and exit (for\n"
+	           "                          starting servers that cannot bind port 0)\n"
 	           "  -h, --help              this text\n");
 }
 
@@ -948,6 +968,7 @@ main(int argc, char **argv)
 		{ "hold", required_argument, NULL, 'd' },
 		{ "pid", required_argument, NULL, 'i' },
 		{ "label", required_argument, NULL, 'L' },
+		{ "free-port", no_argument, NULL, 'F' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -993,6 +1014,7 @@ main(int argc, char **argv)
 		case 'd': b.o.hold = opt_double("--hold", optarg, 86400); break;
 		case 'i': b.o.pid = (long)opt_size("--pid", optarg, 1, INT_MAX); break;
 		case 'L': b.o.label = optarg; break;
+		case 'F': return print_free_port();
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1012,6 +1034,7 @@ main(int argc, char **argv)
 	if (b.o.timeout == 0)
 		b.o.timeout = 10;
 	b.run = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
+	snprintf(b.tag, sizeof(b.tag), "cb%08" PRIx32 " ", b.run);
 	if ((b.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die("epoll_create1: %s", strerror(errno));
 	rc = b.o.connect_only > 0 ? run_idle(&b) : run_fanout(&b);

@@ -14,6 +14,8 @@
 
 /* Recipients a fan-out gathers before it adds them to the out list. */
 #define NOTE_CHUNK 128
+/* Recipients a write pass takes off the out list at a time. */
+#define FLUSH_CHUNK 16
 
 static long long
 now_ns(void)
@@ -36,6 +38,7 @@ broadcast_init(struct broadcast *b, size_t history)
 	b->hist_max = history;
 	b->hist_head = b->hist_len = 0;
 	b->out_head = b->out_tail = NULL;
+	b->out_len = 0;
 	atomic_init(&b->out_since, 0);
 	if (history > 0 && (b->hist = calloc(history, sizeof(*b->hist))) == NULL)
 		return -ENOMEM;
@@ -106,32 +109,50 @@ note(struct broadcast *b, struct conn *const *cs, size_t n)
 		else
 			b->out_head = c;
 		b->out_tail = c;
+		b->out_len++;
 	}
 	pthread_mutex_unlock(&b->out_mu);
 }
 
+/*
+ * In chunks, so that the workers that come here while a pass is under way
+ * share it rather than wait for it; and bounded by the length of the list
+ * on entry, so that one worker is never stuck writing while the others
+ * keep noting.
+ */
 void
 broadcast_flush(struct broadcast *b)
 {
-	struct conn *c, *next;
+	struct conn *take[FLUSH_CHUNK];
+	size_t left, n, i;
 
 	pthread_mutex_lock(&b->out_mu);
-	c = b->out_head;
-	b->out_head = b->out_tail = NULL;
-	atomic_store_explicit(&b->out_since, 0, memory_order_relaxed);
-	pthread_mutex_unlock(&b->out_mu);
+	left = b->out_len;
+	while (left > 0 && b->out_head != NULL) {
+		for (n = 0; n < FLUSH_CHUNK && n < left && b->out_head != NULL; n++) {
+			struct conn *c = b->out_head;
 
-	for (; c != NULL; c = next) {
-		/* Unlisted before the write: a line queued after it is noted
-		 * again, for the next pass, and never missed. */
-		pthread_mutex_lock(&b->out_mu);
-		next = c->out_next;
-		c->out_next = NULL;
-		c->out_listed = false;
+			/* Unlisted before the write: a line queued after
+			 * this is noted again, and never missed. */
+			b->out_head = c->out_next;
+			c->out_next = NULL;
+			c->out_listed = false;
+			take[n] = c;
+		}
+		b->out_len -= n;
+		left -= n;
+		if (b->out_head == NULL) {
+			b->out_tail = NULL;
+			atomic_store_explicit(&b->out_since, 0, memory_order_relaxed);
+		}
 		pthread_mutex_unlock(&b->out_mu);
-		conn_flush(c);
-		conn_unref(c);
+		for (i = 0; i < n; i++) {
+			conn_flush(take[i]);
+			conn_unref(take[i]);
+		}
+		pthread_mutex_lock(&b->out_mu);
 	}
+	pthread_mutex_unlock(&b->out_mu);
 }
 
 long long

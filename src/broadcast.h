@@ -46,6 +46,7 @@ struct broadcast {
 	 */
 	pthread_mutex_t out_mu;
 	struct conn *out_head, *out_tail;
+	size_t out_len;
 	_Atomic long long out_since; /* ns when the list last became non-empty */
 };
 
@@ -92,8 +93,9 @@ size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struc
 
 /*
  * Write to every recipient on the out list.  Safe from any thread, and from
- * several at once: each takes the list as it is and leaves later notes to
- * the next call.  A recipient whose socket is full waits for EPOLLOUT.
+ * several at once, which share the work; each writes at most as many as
+ * were listed when it began, and leaves later notes to the next call.  A recipient whose socket is
+ * full waits for EPOLLOUT.
  */
 void broadcast_flush(struct broadcast *b);
 

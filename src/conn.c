@@ -124,7 +124,8 @@ drop_locked(struct conn *c, const char *why, bool warn)
 	c->dead = true;
 	c->why_warn = warn;
 	snprintf(c->why, sizeof(c->why), "%s", why);
-	clear_queue_locked(c);
+	if (!c->writing)
+		clear_queue_locked(c); /* else the writer does, once it is back */
 	/* Wake the connection's own job with end of input: it does the
 	 * leaving, so that leaving happens in one place. */
 	shutdown(c->fd, SHUT_RDWR);
@@ -235,11 +236,23 @@ conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
 	return was_empty ? 1 : 0;
 }
 
-/* mu held.  Returns 0 or a negative errno (then dropped). */
+/*
+ * mu held on entry and on return, but not during sendmsg: a fan-out that
+ * queues to c must never wait for c's system call.  c->writing keeps
+ * everyone else from writing meanwhile (whoever finds it set leaves the
+ * new lines to the writer, who looks again before it stops) and from
+ * freeing the messages being sent (a drop leaves the queue to the
+ * writer).  Returns 0 or a negative errno (then dropped).
+ */
 static int
 flush_locked(struct conn *c)
 {
-	while (c->qlen > 0) {
+	int err = 0;
+
+	if (c->writing)
+		return 0;
+	c->writing = true;
+	while (c->qlen > 0 && !c->dead) {
 		struct iovec iov[FLUSH_IOV];
 		struct msghdr mh;
 		size_t k, cnt = c->qlen < FLUSH_IOV ? c->qlen : FLUSH_IOV;
@@ -255,13 +268,17 @@ flush_locked(struct conn *c)
 		memset(&mh, 0, sizeof(mh));
 		mh.msg_iov = iov;
 		mh.msg_iovlen = cnt;
+		pthread_mutex_unlock(&c->mu);
 		/* MSG_NOSIGNAL: a peer that left must not SIGPIPE us. */
 		sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		err = sent < 0 ? errno : 0;
+		pthread_mutex_lock(&c->mu);
+		if (c->dead)
+			break;
 		if (sent < 0) {
-			int err = errno;
-
 			if (err == EINTR)
 				continue;
+			c->writing = false;
 			if (err == EAGAIN || err == EWOULDBLOCK) {
 				c->blocked = true;
 				if (!c->busy)
@@ -288,6 +305,11 @@ flush_locked(struct conn *c)
 			c->qlen--;
 			c->qoff = 0;
 		}
+	}
+	c->writing = false;
+	if (c->dead) {
+		clear_queue_locked(c); /* the drop left it to us */
+		return -EPIPE;
 	}
 	c->blocked = false;
 	return 0;

@@ -14,7 +14,8 @@
  *   so there is never more than one.  A job out of flood tokens parks the
  *   connection (park.h) still busy; its next job takes these over.
  * - mu guards the send queue, busy and dead.  Lock order (see broadcast.c):
- *   registry lock -> conn mu.  Socket writes under mu are non-blocking.
+ *   registry lock -> conn mu.  The writer lets go of mu for the sendmsg
+ *   itself (see flush_locked()), so queueing never waits for a write.
  *
  * Who writes the queue: a fan-out only queues, and notes the recipient for
  * the broadcast module's next write pass (broadcast_flush()), so that the
@@ -97,6 +98,7 @@ struct conn {
 	size_t qbytes; /* mu: bytes queued and not yet sent */
 	bool busy;     /* mu: a job is in flight */
 	bool blocked;  /* mu: the socket was full with output left: wait for EPOLLOUT */
+	bool writing;  /* mu: a thread is in sendmsg for it, without mu */
 	bool dead;     /* mu: no more output; queue emptied */
 	char why[96];  /* mu: why it died, for the log */
 	bool why_warn; /* mu: worth a warning (not a mere departure) */
