@@ -14,7 +14,7 @@
 struct server_config {
 	const char *bind;      /* NULL: every address (IPv6 dual stack, else IPv4) */
 	const char *port;      /* decimal; "0" lets the kernel choose */
-	unsigned workers;      /* 0: libthreadpool's default */
+	unsigned workers;      /* 0: one per online CPU */
 	size_t max_clients;    /* 0: the open-file limit minus a reserve */
 	size_t max_sendq;      /* bytes queued per client before it is dropped */
 	size_t max_line;       /* bytes per line before it is cut */
