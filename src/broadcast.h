@@ -10,7 +10,7 @@
  * Writes are deferred.  A fan-out that turns a recipient's queue non-empty
  * notes the recipient on the out list; broadcast_flush() writes to every
  * noted recipient.  The server calls it when no job is waiting to run, or
- * when the oldest note is a millisecond old: lines that several fan-outs
+ * when the oldest note is 2 ms old: lines that several fan-outs
  * queue to one recipient meanwhile leave in one writev, so that the busier
  * the room, the fewer system calls per line.  This is Redis's "write
  * before sleeping", with the pool's idleness for the event loop's sleep.
