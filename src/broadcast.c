@@ -285,8 +285,8 @@ static size_t
 fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
         struct conn *const *skip, size_t n, bool chat)
 {
-	struct conn *noted[NOTE_CHUNK];
-	size_t nnoted = 0, sent = 0, i;
+	struct conn *noted[NOTE_CHUNK], *now[NOTE_CHUNK];
+	size_t nnoted = 0, nnow = 0, sent = 0, i;
 
 	pthread_rwlock_rdlock(&b->lock);
 	if (chat && b->hist_max > 0)
@@ -303,6 +303,13 @@ fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
 		sent++;
 		if (rc == 0)
 			continue; /* already waiting for a write */
+		if (rc == 2 && nnow < NOTE_CHUNK) {
+			/* A long queue to a client that keeps up: the write
+			 * pass is late, so write it ourselves, now. */
+			conn_ref(c);
+			now[nnow++] = c;
+			continue;
+		}
 		noted[nnoted++] = c;
 		if (nnoted == NOTE_CHUNK) {
 			note(b, noted, nnoted);
@@ -311,6 +318,10 @@ fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
 	}
 	note(b, noted, nnoted);
 	pthread_rwlock_unlock(&b->lock);
+	for (i = 0; i < nnow; i++) {
+		conn_flush(now[i]);
+		conn_unref(now[i]);
+	}
 	return sent;
 }
 

@@ -164,7 +164,7 @@ do_msg(struct relay *r, struct conn *c, const char *args, const char *end)
 	}
 	k = snprintf(line, sizeof(line), "[private] %.*s", (int)(end - p), p);
 	m = relay_format(c->name, line, (size_t)k, r->max_line, &cut);
-	if (m != NULL && conn_enqueue(to, &m, 1) == 1)
+	if (m != NULL && conn_enqueue(to, &m, 1) > 0)
 		conn_flush(to);
 	msg_unref(m);
 	relay_tell(c, relay_notice("sent to %s", to->nick));

@@ -233,7 +233,12 @@ conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
 	}
 	c->qbytes += bytes;
 	pthread_mutex_unlock(&c->mu);
-	return was_empty ? 1 : 0;
+	if (was_empty)
+		return 1;
+	if (!c->blocked && !c->writing &&
+	    c->qbytes >= (CONN_WRITE_NOW < c->max_sendq / 2 ? CONN_WRITE_NOW : c->max_sendq / 2))
+		return 2;
+	return 0;
 }
 
 /*

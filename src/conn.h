@@ -114,12 +114,19 @@ int conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, s
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 
+/* Queued bytes past which a connection that is not blocked is written at
+ * once rather than at the next write pass (at most half of max_sendq). */
+#define CONN_WRITE_NOW (64 * 1024)
+
 /*
  * Append n messages (taking a reference on each).  Returns 1 if the queue
- * was empty, so the caller must conn_flush() it (outside any registry
- * lock); 0 if someone else will; -EPIPE if the connection is dead; -ENOBUFS
- * if this would pass max_sendq, in which case the connection is dropped
- * (its queue freed, its socket shut down) and nothing is queued.
+ * was empty, so the caller must see that it is flushed (outside any
+ * registry lock); 2 if the queue has grown past CONN_WRITE_NOW while its
+ * socket still takes data, so the caller should flush it now: the server,
+ * not the client, is behind, and the client must not reach max_sendq for
+ * that; 0 if someone else will; -EPIPE if the connection is dead;
+ * -ENOBUFS if this would pass max_sendq, in which case the connection is
+ * dropped (its queue freed, its socket shut down) and nothing is queued.
  */
 int conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n);
 

@@ -141,7 +141,7 @@ relay_tell(struct conn *c, struct msg *m)
 {
 	if (m == NULL)
 		return;
-	if (conn_enqueue(c, &m, 1) == 1)
+	if (conn_enqueue(c, &m, 1) > 0)
 		conn_flush(c);
 	msg_unref(m);
 }

@@ -254,6 +254,49 @@ START_TEST(test_lines_of_several_fan_outs_leave_in_one_write)
 }
 END_TEST
 
+/*
+ * A queue that grows past CONN_WRITE_NOW for a client whose socket still
+ * takes data is written by the fan-out itself, not left for the write
+ * pass: the server being behind must not push a client that keeps up
+ * towards --max-sendq.
+ */
+START_TEST(test_a_long_queue_to_a_reader_that_keeps_up_is_written_at_once)
+{
+	struct broadcast b;
+	struct pair p[2];
+	struct msg *small = text("first\n"), *big = msg_new(CONN_WRITE_NOW);
+	size_t online, got = 0;
+	char buf[4096];
+	ssize_t n;
+	int i;
+
+	ck_assert_ptr_nonnull(big);
+	memset(big->data, 'x', big->len);
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
+	for (i = 0; i < 2; i++) {
+		pair_open(&p[i], 4 * CONN_WRITE_NOW, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	broadcast_send(&b, p[0].c, &small, 1);
+	ck_assert_int_eq(recv(p[1].peer, buf, sizeof(buf), MSG_DONTWAIT), -1); /* waits */
+	broadcast_send(&b, p[0].c, &big, 1);
+	/* No write pass, yet both are on their way. */
+	while ((n = recv(p[1].peer, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		if (got == 0)
+			ck_assert_mem_eq(buf, "first\n", 6);
+		got += (size_t)n;
+	}
+	ck_assert_uint_gt(got, 6);
+	ck_assert(!conn_is_dead(p[1].c, NULL, 0, NULL));
+	broadcast_flush(&b);
+	msg_unref(small);
+	msg_unref(big);
+	for (i = 0; i < 2; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
 /* --- the send queue ----------------------------------------------------------- */
 
 START_TEST(test_partial_writes_keep_the_tail_and_order)
@@ -366,6 +409,7 @@ broadcast_suite(void)
 	tcase_add_test(tc, test_several_lines_fan_out_in_order);
 	tcase_add_test(tc, test_send_except_gives_each_joiner_only_later_joins);
 	tcase_add_test(tc, test_lines_of_several_fan_outs_leave_in_one_write);
+	tcase_add_test(tc, test_a_long_queue_to_a_reader_that_keeps_up_is_written_at_once);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sendq");
