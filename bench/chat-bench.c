@@ -99,6 +99,8 @@ struct bench {
 	char rbuf[1 << 18]; /* leftover + one read */
 };
 
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 static void
 die(const char *fmt, ...)
 {

@@ -191,6 +191,7 @@ conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
 	size_t bytes = 0, i;
 	bool was_empty;
 	char why[96];
+	int rc;
 
 	for (i = 0; i < n; i++)
 		bytes += msgs[i]->len;
@@ -232,13 +233,16 @@ conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
 		c->q[(c->qhead + c->qlen++) & (c->qcap - 1)] = msgs[i];
 	}
 	c->qbytes += bytes;
-	pthread_mutex_unlock(&c->mu);
 	if (was_empty)
-		return 1;
-	if (!c->blocked && !c->writing &&
-	    c->qbytes >= (CONN_WRITE_NOW < c->max_sendq / 2 ? CONN_WRITE_NOW : c->max_sendq / 2))
-		return 2;
-	return 0;
+		rc = 1;
+	else if (!c->blocked && !c->writing &&
+	         c->qbytes >=
+	                 (CONN_WRITE_NOW < c->max_sendq / 2 ? CONN_WRITE_NOW : c->max_sendq / 2))
+		rc = 2;
+	else
+		rc = 0;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
 }
 
 /*

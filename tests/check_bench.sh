@@ -19,9 +19,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+step_failed=0
 fail() {
 	echo "FAIL: $*"
 	status=1
+	step_failed=1
+}
+
+# ok MESSAGE: the step passed, unless something in it failed.
+ok() {
+	[ "$step_failed" -eq 0 ] && echo "ok: $*"
+	step_failed=0
 }
 
 # start NAME [options]: a chat-server on 127.0.0.1, port 0; sets port, pid.
@@ -66,22 +74,22 @@ bench 0 -p "$port" -c 20 -s 5 -m 50 -P 80 --label smoke
 [ "$(field lost)" = 0 ] && [ "$(field corrupted)" = 0 ] && [ "$(field duplicated)" = 0 ] ||
 	fail "fan-out: errors in a clean run: $(tail -1 "$tmp/out")"
 grep -q '^latency ' "$tmp/out" || fail "no table"
-echo "ok: fan-out, 20 clients, 4750 deliveries checked"
+ok "fan-out, 20 clients, 4750 deliveries checked"
 
 bench 0 -p "$port" -c 30 -s 3 -m 20 -r 50 --label throttled
 [ "$(field lost)" = 0 ] || fail "throttled: $(tail -1 "$tmp/out")"
-echo "ok: throttled senders"
+ok "throttled senders"
 
 bench 0 -p "$port" --connect-only 300 --hold 0.2 --pid "$pid"
 [ "$(field reached)" = 300 ] || fail "idle: a line reached $(field reached) of 300"
 [ "$(field rss_before_kb)" -gt 0 ] 2>/dev/null || fail "idle: no server RSS read"
-echo "ok: 300 idle connections, a line reached them all"
+ok "300 idle connections, a line reached them all"
 
 # Lines cut by the server fail the check of every byte.
 start short --flood-rate 0 --max-line 40
 bench 1 -p "$port" -c 3 -s 1 -m 5 -P 80 -t 2
 [ "$(field corrupted)" = 10 ] || fail "cut lines: corrupted $(field corrupted), not 10"
-echo "ok: cut lines are counted as corrupted"
+ok "cut lines are counted as corrupted"
 
 # A server holding lines back (flood control) past the bench's patience:
 # what has not arrived is lost, and says so.
@@ -89,11 +97,11 @@ start slow --flood-rate 1 --flood-burst 1
 bench 1 -p "$port" -c 3 -s 1 -m 10 -t 0.5
 lost=$(field lost)
 [ -n "$lost" ] && [ "$lost" -gt 0 ] || fail "held lines: lost '$lost', expected some"
-echo "ok: missing deliveries are reported as lost ($lost)"
+ok "missing deliveries are reported as lost ($lost)"
 
 bench 2 -p "$port" --clients 1
 grep -q "clients" "$tmp/err" || fail "bad --clients: no message"
-echo "ok: bad options are refused"
+ok "bad options are refused"
 
 if command -v redis-server >/dev/null 2>&1; then
 	rport=$("$bench" --free-port)
@@ -109,7 +117,7 @@ if command -v redis-server >/dev/null 2>&1; then
 	bench 0 -p "$rport" --proto resp -c 20 -s 5 -m 50
 	[ "$(field deliveries)" = 5000 ] || fail "resp: $(field deliveries) deliveries, not 5 x 50 x 20"
 	bench 0 -p "$rport" --proto resp --connect-only 100 --hold 0.1 --pid "$rpid"
-	echo "ok: redis pub/sub, 5000 deliveries checked"
+	ok "redis pub/sub, 5000 deliveries checked"
 else
 	echo "note: redis-server not installed; --proto resp not exercised"
 fi
