@@ -94,8 +94,8 @@ size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struc
 /*
  * Write to every recipient on the out list.  Safe from any thread, and from
  * several at once, which share the work; each writes at most as many as
- * were listed when it began, and leaves later notes to the next call.  A recipient whose socket is
- * full waits for EPOLLOUT.
+ * were listed when it began, and leaves later notes to the next call.  A
+ * recipient whose socket is full waits for EPOLLOUT.
  */
 void broadcast_flush(struct broadcast *b);
 

@@ -283,7 +283,9 @@ relay_submitted(struct relay *r)
 void
 relay_unsubmitted(struct relay *r)
 {
-	atomic_fetch_sub(&r->unwritten, 1);
+	/* The job that will not run may have been the one to write. */
+	if (atomic_fetch_sub(&r->unwritten, 1) == 1)
+		broadcast_flush(r->bc);
 	atomic_fetch_sub(&r->inflight, 1);
 }
 
