@@ -188,8 +188,17 @@ shed_connection(struct server *s, int lfd)
 		close(s->spare_fd);
 		s->spare_fd = -1;
 	}
-	if ((fd = accept(lfd, NULL, NULL)) >= 0)
+	if ((fd = accept(lfd, NULL, NULL)) >= 0) {
+		/* Polite, not silent: a client (or a person on nc) learns
+		 * why, and that trying later may work.  Best effort: the
+		 * socket is new, its buffer empty. */
+		static const char busy[] =
+		        "* server busy: out of file descriptors, try again later\r\n";
+
+		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("refusal not sent: %s", strerror(errno));
 		close(fd);
+	}
 	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (now != s->last_emfile_log) {
 		s->last_emfile_log = now;

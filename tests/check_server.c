@@ -971,6 +971,8 @@ START_TEST(test_out_of_descriptors_sheds_without_spinning_then_recovers)
 	for (i = 0; i < FLOOD; i++)
 		client_open(&cs[i], sp.port, 0); /* the kernel's backlog takes them */
 	ck_assert(server_log_wait(&sp, "out of file descriptors", WAIT_MS));
+	/* The last in the queue was shed, and told why. */
+	ck_assert(client_wait_for(&cs[FLOOD - 1], "server busy: out of file descriptors", WAIT_MS));
 
 	/* A spinning accept loop would burn a whole CPU second here. */
 	cpu0 = server_cpu_seconds(&sp);
