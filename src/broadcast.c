@@ -8,23 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
 #include "broadcast.h"
 
 /* Recipients a fan-out gathers before it adds them to the out list. */
 #define NOTE_CHUNK 128
 /* Recipients a write pass takes off the out list at a time. */
 #define FLUSH_CHUNK 16
-
-static long long
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 int
 broadcast_init(struct broadcast *b, size_t history)
@@ -95,7 +84,7 @@ note(struct broadcast *b, struct conn *const *cs, size_t n)
 		return;
 	pthread_mutex_lock(&b->out_mu);
 	if (b->out_head == NULL)
-		atomic_store_explicit(&b->out_since, now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&b->out_since, conn_now_ns(), memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		struct conn *c = cs[i];
 

@@ -73,13 +73,19 @@ conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_
 	return 0;
 }
 
-long
-conn_now_ms(void)
+long long
+conn_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+long
+conn_now_ms(void)
+{
+	return (long)(conn_now_ns() / 1000000);
 }
 
 void

@@ -153,8 +153,9 @@ void conn_drop(struct conn *c, const char *why, bool warn);
  * (why and warn may be NULL). */
 bool conn_is_dead(struct conn *c, char *why, size_t len, bool *warn);
 
-/* Now on CLOCK_MONOTONIC, in milliseconds. */
+/* Now on CLOCK_MONOTONIC, in milliseconds and in nanoseconds. */
 long conn_now_ms(void);
+long long conn_now_ns(void);
 
 /* Bytes queued and not yet sent. */
 size_t conn_pending(struct conn *c);

@@ -29,15 +29,6 @@
  */
 #define FLUSH_AFTER_NS 2000000
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* "YYYY-MM-DD HH:MM:SS" of now, local time, cached per thread for the
  * second: localtime_r is not free, and a busy second formats thousands. */
 static const char *
@@ -195,7 +186,7 @@ may_send(struct batch *bt)
 		return true;
 	if (bt->wait_ns > 0)
 		return false; /* out for the rest of this job */
-	wait = flood_take(&bt->r->flood, &bt->c->bucket, now_ns());
+	wait = flood_take(&bt->r->flood, &bt->c->bucket, conn_now_ns());
 	bt->wait_ns = wait;
 	return wait == 0;
 }
@@ -302,7 +293,7 @@ static void
 job_done(struct relay *r)
 {
 	if (atomic_fetch_sub(&r->unwritten, 1) == 1 ||
-	    broadcast_flush_age(r->bc, now_ns()) >= FLUSH_AFTER_NS)
+	    broadcast_flush_age(r->bc, conn_now_ns()) >= FLUSH_AFTER_NS)
 		broadcast_flush(r->bc);
 
 	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping)) {
