@@ -145,13 +145,19 @@ tp_future_cancel(tp_future *f)
 		pool->nqueued--;
 		pool->cancelled++;
 		cancelled = run_cbs = true;
+		/* Our caller's reference may go in a callback, and the
+		 * queue's as soon as we unlock (a worker reaching the entry):
+		 * the callbacks after that one still need f. */
+		tp__future_ref(f);
 		break;
 	case TP_F_RUNNING: cancelled = false; break;
 	default: cancelled = f->err == -ECANCELED; break;
 	}
 	pthread_mutex_unlock(&pool->mu);
-	if (run_cbs)
+	if (run_cbs) {
 		tp__future_run_callbacks(f);
+		tp_future_release(f);
+	}
 	return cancelled;
 }
 

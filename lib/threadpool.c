@@ -8,6 +8,8 @@
  * from the moment its task returns, *before* it publishes the task's result.
  * So a thread that submits, waits for the result and submits again always
  * finds that worker idle, and sequential use needs one thread, as in Python.
+ * The exception is a future with done callbacks: its worker counts as idle
+ * only once they have run, since a callback may itself submit and wait.
  */
 #define _GNU_SOURCE /* pthread_setname_np */
 #include "config.h"
@@ -93,9 +95,40 @@ tp__remaining_ms(const struct timespec *deadline)
 
 /* --- the queue (pool->mu held) ------------------------------------------- */
 
+/*
+ * Drop the entries of tasks cancelled while queued, keeping the order of
+ * the rest.  A cancel leaves its entry for the worker that reaches it (no
+ * search of the ring); this is what keeps those entries, and the futures
+ * they hold, from piling up behind a busy worker.
+ */
+static void
+ring_compact(struct tp_pool *pool)
+{
+	size_t i, kept = 0, mask = pool->ring_cap - 1;
+
+	for (i = 0; i < pool->ring_len; i++) {
+		struct tp_work w = pool->ring[(pool->ring_head + i) & mask];
+
+		if (w.f != NULL && w.f->state != TP_F_PENDING) {
+			/* Never the last pool reference: the submitter holds
+			 * the handle, so freeing here is safe under mu. */
+			tp_future_release(w.f);
+			continue;
+		}
+		pool->ring[(pool->ring_head + kept++) & mask] = w;
+	}
+	pool->ring_len = kept;
+}
+
 static int
 ring_push(struct tp_pool *pool, const struct tp_work *w)
 {
+	/* A full ring that is half cancelled entries is compacted rather
+	 * than grown: then the ring, and the futures in it, stay within
+	 * twice what is really pending (and so within max_queue when set),
+	 * at an amortised cost of O(1) a push. */
+	if (pool->ring_len == pool->ring_cap && pool->ring_len - pool->nqueued >= pool->ring_len / 2)
+		ring_compact(pool);
 	if (pool->ring_len == pool->ring_cap) {
 		size_t cap = pool->ring_cap * 2, first;
 		struct tp_work *ring;
@@ -240,22 +273,28 @@ worker_main(void *arg)
 
 		pthread_mutex_lock(&pool->mu);
 		pool->nrunning--;
-		pool->nidle++;
 		if (rc == 0)
 			pool->completed++;
 		else
 			pool->failed++;
-		if (w.f == NULL)
+		if (w.f == NULL) {
+			pool->nidle++;
 			continue;
+		}
 		tp__future_finish_locked(w.f, rc, rc == 0 ? result : NULL);
 		if (w.f->ncbs == 0) {
+			pool->nidle++;
 			tp_future_release(w.f);
 			continue;
 		}
+		/* Done callbacks are the application's code, and may submit
+		 * and wait: until they return, this worker is not idle, or
+		 * such a submit would start no thread and wait for ever. */
 		pthread_mutex_unlock(&pool->mu);
 		tp__future_run_callbacks(w.f);
 		tp_future_release(w.f);
 		pthread_mutex_lock(&pool->mu);
+		pool->nidle++;
 	}
 	worker_exit_locked(pool);
 	pthread_mutex_unlock(&pool->mu);

@@ -110,7 +110,8 @@ struct tp_pool {
 
 	/* Guarded by mu.  The queue is a ring of ring_cap (a power of two)
 	 * entries; ring_len counts entries, including tasks cancelled while
-	 * queued, which a worker discards when it reaches them. */
+	 * queued, which a worker discards when it reaches them, or a push
+	 * drops when they make up half of a full ring (ring_compact). */
 	struct tp_work *ring;
 	size_t ring_cap, ring_head, ring_len;
 	size_t nqueued;       /* pending tasks: ring_len minus cancelled entries */

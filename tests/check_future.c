@@ -414,6 +414,114 @@ START_TEST(test_callback_may_submit_new_work)
 }
 END_TEST
 
+
+/*
+ * The canceller runs the callbacks; the first releases the caller's
+ * reference (handed to it) and lets the worker reach the cancelled entry,
+ * which drops the queue's.  The second must still find a live future.
+ * Before the fix nothing else held it, and the second callback read freed
+ * memory (AddressSanitizer: heap-use-after-free).
+ */
+struct cancel_race {
+	struct gate *g;
+	struct counter after; /* the task queued behind the cancelled one ran */
+	bool second_saw_cancelled;
+};
+
+static void
+cb_release_and_let_worker_discard(tp_future *f, void *arg)
+{
+	struct cancel_race *cr = arg;
+
+	tp_future_release(f);
+	gate_open(cr->g);
+	counter_wait_for(&cr->after, 1); /* the worker went past our entry */
+}
+
+static void
+cb_look_at_future(tp_future *f, void *arg)
+{
+	struct cancel_race *cr = arg;
+
+	cr->second_saw_cancelled = tp_future_cancelled(f);
+}
+
+START_TEST(test_callbacks_run_by_cancel_keep_the_future_alive)
+{
+	tp_pool *p = pool_new(1, 0);
+	struct cancel_race cr = { .second_saw_cancelled = false };
+	struct gate g;
+	tp_future *f;
+
+	gate_init(&g);
+	counter_init(&cr.after);
+	cr.g = &g;
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	gate_wait_arrived(&g, 1);
+	ck_assert_int_eq(tp_submit(p, task_return, NULL, &f), 0);
+	ck_assert_int_eq(tp_submit(p, task_count, &cr.after, NULL), 0);
+	ck_assert_int_eq(tp_future_add_done_callback(f, cb_release_and_let_worker_discard, &cr),
+	                 0);
+	ck_assert_int_eq(tp_future_add_done_callback(f, cb_look_at_future, &cr), 0);
+	ck_assert(tp_future_cancel(f)); /* f is not ours any more after this */
+	ck_assert(cr.second_saw_cancelled);
+	tp_pool_free(p);
+	counter_destroy(&cr.after);
+	gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * A done callback that submits and waits needs another worker, and the
+ * pool has room for one.  Before the fix the worker running the callback
+ * counted as idle, so the submit started nobody and the wait never ended.
+ */
+struct submit_wait {
+	tp_pool *p;
+	int rc;
+	struct counter done;
+};
+
+static void
+cb_submit_and_wait(tp_future *f, void *arg)
+{
+	struct submit_wait *sw = arg;
+	tp_future *g;
+	void *res = NULL;
+
+	(void)f;
+	sw->rc = tp_submit(sw->p, task_double, (void *)21, &g);
+	if (sw->rc == 0) {
+		sw->rc = tp_future_result(g, 10000, &res);
+		if (sw->rc == 0 && (intptr_t)res != 42)
+			sw->rc = -EPROTO;
+		tp_future_release(g);
+	}
+	counter_add(&sw->done, 1);
+}
+
+START_TEST(test_callback_that_submits_and_waits_gets_a_new_worker)
+{
+	struct submit_wait sw = { .rc = -1 };
+	struct gate g;
+	tp_future *f;
+
+	sw.p = pool_new(2, 0);
+	counter_init(&sw.done);
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(sw.p, task_gate, &g, &f), 0);
+	ck_assert_int_eq(tp_future_add_done_callback(f, cb_submit_and_wait, &sw), 0);
+	gate_open(&g);
+	counter_wait_for(&sw.done, 1);
+	ck_assert_int_eq(sw.rc, 0);
+	ck_assert_uint_eq(pool_stats(sw.p).workers, 2);
+	tp_future_release(f);
+	tp_pool_free(sw.p);
+	gate_destroy(&g);
+	counter_destroy(&sw.done);
+}
+END_TEST
+
 static Suite *
 future_suite(void)
 {
@@ -446,6 +554,8 @@ future_suite(void)
 	tcase_add_test(tc, test_cancel_runs_callbacks_in_the_cancelling_thread);
 	tcase_add_test(tc, test_callback_may_release_the_future);
 	tcase_add_test(tc, test_callback_may_submit_new_work);
+	tcase_add_test(tc, test_callbacks_run_by_cancel_keep_the_future_alive);
+	tcase_add_test(tc, test_callback_that_submits_and_waits_gets_a_new_worker);
 	suite_add_tcase(s, tc);
 	return s;
 }

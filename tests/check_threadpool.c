@@ -416,6 +416,42 @@ START_TEST(test_fire_and_forget_allocates_no_future)
 	free(fs);
 }
 END_TEST
+
+/*
+ * Cancelled entries must not pile up: max_queue bounds pending tasks, and
+ * memory must follow.  Before the fix every cancelled entry kept its ring
+ * slot and its future until a worker reached it, so a blocked worker and a
+ * loop of submit+cancel+release grew the heap without bound (165 MB for
+ * 1e6 of them).
+ */
+START_TEST(test_cancelled_tasks_do_not_grow_memory_past_max_queue)
+{
+	enum { N = 200000 };
+	tp_pool *p = pool_new(1, 10);
+	struct gate g;
+	size_t before, after;
+	tp_future *f;
+	int i;
+
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, NULL), 0);
+	gate_wait_arrived(&g, 1); /* the only worker is busy: nothing is popped */
+	before = heap_in_use();
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(tp_submit(p, task_return, NULL, &f), 0);
+		ck_assert(tp_future_cancel(f));
+		tp_future_release(f);
+	}
+	after = heap_in_use();
+	/* Bounded by a few rings of a few dozen slots, whatever N is. */
+	ck_assert_msg(after < before + 64 * 1024, "heap grew by %zu bytes over %d cancels",
+	              after - before, N);
+	ck_assert_uint_eq(pool_stats(p).cancelled, N);
+	gate_open(&g);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
 #endif
 
 START_TEST(test_stats_count_every_outcome)
@@ -743,6 +779,7 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_stats_count_every_outcome);
 #ifdef TEST_HEAP
 	tcase_add_test(tc, test_fire_and_forget_allocates_no_future);
+	tcase_add_test(tc, test_cancelled_tasks_do_not_grow_memory_past_max_queue);
 #endif
 	suite_add_tcase(s, tc);
 
