@@ -425,6 +425,7 @@ START_TEST(test_msg_reaches_only_its_target)
 {
 	struct server_proc sp;
 	struct client a, b, c;
+	char addr[64], want[128], line[1024];
 
 	start_with_two(&sp, &a, &b);
 	client_open(&c, sp.port, 0);
@@ -436,15 +437,118 @@ START_TEST(test_msg_reaches_only_its_target)
 	ck_assert(client_wait_for(&c, "is now bob", WAIT_MS));
 	client_say(&a, "/msg BOB psst\n");
 	expect_line(&a, "* sent to bob");
-	expect_text(&b, "[private] psst");
+	/* Marked in the sender's field, which typed text cannot reach. */
+	client_addr(&a, addr, sizeof(addr));
+	snprintf(want, sizeof(want), "%s (private) | ", addr);
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "got: %s", line);
+	ck_assert_str_eq(chat_text(line), "psst");
 	client_say(&a, "/msg nobody hello\n");
 	expect_line(&a, "* no such nick: nobody");
-	client_say(&a, "public\n");
-	expect_text(&c, "public"); /* C never saw the private line */
+	/* Public text that claims to be private shows as public. */
+	client_say(&a, "[private] public\n");
+	ck_assert_int_eq(client_chat_line(&c, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strstr(line, "(private)") == NULL, "got: %s", line);
+	ck_assert_str_eq(chat_text(line), "[private] public"); /* C never saw the private line */
 	client_close(&a);
 	client_close(&b);
 	client_close(&c);
 	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+/* A line of n copies of ch, NUL-terminated, in a new buffer. */
+static char *
+repeated(char ch, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	ck_assert_ptr_nonnull(s);
+	memset(s, ch, n);
+	s[n] = '\0';
+	return s;
+}
+
+/*
+ * /me and /msg texts follow --max-line as chat lines do: whole below it,
+ * cut at it with the sender told.  They used to be cut silently at about
+ * 500 bytes whatever --max-line said.
+ */
+START_TEST(test_me_and_msg_follow_max_line_and_the_cut_is_told)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char *text = repeated('m', 1500), *big = repeated('x', 3000), *cmd, want[64];
+	static char line[8192];
+	size_t clen = 3100;
+
+	cmd = malloc(clen);
+	ck_assert_ptr_nonnull(cmd);
+	server_start(&sp, "--max-line", "2000", NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_say(&b, "/nick bob\n");
+	ck_assert(client_wait_for(&a, "is now bob", WAIT_MS));
+
+	snprintf(cmd, clen, "/me %s\n", text);
+	client_say(&a, cmd);
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strstr(chat_text(line), text) != NULL, "action cut: %zu bytes",
+	              strlen(chat_text(line)));
+	snprintf(cmd, clen, "/msg bob %s\n", text);
+	client_say(&a, cmd);
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), text);
+	expect_line(&a, "* sent to bob"); /* and no word of a cut */
+
+	snprintf(cmd, clen, "/me %s\n", big);
+	client_say(&a, cmd);
+	snprintf(want, sizeof(want), "* line too long: cut to 2000 bytes");
+	expect_line(&a, want);
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_uint_le(strlen(chat_text(line)), 2000);
+	ck_assert_uint_gt(strlen(chat_text(line)), 1900);
+	snprintf(cmd, clen, "/msg bob %s\n", big);
+	client_say(&a, cmd);
+	expect_line(&a, want);
+	expect_line(&a, "* sent to bob");
+	free(cmd);
+	free(text);
+	free(big);
+	finish_with_two(&sp, &a, &b);
+}
+END_TEST
+
+/*
+ * /msg to a client that keeps renaming itself.  The sender's reply names
+ * the recipient's nick, which used to be read without the registry's lock
+ * while the recipient's own job rewrote it: ThreadSanitizer stopped the
+ * server (halt_on_error), and this test with it.
+ */
+START_TEST(test_msg_to_a_client_renaming_itself_is_race_free)
+{
+	enum { N = 300 };
+	struct server_proc sp;
+	struct client a, b;
+	char line[512];
+	int sent = 0, got = 0;
+
+	start_with_two(&sp, &a, &b);
+	client_say(&b, "/nick bob\n");
+	ck_assert(client_wait_for(&a, "is now bob", WAIT_MS));
+	for (int i = 0; i < N; i++) {
+		client_say(&b, i % 2 ? "/nick bob\n" : "/nick BOB\n");
+		client_say(&a, "/msg bob hi\n");
+	}
+	while (sent < N && client_line(&a, line, sizeof(line), WAIT_MS) == 1)
+		if (strncmp(line, "* sent to ", 10) == 0)
+			sent++;
+	ck_assert_int_eq(sent, N);
+	while (got < N && client_chat_line(&b, line, sizeof(line), WAIT_MS) == 1)
+		got++;
+	ck_assert_int_eq(got, N);
+	finish_with_two(&sp, &a, &b);
 }
 END_TEST
 
@@ -1287,6 +1391,8 @@ server_suite(void)
 	tcase_add_test(tc, test_who_and_names_list_everyone_online);
 	tcase_add_test(tc, test_me_is_relayed_as_an_action);
 	tcase_add_test(tc, test_msg_reaches_only_its_target);
+	tcase_add_test(tc, test_me_and_msg_follow_max_line_and_the_cut_is_told);
+	tcase_add_test(tc, test_msg_to_a_client_renaming_itself_is_race_free);
 	tcase_add_test(tc, test_quit_relays_what_came_before_and_gives_the_reason);
 	tcase_add_test(tc, test_unknown_command_help_and_double_slash);
 	tcase_add_test(tc, test_a_client_cannot_forge_a_notice_or_a_sender);

@@ -355,7 +355,7 @@ broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick)
 }
 
 struct conn *
-broadcast_find_nick(struct broadcast *b, const char *nick)
+broadcast_find_nick(struct broadcast *b, const char *nick, char *out, size_t len)
 {
 	struct conn *found = NULL;
 
@@ -364,6 +364,7 @@ broadcast_find_nick(struct broadcast *b, const char *nick)
 		if (b->conns[i]->nick[0] != '\0' && strcasecmp(b->conns[i]->nick, nick) == 0) {
 			found = b->conns[i];
 			conn_ref(found);
+			snprintf(out, len, "%s", found->nick);
 		}
 	}
 	pthread_rwlock_unlock(&b->lock);

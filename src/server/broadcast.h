@@ -111,8 +111,10 @@ long long broadcast_flush_age(struct broadcast *b, long long now_ns);
 int broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick);
 
 /* The member with this nick (without regard to case), with a reference for
- * the caller; NULL if none. */
-struct conn *broadcast_find_nick(struct broadcast *b, const char *nick);
+ * the caller, its nick as it is now copied to out (len bytes); NULL if
+ * none.  The copy is what the caller may print: the member's own job may
+ * rename it at any time, under the write lock. */
+struct conn *broadcast_find_nick(struct broadcast *b, const char *nick, char *out, size_t len);
 
 /* The members' names (nick@addr or addr) joined by ", ", in a new string,
  * and their count in *n; NULL when out of memory. */

@@ -10,6 +10,7 @@
 
 #include "broadcast.h"
 #include "command.h"
+#include "msg.h"
 
 /* A /who line holds names up to about this many bytes. */
 #define WHO_LINE 400
@@ -57,13 +58,13 @@ verb_is(const char *v, size_t n, const char *name)
 }
 
 static void
-do_nick(struct relay *r, struct conn *c, const char *arg, size_t n)
+do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 {
 	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)];
 	int rc;
 
 	if (!command_nick_valid(arg, n)) {
-		relay_tell(c, relay_notice("invalid nick '%.*s': 1 to %d letters, digits, _ or -, "
+		msg_tell(c, msg_notice("invalid nick '%.*s': 1 to %d letters, digits, _ or -, "
 		                           "beginning with a letter",
 		                           (int)(n < 64 ? n : 64), arg, CONN_NICK_MAX));
 		return;
@@ -71,22 +72,22 @@ do_nick(struct relay *r, struct conn *c, const char *arg, size_t n)
 	memcpy(nick, arg, n);
 	nick[n] = '\0';
 	memcpy(old, c->name, sizeof(old)); /* ours to read: only we write it */
-	if ((rc = broadcast_set_nick(r->bc, c, nick)) == -EEXIST) {
-		relay_tell(c, relay_notice("nick %s is taken", nick));
+	if ((rc = broadcast_set_nick(cx->bc, c, nick)) == -EEXIST) {
+		msg_tell(c, msg_notice("nick %s is taken", nick));
 		return;
 	}
-	relay_tell(c, relay_notice("you are now %s", nick));
-	relay_broadcast(r, c, relay_notice("%s is now %s", old, nick));
+	msg_tell(c, msg_notice("you are now %s", nick));
+	msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, nick));
 }
 
 static void
-do_who(struct relay *r, struct conn *c)
+do_who(const struct command_ctx *cx, struct conn *c)
 {
 	size_t n, len, start = 0;
-	char *names = broadcast_names(r->bc, &n);
+	char *names = broadcast_names(cx->bc, &n);
 
 	if (names == NULL) {
-		relay_tell(c, relay_notice("%s", "out of memory"));
+		msg_tell(c, msg_notice("%s", "out of memory"));
 		return;
 	}
 	/* Long rooms take several lines, cut between names. */
@@ -105,10 +106,10 @@ do_who(struct relay *r, struct conn *c)
 			end = comma ? (size_t)(comma - names) : start + WHO_LINE;
 		}
 		if (start == 0)
-			relay_tell(c,
-			           relay_notice("%zu online: %.*s", n, (int)(end - start), names));
+			msg_tell(c,
+			           msg_notice("%zu online: %.*s", n, (int)(end - start), names));
 		else
-			relay_tell(c, relay_notice("%.*s", (int)(end - start), names + start));
+			msg_tell(c, msg_notice("%.*s", (int)(end - start), names + start));
 		start = end;
 		while (start < len && (names[start] == ',' || names[start] == ' '))
 			start++;
@@ -116,58 +117,78 @@ do_who(struct relay *r, struct conn *c)
 	free(names);
 }
 
+/* Tell c its line was cut, as a chat line's would be. */
 static void
-do_me(struct relay *r, struct conn *c, const char *text, size_t n)
+tell_cut(const struct command_ctx *cx, struct conn *c)
 {
-	char line[COMMAND_MAX + 64];
+	msg_tell(c, msg_notice("line too long: cut to %zu bytes", cx->max_line));
+}
+
+static void
+do_me(const struct command_ctx *cx, struct conn *c, const char *text, size_t n, bool cut)
+{
+	const char *who = c->nick[0] ? c->nick : c->addr;
+	size_t wlen = strlen(who), len = 2 + wlen + 1 + n;
 	struct msg *m;
-	bool cut;
-	int k;
+	char *line;
+	bool cut2;
 
 	if (n == 0) {
-		relay_tell(c, relay_notice("usage: /me TEXT"));
+		msg_tell(c, msg_notice("usage: /me TEXT"));
 		return;
 	}
-	k = snprintf(line, sizeof(line), "* %s %.*s", c->nick[0] ? c->nick : c->addr, (int)n, text);
-	m = relay_format(c->name, line, (size_t)k, r->max_line, &cut);
+	if ((line = malloc(len)) == NULL) {
+		msg_tell(c, msg_notice("out of memory"));
+		return;
+	}
+	memcpy(line, "* ", 2);
+	memcpy(line + 2, who, wlen);
+	line[2 + wlen] = ' ';
+	memcpy(line + 3 + wlen, text, n);
+	m = msg_chat(c->name, line, len, cx->max_line, false, &cut2);
+	free(line);
+	if (cut || cut2)
+		tell_cut(cx, c);
 	if (m != NULL) {
-		broadcast_send_chat(r->bc, c, &m, 1); /* an action is chat: kept in history */
+		broadcast_send_chat(cx->bc, c, &m, 1); /* an action is chat: kept in history */
 		msg_unref(m);
 	}
 }
 
 static void
-do_msg(struct relay *r, struct conn *c, const char *args, const char *end)
+do_msg(const struct command_ctx *cx, struct conn *c, const char *args, const char *end, bool cut)
 {
-	char nick[CONN_NICK_MAX + 1], line[COMMAND_MAX + 16];
+	char nick[CONN_NICK_MAX + 1], to_nick[CONN_NICK_MAX + 1];
 	const char *p = args, *who;
 	size_t n = word(&p, end, &who);
 	struct conn *to;
 	struct msg *m;
-	bool cut;
-	int k;
+	bool cut2;
 
 	if (n == 0 || p == end) {
-		relay_tell(c, relay_notice("usage: /msg NAME TEXT"));
+		msg_tell(c, msg_notice("usage: /msg NAME TEXT"));
 		return;
 	}
+	to = NULL;
 	if (command_nick_valid(who, n)) {
 		memcpy(nick, who, n);
 		nick[n] = '\0';
-		to = broadcast_find_nick(r->bc, nick);
-	} else {
-		to = NULL;
+		/* Its nick as it is now, copied under the registry's lock: the
+		 * recipient may be renaming itself at this very moment. */
+		to = broadcast_find_nick(cx->bc, nick, to_nick, sizeof(to_nick));
 	}
 	if (to == NULL) {
-		relay_tell(c, relay_notice("no such nick: %.*s", (int)(n < 64 ? n : 64), who));
+		msg_tell(c, msg_notice("no such nick: %.*s", (int)(n < 64 ? n : 64), who));
 		return;
 	}
-	k = snprintf(line, sizeof(line), "[private] %.*s", (int)(end - p), p);
-	m = relay_format(c->name, line, (size_t)k, r->max_line, &cut);
-	if (m != NULL && conn_enqueue(to, &m, 1) > 0)
-		conn_flush(to);
-	msg_unref(m);
-	relay_tell(c, relay_notice("sent to %s", to->nick));
+	m = msg_chat(c->name, p, (size_t)(end - p), cx->max_line, true, &cut2);
+	if (cut || cut2)
+		tell_cut(cx, c);
+	if (m != NULL) {
+		conn_send(to, &m, 1);
+		msg_unref(m);
+	}
+	msg_tell(c, msg_notice("sent to %s", to_nick));
 	conn_unref(to);
 }
 
@@ -186,12 +207,12 @@ do_help(struct conn *c)
 	};
 
 	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-		relay_tell(c, relay_notice("%s", lines[i]));
+		msg_tell(c, msg_notice("%s", lines[i]));
 }
 
 bool
-command_run(struct relay *r, struct conn *c, const char *text, size_t len, char *reason,
-            size_t reason_len)
+command_run(const struct command_ctx *cx, struct conn *c, const char *text, size_t len, bool cut,
+            char *reason, size_t reason_len)
 {
 	const char *p = text + 1, *end = text + len, *verb, *arg;
 	size_t vlen = word(&p, end, &verb), alen;
@@ -205,20 +226,20 @@ command_run(struct relay *r, struct conn *c, const char *text, size_t len, char 
 		alen = word(&rest, end, &arg);
 		if (rest != end)
 			alen = (size_t)(end - arg); /* "a b" is no nick */
-		do_nick(r, c, arg, alen);
+		do_nick(cx, c, arg, alen);
 	} else if (verb_is(verb, vlen, "who") || verb_is(verb, vlen, "names")) {
-		do_who(r, c);
+		do_who(cx, c);
 	} else if (verb_is(verb, vlen, "me")) {
-		do_me(r, c, p, (size_t)(end - p));
+		do_me(cx, c, p, (size_t)(end - p), cut);
 	} else if (verb_is(verb, vlen, "msg")) {
-		do_msg(r, c, p, end);
+		do_msg(cx, c, p, end, cut);
 	} else if (verb_is(verb, vlen, "quit")) {
 		snprintf(reason, reason_len, "%.*s", (int)(end - p), p);
 		return true;
 	} else if (verb_is(verb, vlen, "help")) {
 		do_help(c);
 	} else {
-		relay_tell(c, relay_notice("unknown command /%.*s (try /help)",
+		msg_tell(c, msg_notice("unknown command /%.*s (try /help)",
 		                           (int)(vlen < 64 ? vlen : 64), verb));
 	}
 	return false;

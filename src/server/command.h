@@ -9,7 +9,8 @@
  *                     a letter first; unique without regard to case
  *   /who, /names      who is online, and how many
  *   /me TEXT          an action: "<sender> | <time> | * alice TEXT"
- *   /msg NAME TEXT    to that client only, marked [private]
+ *   /msg NAME TEXT    to that client only, marked "(private)" after the
+ *                     sender's name, where no typed text can reach
  *   /quit [REASON]    leave; others see the reason
  *   /help             the list
  */
@@ -19,18 +20,26 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "broadcast.h"
 #include "conn.h"
-#include "relay.h"
 
-/* A command line's text, sanitised, at most this long. */
+/* Room for a command line's reply or reason kept on the stack. */
 #define COMMAND_MAX 512
 
+/* What commands need of the server; owned by the relay, immutable. */
+struct command_ctx {
+	struct broadcast *bc; /* the registry: nicks, members, fan-out */
+	size_t max_line;      /* --max-line: /me and /msg texts follow it */
+};
+
 /*
- * Run the command in text (sanitised, starting with '/') for c.  Returns
- * true when c asked to quit, with its reason (possibly empty) in reason.
+ * Run the command in text (sanitised, starting with '/') for c, in c's own
+ * job.  cut says the line was already cut to max_line (the sender is told,
+ * as for chat lines).  Returns true when c asked to quit, with its reason
+ * (possibly empty) in reason.
  */
-bool command_run(struct relay *r, struct conn *c, const char *text, size_t len, char *reason,
-                 size_t reason_len);
+bool command_run(const struct command_ctx *cx, struct conn *c, const char *text, size_t len,
+                 bool cut, char *reason, size_t reason_len);
 
 /* True if s (n bytes) is a valid nick. */
 bool command_nick_valid(const char *s, size_t n);

@@ -18,34 +18,9 @@
 /* Messages gathered into one sendmsg(): enough to coalesce a burst. */
 #define FLUSH_IOV 64
 
-struct msg *
-msg_new(size_t len)
-{
-	struct msg *m;
-
-	if (len > SIZE_MAX - sizeof(*m) || (m = malloc(sizeof(*m) + len)) == NULL)
-		return NULL;
-	atomic_init(&m->refs, 1);
-	m->len = len;
-	return m;
-}
-
-void
-msg_ref(struct msg *m)
-{
-	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
-}
-
-void
-msg_unref(struct msg *m)
-{
-	if (m != NULL && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-		free(m);
-}
-
 int
 conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_t max_sendq,
-         const atomic_bool *no_read, void *owner)
+         const atomic_bool *no_read, struct relay *relay)
 {
 	struct conn *c;
 
@@ -63,7 +38,7 @@ conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_
 	c->epfd = epfd;
 	c->max_sendq = max_sendq;
 	c->no_read = no_read;
-	c->owner = owner;
+	c->relay = relay;
 	c->reg_index = SIZE_MAX;
 	net_format_addr(peer, c->addr, sizeof(c->addr));
 	memcpy(c->name, c->addr, sizeof(c->addr));
@@ -339,6 +314,14 @@ conn_flush(struct conn *c)
 	rc = c->dead ? -EPIPE : flush_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+int
+conn_send(struct conn *c, struct msg *const *msgs, size_t n)
+{
+	int rc = conn_enqueue(c, msgs, n);
+
+	return rc > 0 ? conn_flush(c) : rc;
 }
 
 bool

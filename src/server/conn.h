@@ -39,23 +39,13 @@
 
 #include "flood.h"
 #include "line.h"
+#include "msg.h"
 #include "net.h"
 
 /* The longest nick a client may take. */
 #define CONN_NICK_MAX 16
 
-/* A formatted message, shared by reference among send queues. */
-struct msg {
-	atomic_uint refs;
-	size_t len;
-	char data[];
-};
-
-/* A message of len bytes (data to be filled in), one reference.  NULL on
- * allocation failure. */
-struct msg *msg_new(size_t len);
-void msg_ref(struct msg *m);
-void msg_unref(struct msg *m);
+struct relay;
 
 struct conn {
 	int fd;                     /* immutable; closed by the last unref */
@@ -63,7 +53,7 @@ struct conn {
 	char addr[NET_ADDRSTRLEN];  /* immutable: "127.0.0.1:52842" */
 	size_t max_sendq;           /* immutable: bytes */
 	const atomic_bool *no_read; /* immutable: set when the server stops reading */
-	void *owner;                /* immutable: the service the conn belongs to */
+	struct relay *relay;        /* immutable: the jobs' shared state (relay.h) */
 	atomic_uint refs;
 	atomic_long last_heard_ms; /* CLOCK_MONOTONIC ms of its last input */
 	unsigned char ipkey[16];   /* accept loop only: its address, for --max-per-ip */
@@ -110,7 +100,7 @@ struct conn {
  * Returns 0 or -ENOMEM.
  */
 int conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_t max_sendq,
-             const atomic_bool *no_read, void *owner);
+             const atomic_bool *no_read, struct relay *relay);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 
@@ -137,6 +127,14 @@ int conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n);
  * then dropped).
  */
 int conn_flush(struct conn *c);
+
+/*
+ * Queue n messages to c and see that they are written: conn_enqueue, then
+ * conn_flush when the queue was empty (or past CONN_WRITE_NOW).  For a
+ * message to one client; fan-outs leave the write to the write pass.
+ * Returns what conn_enqueue or conn_flush returned, 0 or a negative errno.
+ */
+int conn_send(struct conn *c, struct msg *const *msgs, size_t n);
 
 /* Mark a job in flight.  False if one already is (ignore the event). */
 bool conn_job_begin(struct conn *c);

@@ -29,81 +29,6 @@
  */
 #define FLUSH_AFTER_NS 2000000
 
-/* "YYYY-MM-DD HH:MM:SS" of now, local time, cached per thread for the
- * second: localtime_r is not free, and a busy second formats thousands. */
-static const char *
-stamp_now(void)
-{
-	static _Thread_local time_t last = (time_t)-1;
-	static _Thread_local char buf[32];
-	time_t t = time(NULL);
-
-	if (t != last) {
-		struct tm tm;
-
-		localtime_r(&t, &tm);
-		if (strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm) == 0)
-			buf[0] = '\0';
-		last = t;
-	}
-	return buf;
-}
-
-struct msg *
-relay_format(const char *addr, const char *raw, size_t len, size_t max_line, bool *cut)
-{
-	const char *stamp = stamp_now();
-	size_t alen = strlen(addr), slen = strlen(stamp), head = alen + 3 + slen + 3;
-	/* Sanitising can only grow a line by U+FFFD for single bad bytes. */
-	size_t room = len <= max_line / 3 ? 3 * len : max_line;
-	struct msg *m = msg_new(head + room + 2);
-	size_t tlen;
-	char *p;
-
-	*cut = false;
-	if (m == NULL)
-		return NULL;
-	tlen = line_sanitize(raw, len, m->data + head, room, cut);
-	if (tlen == 0) {
-		msg_unref(m); /* nothing printable: not relayed */
-		return NULL;
-	}
-	p = m->data;
-	memcpy(p, addr, alen);
-	p += alen;
-	memcpy(p, " | ", 3);
-	p += 3;
-	memcpy(p, stamp, slen);
-	p += slen;
-	memcpy(p, " | ", 3);
-	memcpy(m->data + head + tlen, "\r\n", 2);
-	m->len = head + tlen + 2;
-	return m;
-}
-
-struct msg *
-relay_notice(const char *fmt, ...)
-{
-	char text[512];
-	struct msg *m;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return NULL;
-	if ((size_t)n >= sizeof(text))
-		n = sizeof(text) - 1;
-	if ((m = msg_new(2 + (size_t)n + 2)) == NULL)
-		return NULL;
-	memcpy(m->data, "* ", 2);
-	memcpy(m->data + 2, text, (size_t)n);
-	memcpy(m->data + 2 + n, "\r\n", 2);
-	return m;
-}
-
 /* Lines of one job, formatted and waiting to be fanned out together. */
 struct batch {
 	struct relay *r;
@@ -127,47 +52,41 @@ batch_flush(struct batch *bt)
 	bt->n = 0;
 }
 
-void
-relay_tell(struct conn *c, struct msg *m)
-{
-	if (m == NULL)
-		return;
-	if (conn_enqueue(c, &m, 1) > 0)
-		conn_flush(c);
-	msg_unref(m);
-}
-
-void
-relay_broadcast(struct relay *r, const struct conn *from, struct msg *m)
-{
-	if (m == NULL)
-		return;
-	broadcast_send(r->bc, from, &m, 1);
-	msg_unref(m);
-}
-
 /* One line the client may send now: a command, or chat to relay. */
 static void
 relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 {
+	struct relay *r = bt->r;
 	struct msg *m;
 	bool cut;
 
 	if (line[0] == '/' && !(len > 1 && line[1] == '/')) {
-		char text[COMMAND_MAX];
-		size_t n = line_sanitize(line, len, text, sizeof(text), &cut);
+		/* Sanitised as a chat line would be, whole: a command's text
+		 * (/me, /msg) follows --max-line like any other line. */
+		char small[COMMAND_MAX], *text = small;
+		size_t cap = len <= r->max_line / 3 ? 3 * len : r->max_line, n;
 
+		if (cap > sizeof(small) && (text = malloc(cap)) == NULL) {
+			msg_tell(bt->c, msg_notice("out of memory: command not run"));
+			return;
+		}
+		if (text == small)
+			cap = sizeof(small);
+		n = line_sanitize(line, len, text, cap, &cut);
 		batch_flush(bt); /* the lines before a command go first */
-		bt->quit = command_run(bt->r, bt->c, text, n, bt->reason, sizeof(bt->reason));
+		bt->quit = command_run(&r->cmd, bt->c, text, n, truncated || cut, bt->reason,
+		                       sizeof(bt->reason));
+		if (text != small)
+			free(text);
 		return;
 	}
 	if (line[0] == '/') {
 		line++; /* "//text" sends "/text" */
 		len--;
 	}
-	m = relay_format(bt->c->name, line, len, bt->r->max_line, &cut);
+	m = msg_chat(bt->c->name, line, len, r->max_line, false, &cut);
 	if (truncated || cut)
-		relay_tell(bt->c, relay_notice("line too long: cut to %zu bytes", bt->r->max_line));
+		msg_tell(bt->c, msg_notice("line too long: cut to %zu bytes", r->max_line));
 	if (m == NULL)
 		return; /* nothing left once sanitised (or out of memory) */
 	log_debug("%s: %.*s", bt->c->name, (int)len, line);
@@ -247,9 +166,9 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 
 	if (c->announced && !atomic_load(r->stopping)) {
 		if (reason != NULL && reason[0] != '\0')
-			notice = relay_notice("%s left (%zu online): %s", c->name, online, reason);
+			notice = msg_notice("%s left (%zu online): %s", c->name, online, reason);
 		else
-			notice = relay_notice("%s left (%zu online)", c->name, online);
+			notice = msg_notice("%s left (%zu online)", c->name, online);
 	}
 	if (reason != NULL)
 		log_info("%s quit (%zu online)", c->name, online);
@@ -261,7 +180,7 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 	else
 		log_info("%s disconnected (%zu online)", c->name, online);
 	r->reap(r->reap_arg, c); /* c is not ours any more */
-	relay_broadcast(r, NULL, notice);
+	msg_broadcast(r->bc, NULL, notice);
 }
 
 void
@@ -308,7 +227,7 @@ int
 relay_announce_job(void *arg, void **result)
 {
 	struct relay_joins *j = arg;
-	struct relay *r = j->conns[0]->owner;
+	struct relay *r = j->conns[0]->relay;
 	struct msg *msgs[RELAY_JOIN_BATCH];
 	struct conn *skip[RELAY_JOIN_BATCH];
 	size_t i, k = 0;
@@ -317,7 +236,7 @@ relay_announce_job(void *arg, void **result)
 	for (i = 0; i < j->n; i++) {
 		struct conn *c = j->conns[i];
 
-		msgs[k] = relay_notice("%s joined (%zu online)", c->addr, c->joined_online);
+		msgs[k] = msg_notice("%s joined (%zu online)", c->addr, c->joined_online);
 		if (msgs[k] != NULL)
 			skip[k++] = c;
 	}
@@ -396,7 +315,7 @@ int
 relay_job(void *arg, void **result)
 {
 	struct conn *c = arg;
-	struct relay *r = c->owner;
+	struct relay *r = c->relay;
 	struct batch bt = { .r = r, .c = c, .n = 0 };
 
 	(void)result;
@@ -404,8 +323,8 @@ relay_job(void *arg, void **result)
 		/* Not announced in a batch (the accept loop was short of
 		 * memory): do it here, before any line of its is relayed. */
 		c->announced = true;
-		relay_broadcast(r, c,
-		                relay_notice("%s joined (%zu online)", c->addr, c->joined_online));
+		msg_broadcast(r->bc, c,
+		                msg_notice("%s joined (%zu online)", c->addr, c->joined_online));
 	}
 	if (conn_pending(c) > 0)
 		conn_flush(c); /* we may be here for EPOLLOUT */
@@ -427,7 +346,7 @@ relay_job(void *arg, void **result)
 	batch_flush(&bt);
 
 	if (bt.quit) {
-		relay_tell(c, relay_notice("goodbye"));
+		msg_tell(c, msg_notice("goodbye"));
 		leave(r, c, 0, bt.reason); /* our reference goes to the reaper */
 	} else if (flood_hold_any(&c->held) && park_conn(&bt)) {
 		/* parked, busy, with our reference: the loop runs us again */

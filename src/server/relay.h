@@ -24,6 +24,7 @@
 #include <stddef.h>
 
 #include "broadcast.h"
+#include "command.h"
 #include "conn.h"
 #include "flood.h"
 #include "park.h"
@@ -32,6 +33,7 @@
 struct relay {
 	struct broadcast *bc;
 	size_t max_line;
+	struct command_ctx cmd;   /* what commands use: bc and max_line again */
 	struct flood_limit flood; /* lines per client per second */
 	/* Where a job out of flood tokens parks its connection; wakefd is
 	 * written after each, so that the loop sees the new wake-up time. */
@@ -57,7 +59,7 @@ void relay_unsubmitted(struct relay *r);
 /*
  * The job, for tp_submit(pool, relay_job, conn, NULL).  The caller has done
  * conn_job_begin(), taken a reference for the job and counted it with
- * relay_submitted(); the job consumes both.  conn->owner is the struct relay.
+ * relay_submitted(); the job consumes both.  conn->relay is the struct relay.
  */
 int relay_job(void *conn, void **result);
 
@@ -79,23 +81,5 @@ struct relay_joins {
  * with relay_submitted().  All conns of a batch belong to the same struct relay.
  */
 int relay_announce_job(void *joins, void **result);
-
-/*
- * A chat line from raw input: "<addr> | <YYYY-MM-DD HH:MM:SS> | <text>\r\n"
- * (local time), the text sanitised (line_sanitize) and at most max_line
- * bytes; *cut says it had to be shortened.  NULL when nothing printable is
- * left (not to be relayed) or when out of memory.
- */
-struct msg *relay_format(const char *addr, const char *raw, size_t len, size_t max_line, bool *cut);
-
-/* A message to c alone (consumes m; NULL is ignored). */
-void relay_tell(struct conn *c, struct msg *m);
-
-/* A message to every member but from, which may be NULL (consumes m; NULL
- * is ignored). */
-void relay_broadcast(struct relay *r, const struct conn *from, struct msg *m);
-
-/* A server notice "* <text>\r\n" as a new message; NULL when out of memory. */
-struct msg *relay_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* RELAY_H */

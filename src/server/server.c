@@ -430,7 +430,7 @@ sweep_idle(struct server *s)
 			char why[64];
 
 			snprintf(why, sizeof(why), "idle for %u seconds", s->cfg.idle_timeout);
-			relay_tell(c, relay_notice("%s: disconnecting", why));
+			msg_tell(c, msg_notice("%s: disconnecting", why));
 			conn_drop(c, why, false); /* its own job sees the end and leaves */
 		}
 		conn_unref(c);
@@ -554,7 +554,7 @@ stop(struct server *s)
 		shutdown_poll(s, 100);
 	}
 
-	if ((m = relay_notice("server shutting down")) != NULL) {
+	if ((m = msg_notice("server shutting down")) != NULL) {
 		broadcast_send(&s->bc, NULL, &m, 1);
 		msg_unref(m);
 	}
@@ -703,6 +703,8 @@ server_run(const struct server_config *cfg)
 	}
 	s.relay.bc = &s.bc;
 	s.relay.max_line = s.cfg.max_line;
+	s.relay.cmd.bc = &s.bc;
+	s.relay.cmd.max_line = s.cfg.max_line;
 	flood_limit_init(&s.relay.flood, s.cfg.flood_rate, s.cfg.flood_burst);
 	s.relay.park = &s.park;
 	s.relay.stopping = &s.stopping;
