@@ -271,6 +271,47 @@ START_TEST(test_sanitize_removes_escape_sequences_whole)
 }
 END_TEST
 
+/*
+ * What could make a line pass for another: bidi controls that reorder what
+ * a terminal shows (a sender field could be pushed to the end, text pulled
+ * in front of it), line and paragraph separators, invisible spaces, and
+ * runs of blanks long enough to wrap a fake line onto a fresh row.
+ */
+START_TEST(test_sanitize_removes_what_could_forge_a_line)
+{
+	bool cut;
+
+	/* U+202E RLO, U+202A-202D, U+2066-2069 isolates, U+200E/F, U+061C */
+	ck_assert_str_eq(CLEAN("a\xe2\x80\xae"
+	                       "b\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad"
+	                       "c\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9"
+	                       "d\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c"
+	                       "e"),
+	                 "abcde");
+	/* U+2028 LINE SEPARATOR, U+2029 PARAGRAPH SEPARATOR */
+	ck_assert_str_eq(CLEAN("one\xe2\x80\xa8two\xe2\x80\xa9three"), "onetwothree");
+	/* zero-width space, word joiner, BOM: invisible, removed */
+	ck_assert_str_eq(CLEAN("x\xe2\x80\x8b\xe2\x81\xa0\xef\xbb\xbfy"), "xy");
+	/* no-break and other Unicode spaces are plain spaces */
+	ck_assert_str_eq(CLEAN("a\xc2\xa0"
+	                       "b\xe3\x80\x80"
+	                       "c\xe2\x80\x83"
+	                       "d"),
+	                 "a b c d");
+	/* a run of blanks is kept up to 8 columns (a tab counts 8) */
+	ck_assert_str_eq(CLEAN("a        b"), "a        b");
+	ck_assert_str_eq(CLEAN("a                                                  b"),
+	                 "a        b");
+	ck_assert_str_eq(CLEAN("a\tb\t\t\tc   \td"), "a\tb\tc   d");
+	ck_assert_str_eq(CLEAN("a\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0"
+	                       "b"),
+	                 "a        b");
+	/* the joiner that emoji sequences need is kept */
+	ck_assert_str_eq(CLEAN("\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb"),
+	                 "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb");
+}
+END_TEST
+
 START_TEST(test_sanitize_cuts_at_a_character_boundary)
 {
 	bool cut = false;
@@ -309,6 +350,7 @@ line_suite(void)
 	tcase_add_test(tc, test_sanitize_replaces_invalid_utf8_with_fffd);
 	tcase_add_test(tc, test_sanitize_removes_controls_del_c1_and_nul);
 	tcase_add_test(tc, test_sanitize_removes_escape_sequences_whole);
+	tcase_add_test(tc, test_sanitize_removes_what_could_forge_a_line);
 	tcase_add_test(tc, test_sanitize_cuts_at_a_character_boundary);
 	suite_add_tcase(s, tc);
 	return s;

@@ -245,12 +245,35 @@ enum esc_state {
 	ESC_STR_ESC /* ESC inside a string: '\' makes ST */
 };
 
+/*
+ * Code points that could make a line pass for another on a terminal:
+ * bidi controls reorder what is shown (a sender field pushed to the end),
+ * line and paragraph separators start a fresh row on some, and zero-width
+ * spaces hide.  U+200D (the joiner emoji sequences need) is not one.
+ */
+static bool
+forges(int32_t cp)
+{
+	return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+	       cp == 0x200E || cp == 0x200F || cp == 0x061C || cp == 0x2028 || cp == 0x2029 ||
+	       cp == 0x200B || cp == 0x2060 || cp == 0xFEFF;
+}
+
+/* Unicode's other spaces, shown as a plain space. */
+static bool
+other_space(int32_t cp)
+{
+	return cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x202F ||
+	       cp == 0x205F || cp == 0x3000;
+}
+
 size_t
 line_sanitize(const char *in, size_t len, char *out, size_t cap, bool *cut)
 {
 	const unsigned char *s = (const unsigned char *)in;
 	enum esc_state st = ESC_NONE;
 	size_t i = 0, o = 0;
+	unsigned blank_cols = 0; /* columns of the run of blanks being written */
 
 	*cut = false;
 	while (i < len) {
@@ -322,6 +345,21 @@ line_sanitize(const char *in, size_t len, char *out, size_t cap, bool *cut)
 			cp = 0xFFFD;
 		} else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F)) {
 			continue; /* C0 (NUL included), DEL, C1 */
+		} else if (forges(cp)) {
+			continue;
+		} else if (other_space(cp)) {
+			cp = ' ';
+		}
+		if (cp == ' ' || cp == '\t') {
+			unsigned w = cp == '\t' ? LINE_BLANK_RUN : 1;
+
+			/* Blank padding long enough to wrap a fake line onto a
+			 * fresh row is cut to LINE_BLANK_RUN columns. */
+			if (blank_cols + w > LINE_BLANK_RUN)
+				continue;
+			blank_cols += w;
+		} else {
+			blank_cols = 0;
 		}
 		n = utf8_encode(cp, enc);
 		if (o + n > cap) {

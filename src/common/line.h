@@ -56,10 +56,18 @@ size_t line_utf8_cut(const char *s, size_t avail, size_t max);
  *   BEL or ST, and ESC with intermediates and a final byte (ESC c, ESC ( B).
  *   So no client can move another's cursor, retitle a terminal or write to
  *   its clipboard.
+ * - what could make a line pass for another is removed: bidi controls
+ *   (U+202A-202E, U+2066-2069, U+200E, U+200F, U+061C), U+2028 and U+2029,
+ *   and the invisible U+200B, U+2060 and U+FEFF; Unicode's other spaces
+ *   (U+00A0, U+2000-200A, U+3000...) become a plain space, and a run of
+ *   blanks is cut to LINE_BLANK_RUN columns (a TAB counting that many), so
+ *   no padding can wrap a fake line onto a row of its own.
  * The output is valid UTF-8, holds no control character but TAB, and is
  * cut at a character boundary when it would pass cap (then *cut is set).
  * Returns its length.
  */
+#define LINE_BLANK_RUN 8
+
 size_t line_sanitize(const char *in, size_t len, char *out, size_t cap, bool *cut);
 
 #endif /* LINE_H */

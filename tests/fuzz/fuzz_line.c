@@ -25,6 +25,7 @@ static void
 check_utf8_clean(const unsigned char *s, size_t n)
 {
 	size_t i = 0;
+	unsigned blank = 0;
 
 	while (i < n) {
 		unsigned char b = s[i];
@@ -34,9 +35,13 @@ check_utf8_clean(const unsigned char *s, size_t n)
 		if (b < 0x80) {
 			if ((b < 0x20 && b != '\t') || b == 0x7F)
 				abort(); /* a control character got through */
+			blank = b == ' ' ? blank + 1 : b == '\t' ? blank + LINE_BLANK_RUN : 0;
+			if (blank > LINE_BLANK_RUN)
+				abort(); /* padding that could wrap a fake line */
 			i++;
 			continue;
 		}
+		blank = 0;
 		if (b >= 0xC2 && b <= 0xDF) {
 			need = 1;
 			cp = b & 0x1F;
@@ -59,6 +64,11 @@ check_utf8_clean(const unsigned char *s, size_t n)
 		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
 		    (cp >= 0xD800 && cp <= 0xDFFF) || (cp >= 0x80 && cp <= 0x9F))
 			abort(); /* overlong, out of range, surrogate, or C1 */
+		if ((cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+		    cp == 0x200E || cp == 0x200F || cp == 0x061C || cp == 0x2028 || cp == 0x2029 ||
+		    cp == 0x200B || cp == 0x2060 || cp == 0xFEFF || cp == 0xA0 || cp == 0x3000 ||
+		    (cp >= 0x2000 && cp <= 0x200A))
+			abort(); /* what could make a line pass for another */
 		i += need + 1;
 	}
 }
