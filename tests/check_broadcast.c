@@ -363,6 +363,28 @@ START_TEST(test_queue_over_the_cap_drops_the_connection)
 }
 END_TEST
 
+/*
+ * A message longer than the cap still goes into an empty queue: the cap is
+ * for a reader that falls behind, and a reader with nothing queued is not
+ * behind.  Before, a --max-sendq below one long line dropped every
+ * recipient of that line, the whole room.
+ */
+START_TEST(test_an_empty_queue_always_takes_a_message)
+{
+	struct pair p;
+	struct msg *m = msg_new(3000);
+
+	memset(m->data, 'y', 3000);
+	pair_open(&p, 2048, 0);
+	ck_assert_int_eq(conn_enqueue(p.c, &m, 1), 1);
+	ck_assert(!conn_is_dead(p.c, NULL, 0, NULL));
+	/* Behind now: one more is over the cap. */
+	ck_assert_int_eq(conn_enqueue(p.c, &m, 1), -ENOBUFS);
+	msg_unref(m);
+	pair_close(&p);
+}
+END_TEST
+
 START_TEST(test_enqueue_reports_who_must_flush)
 {
 	struct pair p;
@@ -416,6 +438,7 @@ broadcast_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_partial_writes_keep_the_tail_and_order);
 	tcase_add_test(tc, test_queue_over_the_cap_drops_the_connection);
+	tcase_add_test(tc, test_an_empty_queue_always_takes_a_message);
 	tcase_add_test(tc, test_enqueue_reports_who_must_flush);
 	tcase_add_test(tc, test_a_departed_peer_kills_the_connection_quietly);
 	suite_add_tcase(s, tc);

@@ -528,7 +528,7 @@ END_TEST
  */
 START_TEST(test_msg_to_a_client_renaming_itself_is_race_free)
 {
-	enum { N = 300 };
+	enum { N = 1000 };
 	struct server_proc sp;
 	struct client a, b;
 	char line[512];
@@ -1342,6 +1342,64 @@ START_TEST(test_bad_options_print_the_problem_and_usage_exit_2)
 }
 END_TEST
 
+/*
+ * Settings that cannot work together are refused at start, naming both:
+ * a send queue that cannot hold one longest line, or the history replay
+ * a newcomer gets at join (which used to drop every newcomer).
+ */
+START_TEST(test_settings_that_cannot_work_together_are_refused)
+{
+	static char out[8192];
+
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--port", "0", "--max-line", "8192",
+	                         "--max-sendq", "4096", NULL),
+	                 2);
+	ck_assert_msg(strstr(out, "--max-line 8192") != NULL &&
+	                      strstr(out, "--max-sendq") != NULL,
+	              "got: %s", out);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--port", "0", "--history", "500",
+	                         "--max-sendq", "65536", NULL),
+	                 2);
+	ck_assert_msg(strstr(out, "--history 500") != NULL && strstr(out, "--max-sendq") != NULL,
+	              "got: %s", out);
+}
+END_TEST
+
+/* A newcomer gets the whole history even with lines the size of
+ * --max-line, at the smallest --max-sendq the server accepts for them. */
+START_TEST(test_history_of_long_lines_reaches_a_newcomer)
+{
+	struct server_proc sp;
+	struct client a, b, c;
+	char line[4096], *text = malloc(1001);
+	int got = 0;
+
+	ck_assert_ptr_nonnull(text);
+	memset(text, 'h', 999);
+	text[999] = '\n';
+	text[1000] = '\0';
+	/* 4 lines of 1,000 bytes plus their heads, and one more line. */
+	server_start(&sp, "--history", "4", "--max-line", "1000", "--max-sendq", "5585",
+	             "--flood-rate", "0", NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	for (int i = 0; i < 4; i++)
+		client_say(&a, text);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	client_open(&c, sp.port, 0);
+	while (got < 4 && client_chat_line(&c, line, sizeof(line), WAIT_MS) == 1)
+		got++;
+	ck_assert_int_eq(got, 4);
+	client_say(&c, "still here\n");
+	ck_assert(client_wait_for(&a, "still here", WAIT_MS));
+	free(text);
+	client_close(&c);
+	finish_with_two(&sp, &a, &b);
+}
+END_TEST
+
 START_TEST(test_port_in_use_is_reported_with_address_exit_1)
 {
 	static char out[8192];
@@ -1434,6 +1492,8 @@ server_suite(void)
 	tcase_add_test(tc, test_second_signal_cuts_the_flush_short_exit_1);
 	tcase_add_test(tc, test_bad_options_print_the_problem_and_usage_exit_2);
 	tcase_add_test(tc, test_port_in_use_is_reported_with_address_exit_1);
+	tcase_add_test(tc, test_settings_that_cannot_work_together_are_refused);
+	tcase_add_test(tc, test_history_of_long_lines_reaches_a_newcomer);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "msg.h"
 #include "server.h"
 
 #define DEFAULT_PORT "4333"
@@ -57,6 +58,33 @@ bad_value(const char *opt, const char *val, const char *expected)
 }
 
 /* A whole decimal number in [min, max], or exit 2 naming the option. */
+/*
+ * Settings each valid alone that cannot work together: a send queue must
+ * hold the longest line, and a newcomer's must hold the history replay and
+ * one live line on top.  Refused rather than left to drop clients later.
+ */
+static int
+check_together(const struct server_config *cfg)
+{
+	size_t line = msg_chat_max(cfg->max_line);
+
+	if (cfg->max_sendq < line) {
+		fprintf(stderr,
+		        "chat-server: --max-line %zu needs --max-sendq of at least %zu bytes "
+		        "(a line and its head), not %zu\n",
+		        cfg->max_line, line, cfg->max_sendq);
+		return -EINVAL;
+	}
+	if (cfg->history > 0 && cfg->max_sendq / line < cfg->history + 1) {
+		fprintf(stderr,
+		        "chat-server: --history %zu with --max-line %zu needs --max-sendq of at "
+		        "least %zu bytes (the replay and one line more), not %zu\n",
+		        cfg->history, cfg->max_line, (cfg->history + 1) * line, cfg->max_sendq);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static unsigned long long
 parse_number(const char *opt, const char *val, unsigned long long min, unsigned long long max,
              const char *expected)
@@ -193,6 +221,8 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (check_together(&cfg) != 0)
+		return 2;
 	log_set_level(level);
 	return server_run(&cfg);
 }

@@ -181,8 +181,10 @@ conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
 		pthread_mutex_unlock(&c->mu);
 		return -EPIPE;
 	}
-	if (c->qbytes + bytes > c->max_sendq) {
-		/* The reader cannot keep up.  Growing without bound would let
+	if (c->qbytes > 0 && c->qbytes + bytes > c->max_sendq) {
+		/* The reader cannot keep up.  (A reader with nothing queued
+		 * is not behind: an empty queue takes any message, so one
+		 * long line never drops a whole room.)  Growing without bound would let
 		 * one slow client eat the server's memory; blocking would
 		 * stall every sender.  So it goes, and nobody else notices. */
 		snprintf(why, sizeof(why), "send queue over %zu bytes", c->max_sendq);

@@ -115,8 +115,9 @@ void conn_unref(struct conn *c);
  * socket still takes data, so the caller should flush it now: the server,
  * not the client, is behind, and the client must not reach max_sendq for
  * that; 0 if someone else will; -EPIPE if the connection is dead;
- * -ENOBUFS if this would pass max_sendq, in which case the connection is
- * dropped (its queue freed, its socket shut down) and nothing is queued.
+ * -ENOBUFS if this would pass max_sendq with the queue not empty, in
+ * which case the connection is dropped (its queue freed, its socket shut
+ * down) and nothing is queued.  An empty queue takes any message.
  */
 int conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n);
 

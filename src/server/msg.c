@@ -98,6 +98,13 @@ msg_chat(const char *sender, const char *raw, size_t len, size_t max_line, bool 
 	return m;
 }
 
+size_t
+msg_chat_max(size_t max_line)
+{
+	/* nick@addr, the private mark, " | " twice, the stamp, CR LF */
+	return (CONN_NICK_MAX + 1 + NET_ADDRSTRLEN - 1) + 10 + 6 + 19 + 2 + max_line;
+}
+
 struct msg *
 msg_notice(const char *fmt, ...)
 {

@@ -48,6 +48,10 @@ void msg_unref(struct msg *m);
 struct msg *msg_chat(const char *sender, const char *raw, size_t len, size_t max_line,
                      bool private, bool *cut);
 
+/* The longest chat message a text of max_line bytes can make: what a send
+ * queue must hold for one line. */
+size_t msg_chat_max(size_t max_line);
+
 /* A server notice "* <text>\r\n" (the text cut at 512 bytes); NULL when
  * out of memory. */
 struct msg *msg_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
