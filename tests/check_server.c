@@ -1058,6 +1058,42 @@ END_TEST
  * rather than spin on a listener that stays readable, keep serving those
  * it has, and accept again once descriptors are free.
  */
+/*
+ * Without --max-clients the server admits what its descriptor limit
+ * really allows: the limit less the descriptors it holds itself (and a
+ * few spare), so at 64 it serves dozens, not 1 as the old "less 32, or
+ * 1" rule gave, and the ones past the limit are told the server is full
+ * rather than shed for want of descriptors.
+ */
+START_TEST(test_default_max_clients_follows_the_descriptors_really_used)
+{
+	struct server_proc sp;
+	struct client cs[64];
+	char want[64];
+	const char *p;
+	int max, i;
+
+	raise_nofile_for_test();
+	server_nofile = 64;
+	server_start(&sp, NULL);
+	server_nofile = 0;
+	p = strstr(server_log(&sp), "limits: ");
+	ck_assert_ptr_nonnull(p);
+	max = atoi(p + strlen("limits: "));
+	ck_assert_msg(max >= 40 && max < 64, "max clients %d at 64 descriptors", max);
+	for (i = 0; i < max + 2; i++)
+		client_open(&cs[i], sp.port, 0);
+	snprintf(want, sizeof(want), "joined (%d online)", max);
+	ck_assert_msg(client_wait_for(&cs[0], want, WAIT_MS), "never saw: %s", want);
+	ck_assert(client_wait_for(&cs[max], "server full", WAIT_MS));
+	ck_assert(client_wait_for(&cs[max + 1], "server full", WAIT_MS));
+	ck_assert(strstr(server_log(&sp), "out of file descriptors") == NULL);
+	for (i = 0; i < max + 2; i++)
+		client_close(&cs[i]);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 START_TEST(test_out_of_descriptors_sheds_without_spinning_then_recovers)
 {
 	enum { FLOOD = 100 };
@@ -1483,6 +1519,7 @@ server_suite(void)
 	tcase_add_test(tc, test_join_and_leave_are_announced_with_counts);
 	tcase_add_test(tc, test_departed_client_is_closed_and_disturbs_nobody);
 	tcase_add_test(tc, test_out_of_descriptors_sheds_without_spinning_then_recovers);
+	tcase_add_test(tc, test_default_max_clients_follows_the_descriptors_really_used);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("lifecycle");

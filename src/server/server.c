@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* accept4, signalfd, eventfd, strsignal */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -45,8 +46,9 @@
 
 #define MAX_LISTEN 8
 #define MAX_EVENTS 256
-/* Descriptors kept back from --max-clients for our own use. */
-#define FD_RESERVE 32
+/* Descriptors kept free beyond those the server holds once set up (see
+ * default_max_clients()): room for the C library's own needs. */
+#define FD_SLACK 4
 /* How long shutdown waits for clients to take what is queued for them. */
 #define FLUSH_MS 2000
 
@@ -607,6 +609,35 @@ raise_nofile(void)
 	return rl.rlim_cur;
 }
 
+/*
+ * The clients the descriptor limit allows: the limit less what the server
+ * holds once set up (standard streams, listeners, epoll, signalfd, eventfd,
+ * the spare kept for shedding), counted rather than guessed, and a few
+ * spare.  Every client costs one descriptor, and nothing else opens any
+ * while the server runs (the spare covers shedding), so at this count the
+ * server says "server full" before it could run out.
+ */
+static size_t
+default_max_clients(rlim_t nofile)
+{
+	size_t used = 0;
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+
+	if (d != NULL) {
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				used++;
+		closedir(d);
+		if (used > 0)
+			used--; /* the directory's own descriptor */
+	} else {
+		used = 16 + MAX_LISTEN; /* no /proc: a guess on the safe side */
+	}
+	used += FD_SLACK;
+	return nofile > used ? (size_t)(nofile - used) : 1;
+}
+
 static int
 watch(struct server *s, int fd, void *tag)
 {
@@ -651,8 +682,6 @@ server_run(const struct server_config *cfg)
 	tzset(); /* localtime_r in the workers relies on it */
 
 	nofile = raise_nofile();
-	if (s.cfg.max_clients == 0)
-		s.cfg.max_clients = nofile > FD_RESERVE * 2 ? (size_t)(nofile - FD_RESERVE) : 1;
 
 	/* Signals: SIGINT and SIGTERM through a signalfd, blocked before any
 	 * thread starts so that no worker ever takes them; SIGPIPE ignored
@@ -714,6 +743,8 @@ server_run(const struct server_config *cfg)
 	atomic_init(&s.relay.inflight, 0);
 	atomic_init(&s.relay.unwritten, 0);
 
+	if (s.cfg.max_clients == 0)
+		s.cfg.max_clients = default_max_clients(nofile);
 	tp_pool_stats(s.pool, &st);
 	for (i = 0; i < s.nlisten; i++) {
 		struct sockaddr_storage ss;
