@@ -996,6 +996,54 @@ END_TEST
 
 /* --- joining and leaving -------------------------------------------------------- */
 
+/*
+ * "A client hears of the joins after its own, never of those before it",
+ * under a burst of 200 connects: the accept loop admits them in several
+ * batches whose announce jobs run on different workers in any order.
+ * Each client's own place comes from the server's log ("ADDR connected
+ * (K online)"); every join it hears of must be later (N > K).
+ */
+START_TEST(test_a_burst_of_joiners_hear_only_later_joins)
+{
+	enum { N = 200 };
+	struct server_proc sp;
+	struct client *cs = calloc(N, sizeof(*cs));
+	char addr[64], want[96], line[512];
+	int i;
+
+	ck_assert_ptr_nonnull(cs);
+	raise_nofile_for_test();
+	server_start(&sp, "--flood-rate", "0", NULL);
+	for (i = 0; i < N; i++)
+		client_open(&cs[i], sp.port, 0);
+	snprintf(want, sizeof(want), "connected (%d online)", N);
+	ck_assert(server_log_wait(&sp, want, WAIT_MS));
+	for (i = 0; i < N; i++) {
+		const char *p;
+		int k, n;
+
+		client_addr(&cs[i], addr, sizeof(addr));
+		snprintf(want, sizeof(want), "%s connected (", addr);
+		p = strstr(server_log(&sp), want);
+		ck_assert_ptr_nonnull(p);
+		k = atoi(p + strlen(want));
+		while (k < N && client_line(&cs[i], line, sizeof(line), WAIT_MS) == 1) {
+			p = strstr(line, " joined (");
+			ck_assert_msg(p != NULL, "client %d: %s", k, line);
+			n = atoi(p + strlen(" joined ("));
+			ck_assert_msg(n > k, "client %d of %d heard of an earlier join: %s", k, N,
+			              line);
+			if (n == N)
+				break;
+		}
+	}
+	for (i = 0; i < N; i++)
+		client_close(&cs[i]);
+	ck_assert_int_eq(server_stop(&sp), 0);
+	free(cs);
+}
+END_TEST
+
 START_TEST(test_join_and_leave_are_announced_with_counts)
 {
 	struct server_proc sp;
@@ -1517,6 +1565,7 @@ server_suite(void)
 	tc = tcase_create("membership");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_join_and_leave_are_announced_with_counts);
+	tcase_add_test(tc, test_a_burst_of_joiners_hear_only_later_joins);
 	tcase_add_test(tc, test_departed_client_is_closed_and_disturbs_nobody);
 	tcase_add_test(tc, test_out_of_descriptors_sheds_without_spinning_then_recovers);
 	tcase_add_test(tc, test_default_max_clients_follows_the_descriptors_really_used);

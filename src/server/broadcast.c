@@ -204,6 +204,7 @@ broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 		b->cap = cap;
 	}
 	conn_ref(c);
+	c->join_seq = ++b->join_seq;
 	c->reg_index = b->n;
 	b->conns[b->n++] = c;
 	*online = b->n;
@@ -247,21 +248,22 @@ broadcast_online(struct broadcast *b)
 }
 
 /*
- * Queue msgs to member c; when c is skip[j], only msgs[j+1..n).  Returns
- * what conn_enqueue returns (1 when the caller must flush c), or -ENODATA
- * when c is to get nothing.
+ * Queue msgs to member c; for join notices (skip set, msgs[j] announcing
+ * skip[j], in join order), only those of members who joined after c.
+ * Batches of joins are announced by jobs that may run in any order, so
+ * this compares join sequence numbers rather than positions in one batch.
+ * Returns what conn_enqueue returns (1 when the caller must flush c), or
+ * -ENODATA when c is to get nothing.
  */
 static int
 enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip, size_t n)
 {
-	size_t j;
+	size_t j = 0;
 
 	if (skip != NULL)
-		for (j = 0; j < n; j++)
-			if (skip[j] == c)
-				return j + 1 < n ? conn_enqueue(c, msgs + j + 1, n - j - 1)
-				                 : -ENODATA;
-	return conn_enqueue(c, msgs, n);
+		while (j < n && skip[j]->join_seq <= c->join_seq)
+			j++;
+	return j < n ? conn_enqueue(c, msgs + j, n - j) : -ENODATA;
 }
 
 /*

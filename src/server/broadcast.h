@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conn.h"
 
@@ -27,6 +28,7 @@ struct broadcast {
 	pthread_rwlock_t lock;
 	struct conn **conns; /* lock: the members, each holding a reference */
 	size_t n, cap;       /* lock */
+	uint64_t join_seq;   /* lock (write): the last member's conn->join_seq */
 
 	/*
 	 * The last hist_max chat lines, for those who join.  Appended by
@@ -83,10 +85,10 @@ size_t broadcast_send_chat(struct broadcast *b, const struct conn *from, struct 
 
 /*
  * As broadcast_send, for the join notices of a batch of new members, in
- * join order: msgs[i] announces skip[i].  Each member gets what it would
- * have got had they joined one by one: a member that is skip[j] gets only
- * msgs[j+1..n) (the joins after its own), every other member all of them,
- * and each recipient the whole batch in one write.
+ * join order: msgs[i] announces skip[i].  Each member hears only of those
+ * who joined after it (by conn->join_seq), never of those before, however
+ * the announce jobs of several batches interleave; and each recipient gets
+ * its part of the batch in one write.
  */
 size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                              size_t n);

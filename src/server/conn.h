@@ -34,6 +34,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <sys/socket.h>
 
@@ -77,6 +78,7 @@ struct conn {
 	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN]; /* "alice@127.0.0.1:52842", or addr */
 
 	size_t reg_index;       /* guarded by the registry's lock */
+	uint64_t join_seq;      /* set once under the registry's write lock: join order */
 	struct conn *out_next;  /* guarded by the registry's out_mu: ... */
 	bool out_listed;        /* ... noted for the next write pass */
 	struct conn *reap_next; /* guarded by the server's reap lock */
