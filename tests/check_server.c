@@ -534,7 +534,10 @@ START_TEST(test_msg_to_a_client_renaming_itself_is_race_free)
 	char line[512];
 	int sent = 0, got = 0;
 
-	start_with_two(&sp, &a, &b);
+	server_start(&sp, "--flood-rate", "0", NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
 	client_say(&b, "/nick bob\n");
 	ck_assert(client_wait_for(&a, "is now bob", WAIT_MS));
 	for (int i = 0; i < N; i++) {
@@ -1192,6 +1195,122 @@ END_TEST
 
 /* --- shutdown ------------------------------------------------------------------- */
 
+/*
+ * Send as much junk as c's socket takes without blocking (at most max
+ * bytes): input the server will never read.
+ */
+static void
+send_unread_junk(struct client *c, size_t max)
+{
+	static char junk[65536];
+	int fl = fcntl(c->fd, F_GETFL);
+
+	memset(junk, 'j', sizeof(junk));
+	fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+	while (max > 0) {
+		ssize_t n = send(c->fd, junk, max < sizeof(junk) ? max : sizeof(junk), MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;
+		max -= (size_t)n;
+	}
+	fcntl(c->fd, F_SETFL, fl);
+}
+
+/* Read lines "line K" for K in [0, n) in order, then want, then the end. */
+static void
+expect_lines_then(struct client *c, int n, const char *want)
+{
+	char line[512], num[32];
+
+	for (int k = 0; k < n; k++) {
+		snprintf(num, sizeof(num), "line %d", k);
+		ck_assert_msg(client_chat_line(c, line, sizeof(line), WAIT_MS) == 1,
+		              "lost from line %d on", k);
+		ck_assert_str_eq(chat_text(line), num);
+	}
+	ck_assert_msg(client_line(c, line, sizeof(line), WAIT_MS) == 1, "lost: %s", want);
+	ck_assert_str_eq(line, want);
+	ck_assert_int_eq(client_line(c, line, sizeof(line), WAIT_MS), 0);
+}
+
+/* n lines "line K\n" from sender, seen whole by witness. */
+static void
+say_numbered(struct client *sender, struct client *witness, int n)
+{
+	char line[512], *buf = malloc((size_t)n * 32);
+	size_t len = 0;
+
+	ck_assert_ptr_nonnull(buf);
+	for (int k = 0; k < n; k++)
+		len += (size_t)sprintf(buf + len, "line %d\n", k);
+	client_send(sender, buf, len);
+	free(buf);
+	for (int k = 0; k < n; k++)
+		ck_assert_int_eq(client_chat_line(witness, line, sizeof(line), WAIT_MS), 1);
+}
+
+/*
+ * A client quits with more input behind /quit that the server never reads,
+ * while what is queued for it still waits in the server (it reads slowly).
+ * Closing with unread input makes Linux send RST and throw away what the
+ * socket still held, so "* goodbye" and the last lines were lost.  A
+ * polite close shuts the write side down, drains the input, and closes
+ * once the peer has closed too (or a bounded time has passed).
+ */
+START_TEST(test_quit_with_unread_input_still_delivers_everything)
+{
+	enum { LINES = 1500 };
+	struct server_proc sp;
+	struct client sender, witness, slow;
+
+	server_start(&sp, "--flood-rate", "0", NULL);
+	client_open(&sender, sp.port, 0);
+	client_open(&slow, sp.port, 2048);
+	client_open(&witness, sp.port, 0);
+	ck_assert(client_wait_for(&sender, "joined (3 online)", WAIT_MS));
+	ck_assert(client_wait_for(&slow, "joined (3 online)", WAIT_MS));
+	say_numbered(&sender, &witness, LINES);
+	client_say(&slow, "/quit\n");
+	send_unread_junk(&slow, 1 << 20);
+	ck_assert(client_wait_for(&witness, "left (2 online)", WAIT_MS));
+	pause_ms(300); /* the server has closed its side by now */
+	expect_lines_then(&slow, LINES, "* goodbye");
+	client_close(&slow);
+	finish_with_two(&sp, &sender, &witness);
+}
+END_TEST
+
+/* The same at shutdown: "* server shutting down" reaches a slow reader
+ * whose unread input is still arriving. */
+START_TEST(test_shutdown_with_unread_input_still_delivers_everything)
+{
+	enum { LINES = 1500 };
+	struct server_proc sp;
+	struct client sender, witness, slow;
+	int status;
+
+	server_start(&sp, "--flood-rate", "0", NULL);
+	client_open(&sender, sp.port, 0);
+	client_open(&slow, sp.port, 2048);
+	client_open(&witness, sp.port, 0);
+	ck_assert(client_wait_for(&sender, "joined (3 online)", WAIT_MS));
+	ck_assert(client_wait_for(&slow, "joined (3 online)", WAIT_MS));
+	say_numbered(&sender, &witness, LINES);
+	kill(sp.pid, SIGTERM);
+	ck_assert(client_wait_for(&witness, "server shutting down", WAIT_MS));
+	send_unread_junk(&slow, 1 << 20);
+	pause_ms(300);
+	expect_lines_then(&slow, LINES, "* server shutting down");
+	client_close(&slow);
+	status = server_wait(&sp, WAIT_MS);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	client_close(&sender);
+	client_close(&witness);
+}
+END_TEST
+
 START_TEST(test_sigterm_delivers_what_was_queued_and_exits_0)
 {
 	enum { LINES = 2000 };
@@ -1574,6 +1693,8 @@ server_suite(void)
 	tc = tcase_create("lifecycle");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sigterm_delivers_what_was_queued_and_exits_0);
+	tcase_add_test(tc, test_quit_with_unread_input_still_delivers_everything);
+	tcase_add_test(tc, test_shutdown_with_unread_input_still_delivers_everything);
 	tcase_add_test(tc, test_sigterm_under_load_gives_every_reader_the_same_lines);
 	tcase_add_test(tc, test_second_signal_cuts_the_flush_short_exit_1);
 	tcase_add_test(tc, test_bad_options_print_the_problem_and_usage_exit_2);

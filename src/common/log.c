@@ -3,12 +3,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
+#include "mono.h"
 
 static enum log_level max_level = LOG_INFO;
 
@@ -36,6 +38,23 @@ log_parse_level(const char *s, enum log_level *level)
 		}
 	}
 	return -EINVAL;
+}
+
+bool
+log_limit_ok(struct log_limit *l, long interval_ms, unsigned long *suppressed)
+{
+	long now = mono_ms(), next = atomic_load_explicit(&l->next_ms, memory_order_relaxed);
+
+	/* One thread wins the slot; the others count as held back. */
+	if (now < next || !atomic_compare_exchange_strong(&l->next_ms, &next, now + interval_ms)) {
+		atomic_fetch_add_explicit(&l->suppressed, 1, memory_order_relaxed);
+		return false;
+	}
+	if (suppressed != NULL)
+		*suppressed = atomic_exchange_explicit(&l->suppressed, 0, memory_order_relaxed);
+	else
+		atomic_store_explicit(&l->suppressed, 0, memory_order_relaxed);
+	return true;
 }
 
 void

@@ -6,6 +6,8 @@
 #ifndef LOG_H
 #define LOG_H
 
+#include <stdbool.h>
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Lines above this level are dropped.  Set once at start, before threads. */
@@ -16,6 +18,20 @@ enum log_level log_get_level(void);
 int log_parse_level(const char *s, enum log_level *level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * A line that may repeat at any rate (refusals, churn): at most one every
+ * interval_ms.  Safe from any thread.  Zero-initialised, it lets the first
+ * line through.
+ */
+struct log_limit {
+	_Atomic long next_ms;            /* CLOCK_MONOTONIC ms of the next line allowed */
+	_Atomic unsigned long suppressed; /* lines held back since the last one */
+};
+
+/* True if a line may go now; then *suppressed (if not NULL) receives how
+ * many were held back since the last one, and the count starts again. */
+bool log_limit_ok(struct log_limit *l, long interval_ms, unsigned long *suppressed);
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -29,6 +29,8 @@ broadcast_init(struct broadcast *b, size_t history)
 	b->out_head = b->out_tail = NULL;
 	b->out_len = 0;
 	atomic_init(&b->out_since, 0);
+	b->bus.publish = NULL;
+	b->bus.arg = NULL;
 	if (history > 0 && (b->hist = calloc(history, sizeof(*b->hist))) == NULL)
 		return -ENOMEM;
 	if ((rc = pthread_mutex_init(&b->hist_mu, NULL)) != 0)
@@ -84,7 +86,7 @@ note(struct broadcast *b, struct conn *const *cs, size_t n)
 		return;
 	pthread_mutex_lock(&b->out_mu);
 	if (b->out_head == NULL)
-		atomic_store_explicit(&b->out_since, conn_now_ns(), memory_order_relaxed);
+		atomic_store_explicit(&b->out_since, mono_ns(), memory_order_relaxed);
 	for (size_t i = 0; i < n; i++) {
 		struct conn *c = cs[i];
 
@@ -272,10 +274,14 @@ enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip
  * grows by doubling, so rarely).  The writes come later, in
  * broadcast_flush().
  */
+/* What a fan-out is: kept in the history, and seen by other servers. */
+enum { FAN_CHAT = 1, FAN_BUS = 2 };
+
 static size_t
 fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
-        struct conn *const *skip, size_t n, bool chat)
+        struct conn *const *skip, size_t n, int how)
 {
+	bool chat = how & FAN_CHAT;
 	struct conn *noted[NOTE_CHUNK], *now[NOTE_CHUNK];
 	size_t nnoted = 0, nnow = 0, sent = 0, i;
 
@@ -313,26 +319,35 @@ fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
 		conn_flush(now[i]);
 		conn_unref(now[i]);
 	}
+	if ((how & FAN_BUS) && b->bus.publish != NULL)
+		b->bus.publish(b->bus.arg, chat ? BUS_CHAT : BUS_NOTICE, from, msgs, n);
 	return sent;
 }
 
 size_t
 broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, msgs, NULL, n, false);
+	return fan_out(b, from, msgs, NULL, n, FAN_BUS);
+}
+
+size_t
+broadcast_send_local(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
+                     size_t n)
+{
+	return fan_out(b, from, msgs, NULL, n, 0);
 }
 
 size_t
 broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, msgs, NULL, n, true);
+	return fan_out(b, from, msgs, NULL, n, FAN_CHAT | FAN_BUS);
 }
 
 size_t
 broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                       size_t n)
 {
-	return fan_out(b, NULL, msgs, skip, n, false);
+	return fan_out(b, NULL, msgs, skip, n, FAN_BUS);
 }
 
 int

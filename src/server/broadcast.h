@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus.h"
 #include "conn.h"
 
 struct broadcast {
@@ -50,6 +51,10 @@ struct broadcast {
 	struct conn *out_head, *out_tail;
 	size_t out_len;
 	_Atomic long long out_since; /* ns when the list last became non-empty */
+
+	/* What must also reach other servers (bus.h); set before any fan-out,
+	 * immutable after.  Empty: standalone. */
+	struct bus_hook bus;
 };
 
 /* A registry that keeps the last history chat lines for newcomers (0:
@@ -74,10 +79,16 @@ size_t broadcast_online(struct broadcast *b);
  * Queue msgs, in order, to every member but from (which may be NULL), and
  * note the recipients whose queues were empty for broadcast_flush().  A
  * recipient over its send-queue cap is dropped; the others are not slowed.
- * Returns the number of recipients the messages were queued to.
+ * Then hand them to the bus, if one is set.  Returns the number of local
+ * recipients the messages were queued to.
  */
 size_t broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                       size_t n);
+
+/* As broadcast_send, to the local members only: for what other servers
+ * must not see (our shutdown) and for what came from them (the bus). */
+size_t broadcast_send_local(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
+                            size_t n);
 
 /* As broadcast_send, for chat lines: they also enter the history. */
 size_t broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs,

@@ -15,7 +15,7 @@
 
 #include "conn.h"
 
-/* Messages gathered into one sendmsg(): enough to coalesce a burst. */
+/* Messages gathered into one write: enough to coalesce a burst. */
 #define FLUSH_IOV 64
 
 int
@@ -34,7 +34,7 @@ conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_
 		close(fd);
 		return -ENOMEM;
 	}
-	c->fd = fd;
+	io_init(&c->io, &io_plain, fd);
 	c->epfd = epfd;
 	c->max_sendq = max_sendq;
 	c->no_read = no_read;
@@ -43,24 +43,9 @@ conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_
 	net_format_addr(peer, c->addr, sizeof(c->addr));
 	memcpy(c->name, c->addr, sizeof(c->addr));
 	atomic_init(&c->refs, 1);
-	atomic_init(&c->last_heard_ms, conn_now_ms());
+	atomic_init(&c->last_heard_ms, mono_ms());
 	*out = c;
 	return 0;
-}
-
-long long
-conn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-long
-conn_now_ms(void)
-{
-	return (long)(conn_now_ns() / 1000000);
 }
 
 void
@@ -93,7 +78,7 @@ conn_unref(struct conn *c)
 	line_buf_free(&c->in);
 	flood_hold_free(&c->held);
 	pthread_mutex_destroy(&c->mu);
-	close(c->fd);
+	io_close(&c->io);
 	free(c);
 }
 
@@ -109,7 +94,7 @@ drop_locked(struct conn *c, const char *why, bool warn)
 		clear_queue_locked(c); /* else the writer does, once it is back */
 	/* Wake the connection's own job with end of input: it does the
 	 * leaving, so that leaving happens in one place. */
-	shutdown(c->fd, SHUT_RDWR);
+	io_shutdown(&c->io, SHUT_RDWR);
 }
 
 void
@@ -163,7 +148,7 @@ rearm_locked(struct conn *c)
 		return;
 	/* Fails only if the descriptor is no longer registered, which
 	 * happens once the accept loop has reaped the connection. */
-	epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->io.fd, &ev);
 }
 
 int
@@ -246,7 +231,6 @@ flush_locked(struct conn *c)
 	c->writing = true;
 	while (c->qlen > 0 && !c->dead) {
 		struct iovec iov[FLUSH_IOV];
-		struct msghdr mh;
 		size_t k, cnt = c->qlen < FLUSH_IOV ? c->qlen : FLUSH_IOV;
 		ssize_t sent;
 
@@ -257,13 +241,9 @@ flush_locked(struct conn *c)
 			iov[k].iov_base = m->data + off;
 			iov[k].iov_len = m->len - off;
 		}
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = iov;
-		mh.msg_iovlen = cnt;
 		pthread_mutex_unlock(&c->mu);
-		/* MSG_NOSIGNAL: a peer that left must not SIGPIPE us. */
-		sent = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		err = sent < 0 ? errno : 0;
+		sent = io_writev(&c->io, iov, (int)cnt);
+		err = sent < 0 ? (int)-sent : 0;
 		pthread_mutex_lock(&c->mu);
 		if (c->dead)
 			break;
@@ -316,6 +296,28 @@ conn_flush(struct conn *c)
 	rc = c->dead ? -EPIPE : flush_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	return rc;
+}
+
+ssize_t
+conn_read(struct conn *c, void *buf, size_t len)
+{
+	return io_read(&c->io, buf, len);
+}
+
+void
+conn_linger_begin(struct conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->busy = true;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+conn_shutdown_write(struct conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	io_shutdown(&c->io, SHUT_WR);
+	pthread_mutex_unlock(&c->mu);
 }
 
 int

@@ -39,7 +39,9 @@
 #include <sys/socket.h>
 
 #include "flood.h"
+#include "io.h"
 #include "line.h"
+#include "mono.h"
 #include "msg.h"
 #include "net.h"
 
@@ -49,7 +51,8 @@
 struct relay;
 
 struct conn {
-	int fd;                     /* immutable; closed by the last unref */
+	struct io io;               /* immutable: the transport; io.fd is what
+	                             * epoll watches; closed by the last unref */
 	int epfd;                   /* immutable */
 	char addr[NET_ADDRSTRLEN];  /* immutable: "127.0.0.1:52842" */
 	size_t max_sendq;           /* immutable: bytes */
@@ -82,6 +85,13 @@ struct conn {
 	struct conn *out_next;  /* guarded by the registry's out_mu: ... */
 	bool out_listed;        /* ... noted for the next write pass */
 	struct conn *reap_next; /* guarded by the server's reap lock */
+
+	/* The accept loop's alone, once the connection has left (linger.h). */
+	bool lingering;
+	bool linger_rd_done;    /* its input has ended: no more EPOLLIN */
+	bool linger_wr_done;    /* its queue is written and its write side shut */
+	long linger_due;        /* CLOCK_MONOTONIC ms when it is closed anyway */
+	struct conn *linger_prev, *linger_next;
 
 	pthread_mutex_t mu;
 	struct msg **q; /* mu: ring of queued messages */
@@ -145,6 +155,19 @@ bool conn_job_begin(struct conn *c);
  * and for output if the socket was full. */
 void conn_job_end(struct conn *c);
 
+/*
+ * Input for the job in flight (or the accept loop, once the connection
+ * lingers): what io_read returns, 0 at end of input or a negative errno.
+ */
+ssize_t conn_read(struct conn *c, void *buf, size_t len);
+
+/* For the accept loop, when c has left for good: c is busy from now on,
+ * so that nobody but the linger re-arms its descriptor. */
+void conn_linger_begin(struct conn *c);
+
+/* End our output after what is sent (the peer sees end of input). */
+void conn_shutdown_write(struct conn *c);
+
 /* Drop the connection: free its queue, shut its socket down so that its
  * own job sees end of input and leaves.  The first reason is kept; warn
  * says whether it deserves a warning in the log. */
@@ -153,10 +176,6 @@ void conn_drop(struct conn *c, const char *why, bool warn);
 /* True if dropped; copies the reason and whether it deserves a warning
  * (why and warn may be NULL). */
 bool conn_is_dead(struct conn *c, char *why, size_t len, bool *warn);
-
-/* Now on CLOCK_MONOTONIC, in milliseconds and in nanoseconds. */
-long conn_now_ms(void);
-long long conn_now_ns(void);
 
 /* Bytes queued and not yet sent. */
 size_t conn_pending(struct conn *c);

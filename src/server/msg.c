@@ -138,6 +138,15 @@ msg_tell(struct conn *c, struct msg *m)
 }
 
 void
+msg_broadcast_local(struct broadcast *b, const struct conn *from, struct msg *m)
+{
+	if (m == NULL)
+		return;
+	broadcast_send_local(b, from, &m, 1);
+	msg_unref(m);
+}
+
+void
 msg_broadcast(struct broadcast *b, const struct conn *from, struct msg *m)
 {
 	if (m == NULL)

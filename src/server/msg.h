@@ -64,4 +64,7 @@ void msg_tell(struct conn *c, struct msg *m);
  * NULL is ignored); written by the next write pass. */
 void msg_broadcast(struct broadcast *b, const struct conn *from, struct msg *m);
 
+/* As msg_broadcast, to this server's members only (bus.h). */
+void msg_broadcast_local(struct broadcast *b, const struct conn *from, struct msg *m);
+
 #endif /* MSG_H */

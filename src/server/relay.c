@@ -15,6 +15,7 @@
 #include "command.h"
 #include "log.h"
 #include "relay.h"
+#include "wake.h"
 
 /* Bytes one job may read before it yields the worker to others. */
 #define READ_BUDGET (64 * 1024)
@@ -105,7 +106,7 @@ may_send(struct batch *bt)
 		return true;
 	if (bt->wait_ns > 0)
 		return false; /* out for the rest of this job */
-	wait = flood_take(&bt->r->flood, &bt->c->bucket, conn_now_ns());
+	wait = flood_take(&bt->r->flood, &bt->c->bucket, mono_ns());
 	bt->wait_ns = wait;
 	return wait == 0;
 }
@@ -145,7 +146,7 @@ release_held(struct batch *bt)
 	/* A line going out now counts as heard now: a flooder we keep
 	 * waiting is not silent, and must not be closed as idle. */
 	if (any)
-		atomic_store_explicit(&c->last_heard_ms, conn_now_ms(), memory_order_relaxed);
+		atomic_store_explicit(&c->last_heard_ms, mono_ms(), memory_order_relaxed);
 	if (bt->quit)
 		flood_hold_free(&c->held); /* nothing after /quit is relayed */
 }
@@ -212,15 +213,11 @@ static void
 job_done(struct relay *r)
 {
 	if (atomic_fetch_sub(&r->unwritten, 1) == 1 ||
-	    broadcast_flush_age(r->bc, conn_now_ns()) >= FLUSH_AFTER_NS)
+	    broadcast_flush_age(r->bc, mono_ns()) >= FLUSH_AFTER_NS)
 		broadcast_flush(r->bc);
 
-	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping)) {
-		uint64_t one = 1;
-
-		if (write(r->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-			log_error("cannot wake the accept loop: %s", strerror(errno));
-	}
+	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping))
+		wake_signal(r->wakefd);
 }
 
 int
@@ -270,10 +267,10 @@ read_input(struct batch *bt)
 	size_t budget = READ_BUDGET;
 
 	while (!atomic_load(r->stopping) && budget > 0 && !bt->quit && !flood_hold_any(&c->held)) {
-		ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		ssize_t n = conn_read(c, buf, sizeof(buf));
 
 		if (n > 0) {
-			atomic_store_explicit(&c->last_heard_ms, conn_now_ms(),
+			atomic_store_explicit(&c->last_heard_ms, mono_ms(),
 			                      memory_order_relaxed);
 			if (line_feed(&c->in, r->max_line, buf, (size_t)n, on_line, bt) != 0)
 				log_warn("%s: out of memory: input lost", c->addr);
@@ -282,10 +279,10 @@ read_input(struct batch *bt)
 		}
 		if (n == 0) {
 			c->eof = true;
-		} else if (errno == EINTR) {
+		} else if (n == -EINTR) {
 			continue;
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			c->eof_err = errno;
+		} else if (n != -EAGAIN) {
+			c->eof_err = (int)-n;
 			c->eof = true;
 		}
 		break;
@@ -299,15 +296,13 @@ park_conn(struct batch *bt)
 {
 	struct relay *r = bt->r;
 	int64_t wait = bt->wait_ns > 0 ? bt->wait_ns : 1000000;
-	long due = conn_now_ms() + (long)((wait + 999999) / 1000000);
-	uint64_t one = 1;
+	long due = mono_ms() + (long)((wait + 999999) / 1000000);
 
 	if (park_push(r->park, bt->c, due) != 0) {
 		log_warn("%s: out of memory: cannot wait for its flood budget", bt->c->addr);
 		return false;
 	}
-	if (write(r->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_error("cannot wake the accept loop: %s", strerror(errno));
+	wake_signal(r->wakefd);
 	return true;
 }
 

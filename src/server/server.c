@@ -2,23 +2,19 @@
  * The accept loop; see server.h.
  *
  * Threads: this loop runs in the main thread and is the only one that
- * accepts, adds or removes descriptors in epoll, and reaps connections.
- * Workers run relay jobs (relay.c).  Every epoll registration of a client
- * is EPOLLONESHOT and carries the struct conn; the loop holds a reference
- * on each connection from accept until it reaps it, so that an event it
- * has already received can never point at freed memory.
+ * accepts, adds or removes descriptors in epoll, reaps connections and
+ * closes them (accept.h, linger.h).  Workers run relay jobs (relay.c).
+ * Every epoll registration of a client carries the struct conn; the loop
+ * holds a reference on each connection from accept until it is closed, so
+ * that an event it has already received can never point at freed memory.
  */
-#define _GNU_SOURCE /* accept4, signalfd, eventfd, strsignal */
+#define _GNU_SOURCE /* signalfd, strsignal */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -26,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -35,87 +30,46 @@
 
 #include "threadpool.h"
 
+#include "accept.h"
 #include "broadcast.h"
 #include "conn.h"
-#include "ipcount.h"
+#include "linger.h"
 #include "log.h"
+#include "mono.h"
 #include "net.h"
 #include "park.h"
 #include "relay.h"
 #include "server.h"
+#include "wake.h"
 
 #define MAX_LISTEN 8
 #define MAX_EVENTS 256
 /* Descriptors kept free beyond those the server holds once set up (see
  * default_max_clients()): room for the C library's own needs. */
 #define FD_SLACK 4
-/* How long shutdown waits for clients to take what is queued for them. */
-#define FLUSH_MS 2000
+/* How long shutdown waits for clients to take what is queued for them,
+ * and to close their side. */
+#define FLUSH_MS LINGER_MS
 
 struct server {
 	struct server_config cfg;
 	int epfd, sigfd, wakefd;
-	int spare_fd; /* held open so that EMFILE can still be shed */
 	int lfds[MAX_LISTEN];
 	size_t nlisten;
 	tp_pool *pool;
 	struct broadcast bc;
 	struct relay relay;
-	struct park park; /* clients waiting for flood tokens */
-	bool bc_ready, park_ready;
+	struct park park;     /* clients waiting for flood tokens */
+	struct admission adm; /* who gets in; reaping */
+	struct linger_set linger; /* departed clients, closed politely */
+	bool bc_ready, park_ready, adm_ready;
 	atomic_bool stopping;
-
-	pthread_mutex_t reap_mu;
-	struct conn *reap_head; /* reap_mu: connections whose job has ended */
-
-	time_t last_emfile_log, last_full_log, last_perip_log;
-	struct ipcount *perip; /* NULL unless --max-per-ip */
 
 	/* epoll markers for the descriptors that are not clients */
 	char tag_signal, tag_wake, tag_listen[MAX_LISTEN];
 };
 
-#define now_ms conn_now_ms
-
-/* --- reaping ---------------------------------------------------------------- */
-
-/* From a worker: the connection's job is over; it gives us its reference. */
-static void
-reap_push(void *arg, struct conn *c)
-{
-	struct server *s = arg;
-	uint64_t one = 1;
-
-	pthread_mutex_lock(&s->reap_mu);
-	c->reap_next = s->reap_head;
-	s->reap_head = c;
-	pthread_mutex_unlock(&s->reap_mu);
-	if (write(s->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_error("cannot wake the accept loop: %s", strerror(errno));
-}
-
-/* After a whole batch of events, never in the middle of one: an event still
- * to be handled could name a connection we are about to free. */
-static void
-reap_all(struct server *s)
-{
-	struct conn *c, *next;
-
-	pthread_mutex_lock(&s->reap_mu);
-	c = s->reap_head;
-	s->reap_head = NULL;
-	pthread_mutex_unlock(&s->reap_mu);
-	for (; c != NULL; c = next) {
-		next = c->reap_next;
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		if (c->counted)
-			ipcount_del(s->perip, c->ipkey);
-		conn_unref(c); /* the job's */
-		conn_unref(c); /* ours; the descriptor closes with the last */
-	}
-}
-
-/* --- accepting ---------------------------------------------------------------- */
+/* --- jobs ------------------------------------------------------------------------ */
 
 /* Submit the relay job of a busy connection, giving it a reference. */
 static void
@@ -131,13 +85,6 @@ start_job(struct server *s, struct conn *c)
 		conn_job_end(c); /* try again on the next event */
 		log_error("%s: cannot submit its relay job: %s", c->addr, strerror(-rc));
 	}
-}
-
-static void
-submit_job(struct server *s, struct conn *c)
-{
-	conn_ref(c);
-	start_job(s, c);
 }
 
 /* Connections whose flood budget has a token again (all of them when
@@ -156,167 +103,6 @@ unpark(struct server *s, long now)
 		n++;
 	}
 	return n;
-}
-
-/* How long the loop may sleep: until the next parked connection is due,
- * or the next idle sweep; -1 for as long as it takes. */
-static int
-loop_timeout(struct server *s, long next_sweep)
-{
-	long now = now_ms(), t = park_timeout(&s->park, now);
-
-	if (s->cfg.idle_timeout > 0) {
-		long sweep = next_sweep > now ? next_sweep - now : 0;
-
-		if (t < 0 || sweep < t)
-			t = sweep;
-	}
-	return t > INT_MAX ? INT_MAX : (int)t;
-}
-
-/*
- * Out of descriptors.  The pending connection cannot be accepted, so the
- * listener stays readable and epoll would report it again at once, for
- * ever: a spinning CPU.  Free the spare descriptor, accept the connection
- * with it, close it, and take the spare back.
- */
-static void
-shed_connection(struct server *s, int lfd)
-{
-	time_t now = time(NULL);
-	int fd;
-
-	if (s->spare_fd >= 0) {
-		close(s->spare_fd);
-		s->spare_fd = -1;
-	}
-	if ((fd = accept(lfd, NULL, NULL)) >= 0) {
-		/* Polite, not silent: a client (or a person on nc) learns
-		 * why, and that trying later may work.  Best effort: the
-		 * socket is new, its buffer empty. */
-		static const char busy[] =
-		        "* server busy: out of file descriptors, try again later\r\n";
-
-		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-			log_debug("refusal not sent: %s", strerror(errno));
-		close(fd);
-	}
-	s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (now != s->last_emfile_log) {
-		s->last_emfile_log = now;
-		log_warn("out of file descriptors: refusing connections (%zu online)",
-		         broadcast_online(&s->bc));
-	}
-}
-
-/*
- * Connections from this address that have left but are not reaped yet
- * (reaping waits for the end of the event batch): they no longer count.
- */
-static size_t
-leaving_from(struct server *s, const unsigned char *key)
-{
-	size_t n = 0;
-
-	pthread_mutex_lock(&s->reap_mu);
-	for (struct conn *c = s->reap_head; c != NULL; c = c->reap_next)
-		if (c->counted && memcmp(c->ipkey, key, sizeof(c->ipkey)) == 0)
-			n++;
-	pthread_mutex_unlock(&s->reap_mu);
-	return n;
-}
-
-/*
- * Tell a connection we will not take it why, close it, and log that (at
- * most once every ten seconds per reason, *last being its clock).
- */
-static void refuse(int fd, time_t *last, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void
-refuse(int fd, time_t *last, const char *fmt, ...)
-{
-	char text[128], line[160];
-	time_t now = time(NULL);
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
-		text[0] = '\0';
-	va_end(ap);
-	n = snprintf(line, sizeof(line), "* %s\r\n", text);
-	/* Best effort: the socket is new, its buffer empty. */
-	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-		log_debug("refusal not sent: %s", strerror(errno));
-	close(fd);
-	if (now - *last >= 10) {
-		*last = now;
-		log_warn("refusing connections: %s", text);
-	}
-}
-
-/*
- * Register an accepted connection, busy and disarmed.  Returns it, with a
- * reference for its first job (ours stays until reap), or NULL if it was
- * refused or failed.
- */
-static struct conn *
-admit(struct server *s, int fd, const struct sockaddr *peer)
-{
-	struct epoll_event ev;
-	struct conn *c;
-	size_t online = broadcast_online(&s->bc);
-	int one = 1, rc;
-
-	unsigned char key[IPCOUNT_KEYLEN];
-
-	if (online >= s->cfg.max_clients) {
-		refuse(fd, &s->last_full_log, "server full (%zu online)", online);
-		return NULL;
-	}
-	if (s->perip != NULL) {
-		ipcount_key(peer, key);
-		if (ipcount_get(s->perip, key) - leaving_from(s, key) >= s->cfg.max_per_ip) {
-			refuse(fd, &s->last_perip_log,
-			       "too many connections from your address (%u)", s->cfg.max_per_ip);
-			return NULL;
-		}
-	}
-	/* Chat lines are small and wanted now: no Nagle delay.  Keepalive
-	 * finds peers that vanished without a word. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-
-	if ((rc = conn_new(&c, fd, peer, s->epfd, s->cfg.max_sendq, &s->stopping, &s->relay)) !=
-	    0) {
-		log_warn("cannot accept a connection: %s", strerror(-rc));
-		return NULL;
-	}
-	if ((rc = broadcast_join(&s->bc, c, &online)) != 0) {
-		log_warn("%s: cannot register: %s", c->addr, strerror(-rc));
-		conn_unref(c);
-		return NULL;
-	}
-	c->joined_online = online;
-	if (s->perip != NULL) {
-		memcpy(c->ipkey, key, sizeof(c->ipkey));
-		c->counted = ipcount_add(s->perip, key) == 0;
-	}
-	/* Registered disarmed and busy: the job that announces its join arms
-	 * it, so none of its lines can overtake the announcement. */
-	conn_job_begin(c);
-	ev.events = EPOLLONESHOT;
-	ev.data.ptr = c;
-	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		log_warn("%s: cannot watch: %s", c->addr, strerror(errno));
-		broadcast_leave(&s->bc, c);
-		conn_unref(c);
-		return NULL;
-	}
-	log_info("%s connected (%zu online)", c->addr, online);
-	conn_ref(c);
-	return c;
 }
 
 /* Hand the connections admitted in one wake-up to one announce job. */
@@ -339,78 +125,26 @@ announce(struct server *s, struct relay_joins *j)
 	free(j);
 }
 
+/* Accept what a listener has, and announce it in one job. */
 static void
 accept_some(struct server *s, int lfd)
 {
 	struct relay_joins *j = malloc(sizeof(*j));
+	struct conn *got[RELAY_JOIN_BATCH];
+	size_t n = admission_accept(&s->adm, lfd, got, RELAY_JOIN_BATCH);
 
-	if (j != NULL)
-		j->n = 0;
-	for (int i = 0; i < RELAY_JOIN_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd >= 0) {
-			struct conn *c = admit(s, fd, (struct sockaddr *)&ss);
-
-			if (c == NULL)
-				continue;
-			if (j != NULL) {
-				j->conns[j->n++] = c;
-			} else {
-				/* No memory for a batch: its own job announces it. */
-				conn_job_end(c);
-				conn_unref(c);
-			}
-			continue;
+	if (j == NULL || n == 0) {
+		/* No memory for a batch: each one's own first job announces it. */
+		for (size_t i = 0; i < n; i++) {
+			conn_job_end(got[i]);
+			conn_unref(got[i]);
 		}
-		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-			continue;
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-			shed_connection(s, lfd);
-		else if (errno != EAGAIN && errno != EWOULDBLOCK)
-			log_warn("accept: %s", strerror(errno));
-		break;
-	}
-	if (j != NULL && j->n > 0)
-		announce(s, j);
-	else
 		free(j);
-}
-
-/* --- signals ---------------------------------------------------------------- */
-
-/* Returns the signal read, or 0. */
-static int
-read_signal(struct server *s)
-{
-	struct signalfd_siginfo si;
-
-	if (read(s->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-		return 0;
-	return (int)si.ssi_signo;
-}
-
-static void
-drain_wake(struct server *s)
-{
-	uint64_t v;
-
-	while (read(s->wakefd, &v, sizeof(v)) > 0)
-		;
-}
-
-/* While shutting down: a second signal means now. */
-static void
-second_signal(struct server *s)
-{
-	int sig = read_signal(s);
-
-	if (sig != 0) {
-		log_warn("%s again: exiting at once", strsignal(sig));
-		_exit(1);
+		return;
 	}
+	j->n = n;
+	memcpy(j->conns, got, n * sizeof(got[0]));
+	announce(s, j);
 }
 
 /* --- idle clients ---------------------------------------------------------------- */
@@ -420,7 +154,7 @@ second_signal(struct server *s)
 static void
 sweep_idle(struct server *s)
 {
-	long limit = (long)s->cfg.idle_timeout * 1000L, now = now_ms();
+	long limit = (long)s->cfg.idle_timeout * 1000L, now = mono_ms();
 	struct conn **all;
 	size_t n;
 
@@ -442,91 +176,125 @@ sweep_idle(struct server *s)
 
 /* --- the loop ------------------------------------------------------------------ */
 
-static void
-handle_conn_event(struct server *s, struct conn *c)
+/* Returns the signal read, or 0. */
+static int
+read_signal(struct server *s)
 {
-	if (atomic_load(&s->stopping)) {
-		conn_flush(c); /* shutdown: only output, and only by us */
+	struct signalfd_siginfo si;
+
+	if (read(s->sigfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+		return 0;
+	return (int)si.ssi_signo;
+}
+
+static void
+on_signal(struct server *s)
+{
+	int sig = read_signal(s);
+
+	if (sig == 0)
 		return;
+	if (atomic_load(&s->stopping)) {
+		/* While shutting down: a second signal means now. */
+		log_warn("%s again: exiting at once", strsignal(sig));
+		_exit(1);
 	}
-	if (conn_job_begin(c))
-		submit_job(s, c);
-	/* else a job is in flight and will re-arm it */
+	log_info("%s: shutting down", strsignal(sig));
+	atomic_store(&s->stopping, true);
+}
+
+/*
+ * A client's event.  Lingering (it has left): the linger's.  Running: the
+ * connection's job, unless one is in flight, which re-arms it at its end
+ * (epoll is level-triggered here, so nothing is missed).  Stopping: only
+ * output, and only by us.
+ */
+static void
+on_conn_event(struct server *s, struct conn *c, uint32_t events)
+{
+	if (c->lingering)
+		linger_event(&s->linger, c, events);
+	else if (atomic_load(&s->stopping))
+		conn_flush(c);
+	else if (conn_job_begin(c)) {
+		conn_ref(c);
+		start_job(s, c);
+	}
+}
+
+/*
+ * Wait up to timeout_ms (-1: for as long as it takes) and handle what came:
+ * the one event dispatch, for running and for shutdown alike.  Then, with
+ * no event of the batch left to handle, reap and close.
+ */
+static void
+poll_once(struct server *s, int timeout_ms)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	int n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout_ms);
+
+	if (n < 0 && errno != EINTR) {
+		log_error("epoll_wait: %s", strerror(errno));
+		atomic_store(&s->stopping, true);
+	}
+	for (int i = 0; i < n; i++) {
+		void *p = evs[i].data.ptr;
+
+		if (p == &s->tag_signal)
+			on_signal(s);
+		else if (p == &s->tag_wake)
+			wake_drain(s->wakefd);
+		else if (p >= (void *)s->tag_listen && p < (void *)(s->tag_listen + MAX_LISTEN)) {
+			if (!atomic_load(&s->stopping))
+				accept_some(s, s->lfds[(char *)p - s->tag_listen]);
+		} else {
+			on_conn_event(s, p, evs[i].events);
+		}
+	}
+	admission_reap(&s->adm, &s->linger, mono_ms());
+	linger_expire(&s->linger, mono_ms());
+}
+
+/* How long the loop may sleep: until the next parked connection is due,
+ * the next idle sweep, or the next lingering close; -1 for as long as it
+ * takes. */
+static int
+loop_timeout(struct server *s, long next_sweep)
+{
+	long now = mono_ms(), t = park_timeout(&s->park, now);
+	long l = linger_expire(&s->linger, now);
+
+	if (l >= 0 && (t < 0 || l < t))
+		t = l;
+	if (s->cfg.idle_timeout > 0) {
+		long sweep = next_sweep > now ? next_sweep - now : 0;
+
+		if (t < 0 || sweep < t)
+			t = sweep;
+	}
+	return t > INT_MAX ? INT_MAX : (int)t;
 }
 
 static void
 run_loop(struct server *s)
 {
-	struct epoll_event evs[MAX_EVENTS];
-
-	long next_sweep = now_ms() + 1000;
+	long next_sweep = mono_ms() + 1000;
 
 	while (!atomic_load(&s->stopping)) {
-		int n;
-
-		unpark(s, now_ms());
-		n = epoll_wait(s->epfd, evs, MAX_EVENTS, loop_timeout(s, next_sweep));
-
-		if (s->cfg.idle_timeout > 0 && now_ms() >= next_sweep) {
+		unpark(s, mono_ms());
+		poll_once(s, loop_timeout(s, next_sweep));
+		if (s->cfg.idle_timeout > 0 && mono_ms() >= next_sweep) {
 			sweep_idle(s);
-			next_sweep = now_ms() + 1000;
+			next_sweep = mono_ms() + 1000;
 		}
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("epoll_wait: %s", strerror(errno));
-			atomic_store(&s->stopping, true);
-			break;
-		}
-		for (int i = 0; i < n; i++) {
-			void *p = evs[i].data.ptr;
-
-			if (p == &s->tag_signal) {
-				int sig = read_signal(s);
-
-				if (sig != 0) {
-					log_info("%s: shutting down", strsignal(sig));
-					atomic_store(&s->stopping, true);
-				}
-			} else if (p == &s->tag_wake) {
-				drain_wake(s);
-			} else if (p >= (void *)s->tag_listen &&
-			           p < (void *)(s->tag_listen + MAX_LISTEN)) {
-				if (!atomic_load(&s->stopping))
-					accept_some(s, s->lfds[(char *)p - s->tag_listen]);
-			} else {
-				handle_conn_event(s, p);
-			}
-		}
-		reap_all(s);
 	}
-}
-
-/* Wait for events up to ms milliseconds, handling what shutdown needs. */
-static void
-shutdown_poll(struct server *s, int ms)
-{
-	struct epoll_event evs[MAX_EVENTS];
-	int n = epoll_wait(s->epfd, evs, MAX_EVENTS, ms < 0 ? 0 : ms);
-
-	for (int i = 0; i < n; i++) {
-		void *p = evs[i].data.ptr;
-
-		if (p == &s->tag_signal)
-			second_signal(s);
-		else if (p == &s->tag_wake)
-			drain_wake(s);
-		else if (!(p >= (void *)s->tag_listen && p < (void *)(s->tag_listen + MAX_LISTEN)))
-			handle_conn_event(s, p);
-	}
-	reap_all(s);
 }
 
 /*
  * Orderly shutdown: no more accepting or reading; let the jobs in flight
- * finish fanning out what they read; then tell everyone, flush for up to
- * FLUSH_MS, and close.
+ * finish fanning out what they read; then tell everyone, and close each
+ * client politely (linger.h): its queue written, its write side shut, its
+ * input drained, within FLUSH_MS.
  */
 static void
 stop(struct server *s)
@@ -534,7 +302,6 @@ stop(struct server *s)
 	struct conn **all;
 	size_t n, i;
 	long deadline;
-	struct msg *m;
 
 	for (i = 0; i < s->nlisten; i++) {
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lfds[i], NULL);
@@ -553,39 +320,24 @@ stop(struct server *s)
 
 		if (unpark(s, LONG_MAX) == 0 && none_running)
 			break;
-		shutdown_poll(s, 100);
+		poll_once(s, 100);
 	}
 
-	if ((m = msg_notice("server shutting down")) != NULL) {
-		broadcast_send(&s->bc, NULL, &m, 1);
-		msg_unref(m);
-	}
+	/* Local only: other servers of a cluster are not stopping. */
+	msg_broadcast_local(&s->bc, NULL, msg_notice("server shutting down"));
 	broadcast_flush(&s->bc);
 	all = broadcast_snapshot(&s->bc, &n);
-	for (i = 0; i < n; i++)
-		conn_flush(all[i]); /* arms EPOLLOUT where something is left */
-	deadline = now_ms() + FLUSH_MS;
-	for (;;) {
-		size_t pending = 0;
-
-		for (i = 0; i < n; i++)
-			if (!conn_is_dead(all[i], NULL, 0, NULL))
-				pending += conn_pending(all[i]);
-		if (pending == 0 || now_ms() >= deadline)
-			break;
-		shutdown_poll(s, (int)(deadline - now_ms()));
-	}
-
 	for (i = 0; i < n; i++) {
-		struct conn *c = all[i];
-
-		broadcast_leave(&s->bc, c);
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		conn_unref(c); /* ours, from accept */
-		conn_unref(c); /* the snapshot's: the descriptor closes */
+		broadcast_leave(&s->bc, all[i]);
+		admission_release(&s->adm, all[i]);
+		linger_add(&s->linger, all[i], mono_ms()); /* ours, from accept */
+		conn_unref(all[i]);                         /* the snapshot's */
 	}
 	free(all);
-	reap_all(s);
+	deadline = mono_ms() + FLUSH_MS;
+	while (linger_count(&s->linger) > 0 && mono_ms() < deadline)
+		poll_once(s, (int)(deadline - mono_ms()));
+	linger_close_all(&s->linger);
 	log_info("shut down: %zu clients were online", n);
 }
 
@@ -613,9 +365,10 @@ raise_nofile(void)
  * The clients the descriptor limit allows: the limit less what the server
  * holds once set up (standard streams, listeners, epoll, signalfd, eventfd,
  * the spare kept for shedding), counted rather than guessed, and a few
- * spare.  Every client costs one descriptor, and nothing else opens any
- * while the server runs (the spare covers shedding), so at this count the
- * server says "server full" before it could run out.
+ * spare.  Every client costs one descriptor (a lingering one too, until it
+ * is closed), and nothing else opens any while the server runs (the spare
+ * covers shedding), so at this count the server says "server full" before
+ * it could run out.
  */
 static size_t
 default_max_clients(rlim_t nofile)
@@ -661,6 +414,24 @@ default_workers(void)
 	return n < 1 ? 1 : n > 32 ? 32 : (unsigned)n;
 }
 
+/* Say where we listen: scripts read the port from these lines. */
+static void
+log_listening(struct server *s, unsigned workers)
+{
+	char addr[NET_ADDRSTRLEN];
+
+	for (size_t i = 0; i < s->nlisten; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (getsockname(s->lfds[i], (struct sockaddr *)&ss, &len) == 0)
+			net_format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+		else
+			snprintf(addr, sizeof(addr), "?");
+		log_info("listening on %s (%u workers)", addr, workers);
+	}
+}
+
 int
 server_run(const struct server_config *cfg)
 {
@@ -669,18 +440,16 @@ server_run(const struct server_config *cfg)
 	struct tp_stats st;
 	struct sigaction sa;
 	sigset_t sigs;
-	char err[256], addr[NET_ADDRSTRLEN];
+	char err[256];
 	rlim_t nofile;
 	size_t i;
 	int rc, status = 1;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = *cfg;
-	s.epfd = s.sigfd = s.wakefd = s.spare_fd = -1;
+	s.epfd = s.sigfd = s.wakefd = -1;
 	atomic_init(&s.stopping, false);
-	pthread_mutex_init(&s.reap_mu, NULL);
 	tzset(); /* localtime_r in the workers relies on it */
-
 	nofile = raise_nofile();
 
 	/* Signals: SIGINT and SIGTERM through a signalfd, blocked before any
@@ -702,9 +471,9 @@ server_run(const struct server_config *cfg)
 	}
 	if ((s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (s.sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
-	    (s.wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
-	    (s.spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		fprintf(stderr, "chat-server: cannot set up the event loop: %s\n", strerror(errno));
+	    (s.wakefd = wake_open()) < 0) {
+		fprintf(stderr, "chat-server: cannot set up the event loop: %s\n",
+		        strerror(errno));
 		goto out;
 	}
 	if (watch(&s, s.sigfd, &s.tag_signal) < 0 || watch(&s, s.wakefd, &s.tag_wake) < 0)
@@ -716,20 +485,27 @@ server_run(const struct server_config *cfg)
 	popts.max_workers = s.cfg.workers > 0 ? s.cfg.workers : default_workers();
 	popts.thread_name_prefix = "relay";
 	if ((rc = tp_pool_create(&s.pool, &popts)) != 0 ||
-	    (rc = broadcast_init(&s.bc, s.cfg.history)) != 0) {
-		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
-		goto out;
-	}
+	    (rc = broadcast_init(&s.bc, s.cfg.history)) != 0)
+		goto out_rc;
 	s.bc_ready = true;
-	if ((rc = park_init(&s.park)) != 0) {
-		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
-		goto out;
-	}
+	if ((rc = park_init(&s.park)) != 0)
+		goto out_rc;
 	s.park_ready = true;
-	if (s.cfg.max_per_ip > 0 && (rc = ipcount_new(&s.perip)) != 0) {
-		fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
-		goto out;
-	}
+	linger_init(&s.linger, s.epfd);
+
+	s.adm.max_per_ip = s.cfg.max_per_ip;
+	s.adm.max_sendq = s.cfg.max_sendq;
+	s.adm.epfd = s.epfd;
+	s.adm.wakefd = s.wakefd;
+	s.adm.bc = &s.bc;
+	s.adm.relay = &s.relay;
+	s.adm.stopping = &s.stopping;
+	if ((rc = admission_init(&s.adm)) != 0)
+		goto out_rc;
+	s.adm_ready = true;
+	/* Counted once every descriptor of our own is open. */
+	s.adm.max_clients = s.cfg.max_clients > 0 ? s.cfg.max_clients : default_max_clients(nofile);
+
 	s.relay.bc = &s.bc;
 	s.relay.max_line = s.cfg.max_line;
 	s.relay.cmd.bc = &s.bc;
@@ -737,27 +513,15 @@ server_run(const struct server_config *cfg)
 	flood_limit_init(&s.relay.flood, s.cfg.flood_rate, s.cfg.flood_burst);
 	s.relay.park = &s.park;
 	s.relay.stopping = &s.stopping;
-	s.relay.reap = reap_push;
-	s.relay.reap_arg = &s;
+	s.relay.reap = admission_reap_push;
+	s.relay.reap_arg = &s.adm;
 	s.relay.wakefd = s.wakefd;
 	atomic_init(&s.relay.inflight, 0);
 	atomic_init(&s.relay.unwritten, 0);
 
-	if (s.cfg.max_clients == 0)
-		s.cfg.max_clients = default_max_clients(nofile);
 	tp_pool_stats(s.pool, &st);
-	for (i = 0; i < s.nlisten; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-
-		if (getsockname(s.lfds[i], (struct sockaddr *)&ss, &len) == 0)
-			net_format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
-		else
-			snprintf(addr, sizeof(addr), "?");
-		/* Stable, documented: scripts read the port from this line. */
-		log_info("listening on %s (%u workers)", addr, st.max_workers);
-	}
-	log_info("limits: %zu clients, %zu bytes of send queue each", s.cfg.max_clients,
+	log_listening(&s, st.max_workers);
+	log_info("limits: %zu clients, %zu bytes of send queue each", s.adm.max_clients,
 	         s.cfg.max_sendq);
 
 	run_loop(&s);
@@ -765,6 +529,9 @@ server_run(const struct server_config *cfg)
 	status = 0;
 	goto out;
 
+out_rc:
+	fprintf(stderr, "chat-server: cannot start: %s\n", strerror(-rc));
+	goto out;
 out_errno:
 	fprintf(stderr, "chat-server: cannot set up the event loop: %s\n", strerror(errno));
 out:
@@ -774,17 +541,15 @@ out:
 		broadcast_destroy(&s.bc);
 	if (s.park_ready)
 		park_destroy(&s.park);
-	ipcount_free(s.perip);
+	if (s.adm_ready)
+		admission_destroy(&s.adm);
 	for (i = 0; i < s.nlisten; i++)
 		close(s.lfds[i]);
-	if (s.spare_fd >= 0)
-		close(s.spare_fd);
 	if (s.wakefd >= 0)
 		close(s.wakefd);
 	if (s.sigfd >= 0)
 		close(s.sigfd);
 	if (s.epfd >= 0)
 		close(s.epfd);
-	pthread_mutex_destroy(&s.reap_mu);
 	return status;
 }

@@ -1,0 +1,254 @@
+/* Admission and reaping; see accept.h. */
+#define _GNU_SOURCE /* accept4 */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "accept.h"
+#include "wake.h"
+
+/* Refusals of one kind are logged at most this often. */
+#define REFUSE_LOG_MS 10000
+
+int
+admission_init(struct admission *a)
+{
+	int rc;
+
+	a->perip = NULL;
+	a->reap_head = NULL;
+	memset(&a->full_log, 0, sizeof(a->full_log));
+	memset(&a->perip_log, 0, sizeof(a->perip_log));
+	memset(&a->emfile_log, 0, sizeof(a->emfile_log));
+	if ((a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return -errno;
+	if (a->max_per_ip > 0 && (rc = ipcount_new(&a->perip)) != 0)
+		goto fail;
+	if ((rc = -pthread_mutex_init(&a->reap_mu, NULL)) != 0)
+		goto fail;
+	return 0;
+fail:
+	ipcount_free(a->perip);
+	close(a->spare_fd);
+	return rc;
+}
+
+void
+admission_destroy(struct admission *a)
+{
+	ipcount_free(a->perip);
+	if (a->spare_fd >= 0)
+		close(a->spare_fd);
+	pthread_mutex_destroy(&a->reap_mu);
+}
+
+/*
+ * Tell a connection we will not take it why, and close it.  Best effort:
+ * the socket is new, its buffer empty.  Logged at most once every
+ * REFUSE_LOG_MS per reason.
+ */
+static void refuse(int fd, struct log_limit *lim, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static void
+refuse(int fd, struct log_limit *lim, const char *fmt, ...)
+{
+	char text[128], line[160];
+	unsigned long held;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		text[0] = '\0';
+	va_end(ap);
+	n = snprintf(line, sizeof(line), "* %s\r\n", text);
+	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		log_debug("refusal not sent: %s", strerror(errno));
+	close(fd);
+	if (log_limit_ok(lim, REFUSE_LOG_MS, &held)) {
+		if (held > 0)
+			log_warn("refusing connections: %s (%lu more since the last report)", text,
+			         held);
+		else
+			log_warn("refusing connections: %s", text);
+	}
+}
+
+/*
+ * Out of descriptors.  The pending connection cannot be accepted, so the
+ * listener stays readable and epoll would report it again at once, for
+ * ever: a spinning CPU.  Free the spare descriptor, accept the connection
+ * with it, tell it why and close it, and take the spare back.
+ */
+static void
+shed_connection(struct admission *a, int lfd)
+{
+	int fd;
+
+	if (a->spare_fd >= 0) {
+		close(a->spare_fd);
+		a->spare_fd = -1;
+	}
+	if ((fd = accept(lfd, NULL, NULL)) >= 0) {
+		static const char busy[] =
+		        "* server busy: out of file descriptors, try again later\r\n";
+
+		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+			log_debug("refusal not sent: %s", strerror(errno));
+		close(fd);
+	}
+	a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (log_limit_ok(&a->emfile_log, 1000, NULL))
+		log_warn("out of file descriptors: refusing connections (%zu online)",
+		         broadcast_online(a->bc));
+}
+
+/*
+ * Connections from this address that have left but are not reaped yet
+ * (reaping waits for the end of the event batch): they no longer count.
+ */
+static size_t
+leaving_from(struct admission *a, const unsigned char *key)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&a->reap_mu);
+	for (struct conn *c = a->reap_head; c != NULL; c = c->reap_next)
+		if (c->counted && memcmp(c->ipkey, key, sizeof(c->ipkey)) == 0)
+			n++;
+	pthread_mutex_unlock(&a->reap_mu);
+	return n;
+}
+
+struct conn *
+admission_admit(struct admission *a, int fd, const struct sockaddr *peer)
+{
+	unsigned char key[IPCOUNT_KEYLEN];
+	struct epoll_event ev;
+	struct conn *c;
+	size_t online = broadcast_online(a->bc);
+	int one = 1, rc;
+
+	if (online >= a->max_clients) {
+		refuse(fd, &a->full_log, "server full (%zu online)", online);
+		return NULL;
+	}
+	if (a->perip != NULL) {
+		ipcount_key(peer, key);
+		if (ipcount_get(a->perip, key) - leaving_from(a, key) >= a->max_per_ip) {
+			refuse(fd, &a->perip_log, "too many connections from your address (%u)",
+			       a->max_per_ip);
+			return NULL;
+		}
+	}
+	/* Chat lines are small and wanted now: no Nagle delay.  Keepalive
+	 * finds peers that vanished without a word. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+
+	if ((rc = conn_new(&c, fd, peer, a->epfd, a->max_sendq, a->stopping, a->relay)) != 0) {
+		log_warn("cannot accept a connection: %s", strerror(-rc));
+		return NULL;
+	}
+	/* Registered disarmed and busy: the job that announces its join arms
+	 * it, so none of its lines can overtake the announcement. */
+	conn_job_begin(c);
+	ev.events = EPOLLONESHOT;
+	ev.data.ptr = c;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		log_warn("%s: cannot watch: %s", c->addr, strerror(errno));
+		conn_unref(c);
+		return NULL;
+	}
+	if ((rc = broadcast_join(a->bc, c, &online)) != 0) {
+		log_warn("%s: cannot register: %s", c->addr, strerror(-rc));
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
+		conn_unref(c);
+		return NULL;
+	}
+	c->joined_online = online;
+	/* Counted last, once nothing can fail: a slot counted for a
+	 * connection that never got in would never be given back. */
+	if (a->perip != NULL) {
+		memcpy(c->ipkey, key, sizeof(c->ipkey));
+		c->counted = ipcount_add(a->perip, key) == 0;
+	}
+	log_info("%s connected (%zu online)", c->addr, online);
+	conn_ref(c);
+	return c;
+}
+
+size_t
+admission_accept(struct admission *a, int lfd, struct conn **out, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct conn *c;
+
+		if (fd >= 0) {
+			if ((c = admission_admit(a, fd, (struct sockaddr *)&ss)) != NULL)
+				out[n++] = c;
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			shed_connection(a, lfd);
+		else if (errno != EAGAIN && errno != EWOULDBLOCK)
+			log_warn("accept: %s", strerror(errno));
+		break;
+	}
+	return n;
+}
+
+void
+admission_reap_push(void *arg, struct conn *c)
+{
+	struct admission *a = arg;
+
+	pthread_mutex_lock(&a->reap_mu);
+	c->reap_next = a->reap_head;
+	a->reap_head = c;
+	pthread_mutex_unlock(&a->reap_mu);
+	wake_signal(a->wakefd);
+}
+
+void
+admission_release(struct admission *a, struct conn *c)
+{
+	if (c->counted) {
+		ipcount_del(a->perip, c->ipkey);
+		c->counted = false;
+	}
+}
+
+void
+admission_reap(struct admission *a, struct linger_set *l, long now_ms)
+{
+	struct conn *c, *next;
+
+	pthread_mutex_lock(&a->reap_mu);
+	c = a->reap_head;
+	a->reap_head = NULL;
+	pthread_mutex_unlock(&a->reap_mu);
+	for (; c != NULL; c = next) {
+		next = c->reap_next;
+		admission_release(a, c);
+		conn_unref(c);          /* the job's */
+		linger_add(l, c, now_ms); /* ours, until it is closed */
+	}
+}

@@ -1,0 +1,83 @@
+/*
+ * Admission: who gets in, and the way out.  The accept loop accepts; this
+ * module decides, for each new connection, whether it is taken
+ * (--max-clients, --max-per-ip), tells the ones it refuses why, sheds
+ * connections when the process is out of descriptors, and at the other
+ * end reaps connections whose job has ended, giving back what admission
+ * counted for them.
+ *
+ * Threads: the accept loop's alone, except admission_reap_push(), which
+ * any worker calls (reap_mu guards the reap list).  The per-address
+ * table, the spare descriptor and the log limits are the loop's.
+ */
+#ifndef ACCEPT_H
+#define ACCEPT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "broadcast.h"
+#include "conn.h"
+#include "ipcount.h"
+#include "linger.h"
+#include "log.h"
+
+struct relay;
+
+struct admission {
+	/* Set before the loop runs, immutable after. */
+	size_t max_clients;
+	unsigned max_per_ip; /* 0: no limit */
+	size_t max_sendq;
+	int epfd;
+	int wakefd; /* written when a connection is pushed for reaping */
+	struct broadcast *bc;
+	struct relay *relay;
+	const atomic_bool *stopping;
+
+	/* The accept loop's. */
+	struct ipcount *perip; /* connections per address (NULL: not counted) */
+	int spare_fd;          /* held open so that EMFILE can still be shed */
+	struct log_limit full_log, perip_log, emfile_log;
+
+	pthread_mutex_t reap_mu;
+	struct conn *reap_head; /* reap_mu: connections whose job has ended */
+};
+
+/* The fields above the accept loop's are the caller's to set; this opens
+ * the spare descriptor and the table.  Returns 0 or a negative errno. */
+int admission_init(struct admission *a);
+void admission_destroy(struct admission *a);
+
+/*
+ * Take or refuse one accepted, non-blocking descriptor (ownership passes
+ * here).  A connection taken is a member of the registry, watched by epoll
+ * disarmed and busy, with two references: the loop's (kept until it is
+ * reaped) and one for its first job, which the caller starts.  NULL if it
+ * was refused (and told why) or could not be set up.
+ */
+struct conn *admission_admit(struct admission *a, int fd, const struct sockaddr *peer);
+
+/*
+ * accept4() on lfd until it would block, a batch of max is taken, or the
+ * process is out of descriptors (then one connection is shed: told and
+ * closed).  Connections taken go to out.  Returns their number.
+ */
+size_t admission_accept(struct admission *a, int lfd, struct conn **out, size_t max);
+
+/* Any thread (the relay's reap hook, arg is the admission): c's job has
+ * ended and gives its reference; the loop reaps c after this batch. */
+void admission_reap_push(void *arg, struct conn *c);
+
+/* The loop, between event batches (an event still to be handled could
+ * name a connection freed here): each reaped connection gives back its
+ * per-address slot and goes to l to be closed politely. */
+void admission_reap(struct admission *a, struct linger_set *l, long now_ms);
+
+/* Give back what admission counted for c (its per-address slot), when it
+ * leaves other than by its job (shutdown).  Idempotent. */
+void admission_release(struct admission *a, struct conn *c);
+
+#endif /* ACCEPT_H */
