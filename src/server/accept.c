@@ -14,10 +14,14 @@
 #include <unistd.h>
 
 #include "accept.h"
+#include "mono.h"
 #include "wake.h"
 
-/* Refusals of one kind are logged at most this often. */
+/* Refusals of one kind are logged at most this often; quiet joins too. */
 #define REFUSE_LOG_MS 10000
+/* Joins announced at once per address (see accept.h, churn). */
+#define JOIN_RATE 2
+#define JOIN_BURST 10
 
 int
 admission_init(struct admission *a)
@@ -29,9 +33,12 @@ admission_init(struct admission *a)
 	memset(&a->full_log, 0, sizeof(a->full_log));
 	memset(&a->perip_log, 0, sizeof(a->perip_log));
 	memset(&a->emfile_log, 0, sizeof(a->emfile_log));
+	memset(&a->quiet_log, 0, sizeof(a->quiet_log));
+	flood_limit_init(&a->joins, JOIN_RATE, JOIN_BURST);
+	a->last_quiet_ms = 0;
 	if ((a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
 		return -errno;
-	if (a->max_per_ip > 0 && (rc = ipcount_new(&a->perip)) != 0)
+	if ((rc = ipcount_new(&a->perip)) != 0)
 		goto fail;
 	if ((rc = -pthread_mutex_init(&a->reap_mu, NULL)) != 0)
 		goto fail;
@@ -143,8 +150,8 @@ admission_admit(struct admission *a, int fd, const struct sockaddr *peer)
 		refuse(fd, &a->full_log, "server full (%zu online)", online);
 		return NULL;
 	}
-	if (a->perip != NULL) {
-		ipcount_key(peer, key);
+	ipcount_key(peer, key);
+	if (a->max_per_ip > 0) {
 		if (ipcount_get(a->perip, key) - leaving_from(a, key) >= a->max_per_ip) {
 			refuse(fd, &a->perip_log, "too many connections from your address (%u)",
 			       a->max_per_ip);
@@ -179,11 +186,22 @@ admission_admit(struct admission *a, int fd, const struct sockaddr *peer)
 	c->joined_online = online;
 	/* Counted last, once nothing can fail: a slot counted for a
 	 * connection that never got in would never be given back. */
-	if (a->perip != NULL) {
-		memcpy(c->ipkey, key, sizeof(c->ipkey));
-		c->counted = ipcount_add(a->perip, key) == 0;
+	memcpy(c->ipkey, key, sizeof(c->ipkey));
+	c->counted = ipcount_add(a->perip, key) == 0;
+	c->joined_ms = mono_ms();
+	c->quiet = c->counted && !ipcount_take_join(a->perip, key, &a->joins, mono_ns());
+	if (c->quiet) {
+		a->last_quiet_ms = c->joined_ms;
+		unsigned long held;
+
+		log_debug("%s connected quietly (%zu online)", c->addr, online);
+		if (log_limit_ok(&a->quiet_log, REFUSE_LOG_MS, &held))
+			log_warn("%s: reconnecting fast: its connections joined quietly "
+			         "(%lu more since the last report)",
+			         c->addr, held);
+	} else {
+		log_info("%s connected (%zu online)", c->addr, online);
 	}
-	log_info("%s connected (%zu online)", c->addr, online);
 	conn_ref(c);
 	return c;
 }
@@ -231,9 +249,23 @@ void
 admission_release(struct admission *a, struct conn *c)
 {
 	if (c->counted) {
-		ipcount_del(a->perip, c->ipkey);
+		ipcount_del(a->perip, c->ipkey, mono_ns());
 		c->counted = false;
 	}
+}
+
+bool
+admission_quiet_waiting(const struct admission *a, long now_ms)
+{
+	/* Past twice the wait, every quiet one was announced or has left
+	 * (the tick that announces them runs once a second). */
+	return a->last_quiet_ms != 0 && now_ms - a->last_quiet_ms < 2 * CONN_QUIET_MS + 1000;
+}
+
+void
+admission_tick(struct admission *a)
+{
+	ipcount_sweep(a->perip, mono_ns());
 }
 
 void

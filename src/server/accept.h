@@ -6,9 +6,17 @@
  * end reaps connections whose job has ended, giving back what admission
  * counted for them.
  *
- * Threads: the accept loop's alone, except admission_reap_push(), which
- * any worker calls (reap_mu guards the reap list).  The per-address
- * table, the spare descriptor and the log limits are the loop's.
+ * Churn: each address has a budget of joins announced at once
+ * (JOIN_BURST, refilled at JOIN_RATE a second).  A connection admitted
+ * while its address's budget is spent is quiet (conn.quiet): its join is
+ * announced only once it has stayed CONN_QUIET_MS or when it first
+ * speaks, and its departure only if its join was.  So one address
+ * reconnecting hundreds of times a second costs the room a few notices a
+ * second, and the log a line every ten seconds instead of two per
+ * connection; while many clients behind one address that stay (a
+ * classroom behind NAT, a test on 127.0.0.1) are all announced, the late
+ * ones within about CONN_QUIET_MS.  Quiet clients are members like any
+ * other: in /who, and their lines relayed.
  */
 #ifndef ACCEPT_H
 #define ACCEPT_H
@@ -38,7 +46,10 @@ struct admission {
 	const atomic_bool *stopping;
 
 	/* The accept loop's. */
-	struct ipcount *perip; /* connections per address (NULL: not counted) */
+	struct ipcount *perip;    /* connections and churn budget per address */
+	struct flood_limit joins; /* immutable: the budget of joins announced at once */
+	struct log_limit quiet_log;
+	long last_quiet_ms; /* when the last quiet connection was admitted */
 	int spare_fd;          /* held open so that EMFILE can still be shed */
 	struct log_limit full_log, perip_log, emfile_log;
 
@@ -75,6 +86,14 @@ void admission_reap_push(void *arg, struct conn *c);
  * name a connection freed here): each reaped connection gives back its
  * per-address slot and goes to l to be closed politely. */
 void admission_reap(struct admission *a, struct linger_set *l, long now_ms);
+
+/* The loop, about once a second: forget addresses with nothing left to
+ * count. */
+void admission_tick(struct admission *a);
+
+/* The loop: whether a quiet connection may still be waiting for its late
+ * announcement (admitted quiet within the last few seconds). */
+bool admission_quiet_waiting(const struct admission *a, long now_ms);
 
 /* Give back what admission counted for c (its per-address slot), when it
  * leaves other than by its job (shutdown).  Idempotent. */

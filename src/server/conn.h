@@ -8,7 +8,7 @@
  *   park, while it waits there), and any thread about to flush the queue
  *   each hold one.  conn_unref() dropping the last one closes the
  *   descriptor (exactly once) and frees.
- * - in, bucket, held, eof, eof_err, announced, joined_online: owned by
+ * - in, bucket, held, eof, eof_err, joined_online: owned by
  *   the one job in flight.  The accept loop registers the descriptor with
  *   EPOLLONESHOT and submits a job only after conn_job_begin() succeeds,
  *   so there is never more than one.  A job out of flood tokens parks the
@@ -45,6 +45,9 @@
 #include "msg.h"
 #include "net.h"
 
+/* A quiet connection (accept.h) that stays this long is announced. */
+#define CONN_QUIET_MS 2000
+
 /* The longest nick a client may take. */
 #define CONN_NICK_MAX 16
 
@@ -60,8 +63,11 @@ struct conn {
 	struct relay *relay;        /* immutable: the jobs' shared state (relay.h) */
 	atomic_uint refs;
 	atomic_long last_heard_ms; /* CLOCK_MONOTONIC ms of its last input */
-	unsigned char ipkey[16];   /* accept loop only: its address, for --max-per-ip */
+	unsigned char ipkey[16];   /* accept loop only: its address (ipcount.h) */
 	bool counted;              /* accept loop only: ipkey is counted */
+	long joined_ms;            /* immutable: CLOCK_MONOTONIC ms of its admission */
+	bool quiet;                /* immutable once its first job runs: its join is
+	                            * announced late, if at all (accept.h, churn) */
 
 	/* Owned by the job in flight. */
 	struct line_buf in;
@@ -69,7 +75,8 @@ struct conn {
 	struct flood_hold held;     /* lines read beyond that budget */
 	bool eof;                   /* input ended (after what is held) */
 	int eof_err;                /* why, if an error: an errno */
-	bool announced;             /* the join notice went out */
+	atomic_bool announced;      /* the join notice went out: written by the
+	                             * job in flight, read by the loop's tick */
 	size_t joined_online;       /* clients online when it joined */
 
 	/*

@@ -41,6 +41,14 @@ flood_take(const struct flood_limit *l, struct flood_bucket *b, int64_t now_ns)
 	return 0;
 }
 
+int64_t
+flood_peek(const struct flood_limit *l, const struct flood_bucket *b, int64_t now_ns)
+{
+	struct flood_bucket copy = *b;
+
+	return flood_take(l, &copy, now_ns);
+}
+
 /* Room for need more bytes at the end: first by moving what is unread to
  * the front, then by growing. */
 static int

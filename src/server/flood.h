@@ -45,6 +45,10 @@ bool flood_limit_on(const struct flood_limit *l);
  */
 int64_t flood_take(const struct flood_limit *l, struct flood_bucket *b, int64_t now_ns);
 
+/* As flood_take, without taking: 0 if a token is there now, else how many
+ * nanoseconds until one is. */
+int64_t flood_peek(const struct flood_limit *l, const struct flood_bucket *b, int64_t now_ns);
+
 /*
  * Lines held back, first in first out.  Each is kept with its truncated
  * flag (see line.h).  Lines never contain CR or LF (those end them), so

@@ -18,7 +18,15 @@ struct entry {
 	struct entry *next;
 	unsigned char key[IPCOUNT_KEYLEN];
 	size_t count;
+	struct flood_bucket joins; /* all zero: full */
 };
+
+/* Nothing left to remember: no connection, and the budget full again. */
+static bool
+forgettable(const struct entry *e, int64_t now_ns)
+{
+	return e->count == 0 && e->joins.tat_ns <= now_ns;
+}
 
 struct ipcount {
 	struct entry *buckets[NBUCKETS];
@@ -101,14 +109,42 @@ ipcount_add(struct ipcount *t, const unsigned char key[IPCOUNT_KEYLEN])
 }
 
 void
-ipcount_del(struct ipcount *t, const unsigned char key[IPCOUNT_KEYLEN])
+ipcount_del(struct ipcount *t, const unsigned char key[IPCOUNT_KEYLEN], int64_t now_ns)
 {
 	struct entry **p = find(t, key), *e = *p;
 
-	if (e == NULL)
+	if (e == NULL || e->count == 0)
 		return;
-	if (--e->count == 0) {
+	if (--e->count == 0 && forgettable(e, now_ns)) {
 		*p = e->next;
 		free(e);
+	}
+}
+
+bool
+ipcount_take_join(struct ipcount *t, const unsigned char key[IPCOUNT_KEYLEN],
+                  const struct flood_limit *l, int64_t now_ns)
+{
+	struct entry *e = *find(t, key);
+
+	return e == NULL || flood_take(l, &e->joins, now_ns) == 0;
+}
+
+void
+ipcount_sweep(struct ipcount *t, int64_t now_ns)
+{
+	for (size_t i = 0; i < NBUCKETS; i++) {
+		struct entry **p = &t->buckets[i];
+
+		while (*p != NULL) {
+			struct entry *e = *p;
+
+			if (forgettable(e, now_ns)) {
+				*p = e->next;
+				free(e);
+			} else {
+				p = &e->next;
+			}
+		}
 	}
 }

@@ -53,6 +53,27 @@ batch_flush(struct batch *bt)
 	bt->n = 0;
 }
 
+/*
+ * Tell the others c has joined, late (a quiet connection that stayed or
+ * speaks; or one the accept loop could not batch).  Only those who were
+ * there before it hear of it, as for any join; the count is today's.
+ */
+static void
+announce_self(struct relay *r, struct conn *c)
+{
+	struct msg *m;
+
+	atomic_store_explicit(&c->announced, true, memory_order_relaxed);
+	m = c->quiet ? msg_notice("%s joined (%zu online)", c->addr, broadcast_online(r->bc))
+	             : msg_notice("%s joined (%zu online)", c->addr, c->joined_online);
+	if (m != NULL) {
+		broadcast_send_except(r->bc, &m, &c, 1);
+		msg_unref(m);
+	}
+	if (c->quiet)
+		log_info("%s connected (announced late)", c->addr);
+}
+
 /* One line the client may send now: a command, or chat to relay. */
 static void
 relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
@@ -60,6 +81,11 @@ relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 	struct relay *r = bt->r;
 	struct msg *m;
 	bool cut;
+
+	if (!atomic_load_explicit(&bt->c->announced, memory_order_relaxed)) {
+		batch_flush(bt);
+		announce_self(r, bt->c); /* a quiet client speaks: its join first */
+	}
 
 	if (line[0] == '/' && !(len > 1 && line[1] == '/')) {
 		/* Sanitised as a chat line would be, whole: a command's text
@@ -163,15 +189,18 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 	char why[96];
 	bool warn = false, dropped = conn_is_dead(c, why, sizeof(why), &warn);
 	size_t online = broadcast_leave(r->bc, c);
+	bool told = atomic_load_explicit(&c->announced, memory_order_relaxed);
 	struct msg *notice = NULL;
 
-	if (c->announced && !atomic_load(r->stopping)) {
+	if (told && !atomic_load(r->stopping)) {
 		if (reason != NULL && reason[0] != '\0')
 			notice = msg_notice("%s left (%zu online): %s", c->name, online, reason);
 		else
 			notice = msg_notice("%s left (%zu online)", c->name, online);
 	}
-	if (reason != NULL)
+	if (!told && !(dropped && warn))
+		log_debug("%s left unannounced (%zu online)", c->name, online);
+	else if (reason != NULL)
 		log_info("%s quit (%zu online)", c->name, online);
 	else if (dropped && warn)
 		log_warn("%s dropped: %s (%zu online)", c->name, why, online);
@@ -233,6 +262,8 @@ relay_announce_job(void *arg, void **result)
 	for (i = 0; i < j->n; i++) {
 		struct conn *c = j->conns[i];
 
+		if (c->quiet)
+			continue; /* announced late, if at all: see accept.h */
 		msgs[k] = msg_notice("%s joined (%zu online)", c->addr, c->joined_online);
 		if (msgs[k] != NULL)
 			skip[k++] = c;
@@ -244,7 +275,7 @@ relay_announce_job(void *arg, void **result)
 	for (i = 0; i < j->n; i++) {
 		struct conn *c = j->conns[i];
 
-		c->announced = true;
+		atomic_store_explicit(&c->announced, !c->quiet, memory_order_relaxed);
 		conn_job_end(c); /* anything it sent meanwhile is reported now */
 		conn_unref(c);
 	}
@@ -314,13 +345,11 @@ relay_job(void *arg, void **result)
 	struct batch bt = { .r = r, .c = c, .n = 0 };
 
 	(void)result;
-	if (!c->announced) {
-		/* Not announced in a batch (the accept loop was short of
-		 * memory): do it here, before any line of its is relayed. */
-		c->announced = true;
-		msg_broadcast(r->bc, c,
-		                msg_notice("%s joined (%zu online)", c->addr, c->joined_online));
-	}
+	/* Not announced in a batch (the accept loop was short of memory), or
+	 * quiet and here for good now (the tick ran us for that). */
+	if (!atomic_load_explicit(&c->announced, memory_order_relaxed) &&
+	    (!c->quiet || mono_ms() - c->joined_ms >= CONN_QUIET_MS))
+		announce_self(r, c);
 	if (conn_pending(c) > 0)
 		conn_flush(c); /* we may be here for EPOLLOUT */
 

@@ -149,8 +149,7 @@ accept_some(struct server *s, int lfd)
 
 /* --- idle clients ---------------------------------------------------------------- */
 
-/* Close, with a word of why, every client silent for --idle-timeout.  Once
- * a second is precise enough for a limit counted in seconds. */
+/* Close, with a word of why, every client silent for --idle-timeout. */
 static void
 sweep_idle(struct server *s)
 {
@@ -256,36 +255,72 @@ poll_once(struct server *s, int timeout_ms)
 }
 
 /* How long the loop may sleep: until the next parked connection is due,
- * the next idle sweep, or the next lingering close; -1 for as long as it
- * takes. */
+ * the next lingering close, or the next tick. */
 static int
-loop_timeout(struct server *s, long next_sweep)
+loop_timeout(struct server *s, long next_tick)
 {
 	long now = mono_ms(), t = park_timeout(&s->park, now);
 	long l = linger_expire(&s->linger, now);
+	long tick = next_tick > now ? next_tick - now : 0;
 
 	if (l >= 0 && (t < 0 || l < t))
 		t = l;
-	if (s->cfg.idle_timeout > 0) {
-		long sweep = next_sweep > now ? next_sweep - now : 0;
-
-		if (t < 0 || sweep < t)
-			t = sweep;
-	}
+	if (t < 0 || tick < t)
+		t = tick;
 	return t > INT_MAX ? INT_MAX : (int)t;
+}
+
+/*
+ * Quiet connections (accept.h) that have stayed CONN_QUIET_MS are
+ * announced by their own job, so that the announcement cannot cross their
+ * departure: run it for those with none in flight (one in flight, or
+ * parked, does it when it runs).
+ */
+static void
+announce_quiet(struct server *s)
+{
+	long now = mono_ms();
+	struct conn **all;
+	size_t n;
+
+	if (!admission_quiet_waiting(&s->adm, now))
+		return;
+	all = broadcast_snapshot(&s->bc, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = all[i];
+
+		if (c->quiet && now - c->joined_ms >= CONN_QUIET_MS &&
+		    !atomic_load_explicit(&c->announced, memory_order_relaxed) &&
+		    conn_job_begin(c)) {
+			conn_ref(c);
+			start_job(s, c);
+		}
+		conn_unref(c);
+	}
+	free(all);
+}
+
+/* Once a second is precise enough for limits counted in seconds. */
+static void
+tick(struct server *s)
+{
+	if (s->cfg.idle_timeout > 0)
+		sweep_idle(s);
+	announce_quiet(s);
+	admission_tick(&s->adm);
 }
 
 static void
 run_loop(struct server *s)
 {
-	long next_sweep = mono_ms() + 1000;
+	long next_tick = mono_ms() + 1000;
 
 	while (!atomic_load(&s->stopping)) {
 		unpark(s, mono_ms());
-		poll_once(s, loop_timeout(s, next_sweep));
-		if (s->cfg.idle_timeout > 0 && mono_ms() >= next_sweep) {
-			sweep_idle(s);
-			next_sweep = mono_ms() + 1000;
+		poll_once(s, loop_timeout(s, next_tick));
+		if (mono_ms() >= next_tick) {
+			tick(s);
+			next_tick = mono_ms() + 1000;
 		}
 	}
 }
