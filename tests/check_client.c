@@ -644,6 +644,75 @@ START_TEST(test_terminal_keeps_the_typed_line_intact_below_messages)
 }
 END_TEST
 
+/* The input row ends with s (the tail of a long line, scrolled). */
+static bool
+input_row_ends_with(const struct screen *s, const void *arg)
+{
+	const char *row = screen_row(s, s->row), *want = arg;
+	size_t rl = strlen(row), wl = strlen(want);
+
+	return rl >= wl && strcmp(row + rl - wl, want) == 0;
+}
+
+/*
+ * A paste of 12,000 characters while someone speaks.  The editor used to
+ * be cubic in the line's length (each byte redrawn, each redraw rescanning
+ * the line from its start): 4,000 characters froze the client for 29 s,
+ * and it stopped reading the socket.  Now the line is drawn once per read
+ * and in time linear in what is shown: the message arrives during the
+ * paste, and the paste ends on the screen at once.
+ */
+START_TEST(test_terminal_paste_of_a_long_line_is_drawn_at_once)
+{
+	enum { PASTE = 12000 };
+	struct server_proc sp;
+	struct ptycli t;
+	struct client other;
+	char *paste = malloc(PASTE + 1);
+	pid_t writer;
+
+	ck_assert_ptr_nonnull(paste);
+	for (int i = 0; i < PASTE; i++)
+		paste[i] = (char)('a' + i % 26);
+	paste[PASTE - 3] = 'E';
+	paste[PASTE - 2] = 'N';
+	paste[PASTE - 1] = 'D';
+	paste[PASTE] = '\0';
+	server_start(&sp, NULL);
+	pty_connect(&t, &sp);
+	client_open(&other, sp.port, 0);
+	ck_assert(pty_until(&t, shows, "joined (2 online)"));
+
+	/* A child writes the paste, since the terminal's buffer holds only
+	 * part of it: we must go on reading the screen meanwhile. */
+	writer = fork();
+	ck_assert_int_ge(writer, 0);
+	if (writer == 0) {
+		size_t off = 0;
+
+		while (off < PASTE) {
+			ssize_t n = write(t.master, paste + off, PASTE - off);
+
+			if (n <= 0)
+				_exit(1);
+			off += (size_t)n;
+		}
+		_exit(0);
+	}
+	client_say(&other, "during the paste\n");
+	ck_assert(pty_until(&t, shows, "| during the paste"));
+	ck_assert(pty_until(&t, input_row_ends_with, "END"));
+	ck_assert_int_eq(waitpid(writer, NULL, 0), writer);
+
+	type_into(t.master, "\x03");
+	pty_expect_exit(&t, 130);
+	client_close(&other);
+	pty_free(&t);
+	free(paste);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 START_TEST(test_terminal_mode_is_restored_when_killed_or_cut_off)
 {
 	struct server_proc sp;
@@ -707,6 +776,7 @@ client_suite(void)
 	tc = tcase_create("terminal");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_terminal_keeps_the_typed_line_intact_below_messages);
+	tcase_add_test(tc, test_terminal_paste_of_a_long_line_is_drawn_at_once);
 	tcase_add_test(tc, test_terminal_mode_is_restored_when_killed_or_cut_off);
 	tcase_add_test(tc, test_terminal_ctrl_d_on_an_empty_line_leaves_with_0);
 	suite_add_tcase(s, tc);

@@ -127,11 +127,11 @@ end_input(struct client *cl)
 static bool
 on_keys(struct client *cl, const char *buf, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, used; i < n; i += used) {
 		char *line = NULL;
 		size_t len = 0;
 
-		switch (term_key(&cl->term, (unsigned char)buf[i], &line, &len)) {
+		switch (term_keys(&cl->term, buf + i, n - i, &used, &line, &len)) {
 		case EDIT_ENTER:
 			if (line != NULL)
 				send_line(cl, line, len, false);

@@ -387,7 +387,7 @@ size_t
 edit_render(const struct edit *e, const char *prompt, unsigned cols, char *out, size_t cap)
 {
 	const char *s = e->buf ? e->buf : "";
-	size_t pw = span_width(prompt, 0, strlen(prompt)), avail, start = 0, end, w = 0, n;
+	size_t plen = strlen(prompt), pw = span_width(prompt, 0, plen), avail, start, end, w, n;
 	size_t len = 0, col;
 
 	if (cap == 0)
@@ -395,18 +395,29 @@ edit_render(const struct edit *e, const char *prompt, unsigned cols, char *out, 
 	/* Leave the last column free: writing there makes some terminals
 	 * wrap at once, others only at the next character. */
 	avail = cols > pw + 2 ? cols - pw - 1 : 1;
-	while (span_width(s, start, e->cur) > avail)
-		start += next_char(s, e->len, start);
-	for (end = start; end < e->len; end += n) {
+	/* The first character shown: walk back from the cursor while the
+	 * row has room, so that the cost is what is shown, not the length
+	 * of the line (a paste of thousands of characters is drawn in
+	 * microseconds, not seconds). */
+	for (start = e->cur, w = 0; start > 0; start = n) {
+		size_t cw;
+
+		n = prev_char(s, start);
+		cw = (size_t)edit_width(decode((const unsigned char *)s + n, start - n));
+		if (w + cw > avail)
+			break;
+		w += cw;
+	}
+	col = pw + w;
+	for (end = start, w = 0; end < e->len; end += n) {
 		size_t cw;
 
 		n = next_char(s, e->len, end);
 		cw = (size_t)edit_width(decode((const unsigned char *)s + end, n));
-		if (w + cw > avail || end + n - start + strlen(prompt) + 32 > cap)
+		if (w + cw > avail || end + n - start + plen + 32 > cap)
 			break; /* the row is full, or out is */
 		w += cw;
 	}
-	col = pw + span_width(s, start, e->cur);
 	len = (size_t)snprintf(out, cap, "\r%s%.*s\x1b[K\r", prompt, (int)(end - start), s + start);
 	if (len < cap && col > 0)
 		len += (size_t)snprintf(out + len, cap - len, "\x1b[%zuC", col);

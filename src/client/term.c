@@ -177,40 +177,51 @@ term_print(struct term *t, const char *line, size_t len)
 }
 
 enum edit_action
-term_key(struct term *t, unsigned char byte, char **line, size_t *len)
+term_keys(struct term *t, const char *buf, size_t n, size_t *used, char **line, size_t *len)
 {
-	enum edit_action act;
+	enum edit_action act = EDIT_NONE;
+	bool redraw = false, refresh = false;
 	const char *typed;
-	size_t n;
+	size_t i, tn;
 	char *head;
 
 	pthread_mutex_lock(&t->mu);
-	act = edit_key(&t->ed, byte);
-	switch (act) {
-	case EDIT_REDRAW: draw_locked(t, "", 0); break;
-	case EDIT_REFRESH: draw_locked(t, "\x1b[H\x1b[2J", 7); break;
-	case EDIT_ENTER:
+	for (i = 0; i < n && act == EDIT_NONE; i++) {
+		switch (edit_key(&t->ed, (unsigned char)buf[i])) {
+		case EDIT_REDRAW: redraw = true; break;
+		case EDIT_REFRESH: refresh = true; break;
+		case EDIT_ENTER: act = EDIT_ENTER; break;
+		case EDIT_EOF: act = EDIT_EOF; break;
+		case EDIT_INTERRUPT: act = EDIT_INTERRUPT; break;
+		case EDIT_NONE: break;
+		}
+	}
+	*used = i;
+	if (act == EDIT_ENTER) {
 		/* The line stays on the screen, whole, as typed: the server
 		 * does not send our own lines back. */
-		typed = edit_line(&t->ed, &n);
-		head = malloc(strlen(t->prompt) + n + 16);
+		typed = edit_line(&t->ed, &tn);
+		head = malloc(strlen(t->prompt) + tn + 16);
 		if (head != NULL) {
 			size_t hl = strlen(t->prompt);
 
 			memcpy(head, "\r", 1);
 			memcpy(head + 1, t->prompt, hl);
-			memcpy(head + 1 + hl, typed, n);
-			memcpy(head + 1 + hl + n, "\x1b[K\r\n", 5);
-			hl += n + 6;
+			memcpy(head + 1 + hl, typed, tn);
+			memcpy(head + 1 + hl + tn, "\x1b[K\r\n", 5);
+			hl += tn + 6;
 			*line = edit_take(&t->ed, len);
+			draw_locked(t, refresh ? "\x1b[H\x1b[2J" : "", refresh ? 7 : 0);
 			draw_locked(t, head, hl);
 			free(head);
 		} else {
 			*line = edit_take(&t->ed, len);
 			draw_locked(t, "\r\n", 2);
 		}
-		break;
-	default: break;
+	} else if (refresh) {
+		draw_locked(t, "\x1b[H\x1b[2J", 7);
+	} else if (redraw) {
+		draw_locked(t, "", 0);
 	}
 	pthread_mutex_unlock(&t->mu);
 	return act;

@@ -39,10 +39,17 @@ void term_close(struct term *t);
 void term_print(struct term *t, const char *line, size_t len);
 
 /*
- * Feed one byte typed.  Returns what happened (edit.h); on EDIT_ENTER,
- * *line is the line typed (the caller frees it; NULL if out of memory),
- * which stays on the screen above a fresh, empty prompt.
+ * Feed the n bytes typed (one read's worth: a paste may be thousands),
+ * up to the first that completes a line or ends the input.  The line is
+ * drawn once for all of them, not once a byte, and mu is held only for
+ * these, so that messages keep arriving during a long paste.  Returns
+ * what happened (edit.h: EDIT_ENTER, EDIT_EOF, EDIT_INTERRUPT, or
+ * EDIT_NONE when all n were taken) and in *used how many bytes were
+ * taken; on EDIT_ENTER, *line is the line typed (the caller frees it;
+ * NULL if out of memory), which stays on the screen above a fresh, empty
+ * prompt.
  */
-enum edit_action term_key(struct term *t, unsigned char byte, char **line, size_t *len);
+enum edit_action term_keys(struct term *t, const char *buf, size_t n, size_t *used, char **line,
+                           size_t *len);
 
 #endif /* TERM_H */
