@@ -188,6 +188,19 @@ server_stop(struct server_proc *sp)
 	return status;
 }
 
+/* SIGTERM, and the server must exit 0; if not, the end of its log says why
+ * (a sanitizer's report, say). */
+static inline void
+server_stop_ok(struct server_proc *sp)
+{
+	int status = server_stop(sp);
+	const char *log = server_log(sp);
+	size_t len = strlen(log);
+
+	ck_assert_msg(status == 0, "chat-server exit status %d; its log ends:\n%s", status,
+	              len > 3000 ? log + len - 3000 : log);
+}
+
 /* Open descriptors of the server process. */
 static inline int
 server_fd_count(const struct server_proc *sp)

@@ -102,7 +102,7 @@ START_TEST(test_a_peer_that_resets_mid_write_is_closed_and_others_carry_on)
 	ck_assert_int_eq(wait_fd_count(&sp, base), base);
 	client_close(&a);
 	client_close(&b);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	server_stop_ok(&sp);
 }
 END_TEST
 
@@ -129,7 +129,7 @@ START_TEST(test_a_half_closed_peer_is_relayed_then_closed)
 	ck_assert_int_eq(wait_fd_count(&sp, base), base);
 	client_close(&h);
 	client_close(&a);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	server_stop_ok(&sp);
 }
 END_TEST
 
@@ -248,7 +248,7 @@ START_TEST(test_two_thousand_connect_disconnect_cycles_leak_nothing)
 	for (i = 0; i < CHAT; i++)
 		client_close(&ch->c[i]);
 	free(ch);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	server_stop_ok(&sp);
 }
 END_TEST
 
@@ -283,7 +283,7 @@ START_TEST(test_a_thousand_silent_clients_leave_the_others_unaffected)
 	for (int i = 0; i < SILENT; i++)
 		client_close(&quiet[i]);
 	free(quiet);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	server_stop_ok(&sp);
 }
 END_TEST
 
@@ -430,7 +430,7 @@ START_TEST(test_hostile_input_keeps_memory_bounded_and_others_see_clean_text)
 	ck_assert(client_wait_for(&r, "still here", WAIT_MS));
 	client_close(&last);
 	client_close(&r);
-	ck_assert_int_eq(server_stop(&sp), 0);
+	server_stop_ok(&sp);
 }
 END_TEST
 

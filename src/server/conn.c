@@ -304,6 +304,12 @@ conn_read(struct conn *c, void *buf, size_t len)
 	return io_read(&c->io, buf, len);
 }
 
+bool
+conn_input_buffered(struct conn *c)
+{
+	return io_pending(&c->io);
+}
+
 void
 conn_linger_begin(struct conn *c)
 {

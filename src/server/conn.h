@@ -23,10 +23,26 @@
  * socket full marks the connection blocked; from then on EPOLLOUT, not the
  * write pass, is what resumes it.
  *
- * Who re-arms the descriptor: while busy (a job in flight, or parked) only
- * the job, at its end; otherwise whoever holds mu and needs EPOLLOUT.  An
+ * The descriptor in epoll: the one rule
+ * ------------------------------------
+ * Every change of a connection's epoll registration is made here, by
+ * rearm_locked() under mu, except its first and last, which the accept
+ * loop makes: EPOLL_CTL_ADD at admission (accept.c, disarmed and busy)
+ * and, once the connection has left, the level-triggered watch of its
+ * polite close and EPOLL_CTL_DEL (linger.c).  Between the two:
+ *
+ *   state                     who may re-arm               how
+ *   busy (job in flight,      only that job, at its end     conn_job_end()
+ *     parked, announcing)
+ *   not busy, socket full     whoever holds mu and finds    flush_locked():
+ *                             the socket full               EPOLLOUT added
+ *   not busy, otherwise       nobody: armed for input       (ONESHOT)
+ *   lingering (left)          the accept loop only          linger.c
+ *
+ * Busy is taken by conn_job_begin() (the accept loop on an event, or its
+ * tick for a quiet join) and kept for good by conn_linger_begin().  An
  * event that arrives while busy is ignored by the accept loop: the job's
- * re-arm covers it, since epoll here is level-triggered.
+ * re-arm covers it, since the registration is level-triggered ONESHOT.
  */
 #ifndef CONN_H
 #define CONN_H
@@ -167,6 +183,9 @@ void conn_job_end(struct conn *c);
  * lingers): what io_read returns, 0 at end of input or a negative errno.
  */
 ssize_t conn_read(struct conn *c, void *buf, size_t len);
+
+/* Input the transport holds that epoll cannot see (io.h: pending). */
+bool conn_input_buffered(struct conn *c);
 
 /* For the accept loop, when c has left for good: c is busy from now on,
  * so that nobody but the linger re-arms its descriptor. */

@@ -320,13 +320,13 @@ read_input(struct batch *bt)
 	}
 }
 
-/* Out of tokens with lines held: wait in the park until the next token.
- * Returns false if it could not (out of memory). */
+/* Out of tokens with lines held: wait in the park until the next token
+ * (wait_ns from now; 0: run again at once).  Returns false if it could
+ * not (out of memory). */
 static bool
-park_conn(struct batch *bt)
+park_conn(struct batch *bt, int64_t wait)
 {
 	struct relay *r = bt->r;
-	int64_t wait = bt->wait_ns > 0 ? bt->wait_ns : 1000000;
 	long due = mono_ms() + (long)((wait + 999999) / 1000000);
 
 	if (park_push(r->park, bt->c, due) != 0) {
@@ -372,8 +372,14 @@ relay_job(void *arg, void **result)
 	if (bt.quit) {
 		msg_tell(c, msg_notice("goodbye"));
 		leave(r, c, 0, bt.reason); /* our reference goes to the reaper */
-	} else if (flood_hold_any(&c->held) && park_conn(&bt)) {
+	} else if (flood_hold_any(&c->held) &&
+	           park_conn(&bt, bt.wait_ns > 0 ? bt.wait_ns : 1000000)) {
 		/* parked, busy, with our reference: the loop runs us again */
+	} else if (!c->eof && conn_input_buffered(c) && park_conn(&bt, 0)) {
+		/* The transport holds input that epoll cannot see (TLS
+		 * records already decrypted): run again at once, through
+		 * the park, rather than wait for an event that will not
+		 * come.  Never for plain sockets. */
 	} else if (c->eof) {
 		leave(r, c, c->eof_err, NULL);
 	} else {

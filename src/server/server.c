@@ -357,6 +357,9 @@ stop(struct server *s)
 			break;
 		poll_once(s, 100);
 	}
+	/* The last jobs may have left their connections for the reaper
+	 * after the last poll: no job is left to push more. */
+	admission_reap(&s->adm, &s->linger, mono_ms());
 
 	/* Local only: other servers of a cluster are not stopping. */
 	msg_broadcast_local(&s->bc, NULL, msg_notice("server shutting down"));
