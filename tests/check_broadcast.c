@@ -206,6 +206,68 @@ START_TEST(test_send_except_gives_each_joiner_only_later_joins)
 }
 END_TEST
 
+/* What the bus hook was handed. */
+struct bus_log {
+	int chat, notice;      /* calls of each kind */
+	size_t msgs;           /* messages in them */
+	const struct conn *from; /* the last call's sender */
+};
+
+static void
+record_publish(void *arg, enum bus_kind kind, const struct conn *from, struct msg *const *msgs,
+               size_t n)
+{
+	struct bus_log *bl = arg;
+
+	(void)msgs;
+	if (kind == BUS_CHAT)
+		bl->chat++;
+	else
+		bl->notice++;
+	bl->msgs += n;
+	bl->from = from;
+}
+
+/*
+ * The bus hook (bus.h) sees every fan-out other servers must see, after
+ * the local one: chat lines as chat, join and other notices as notices;
+ * and nothing sent locally only.
+ */
+START_TEST(test_the_bus_hook_sees_what_other_servers_must_see)
+{
+	struct broadcast b;
+	struct bus_log bl = { 0, 0, 0, NULL };
+	struct pair p[2];
+	struct msg *m = text("x\r\n");
+	struct conn *skip[1];
+	size_t online;
+
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
+	b.bus.publish = record_publish;
+	b.bus.arg = &bl;
+	for (int i = 0; i < 2; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	ck_assert_uint_eq(broadcast_send_chat(&b, p[0].c, &m, 1), 1);
+	ck_assert_int_eq(bl.chat, 1);
+	ck_assert_ptr_eq(bl.from, p[0].c);
+	ck_assert_uint_eq(broadcast_send(&b, NULL, &m, 1), 2);
+	skip[0] = p[1].c;
+	ck_assert_uint_eq(broadcast_send_except(&b, &m, skip, 1), 1);
+	ck_assert_int_eq(bl.notice, 2);
+	ck_assert_uint_eq(broadcast_send_local(&b, NULL, &m, 1), 2);
+	ck_assert_int_eq(bl.chat + bl.notice, 3); /* local only: not handed on */
+	ck_assert_uint_eq(bl.msgs, 3);
+	broadcast_flush(&b);
+	ck_assert_str_eq(drain(p[1].peer), "x\r\nx\r\nx\r\n");
+	msg_unref(m);
+	for (int i = 0; i < 2; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
 /*
  * Three fan-outs, one write pass: each recipient gets the three lines in
  * one sendmsg.  A SOCK_SEQPACKET pair keeps each sendmsg a record of its
@@ -433,6 +495,7 @@ broadcast_suite(void)
 	tcase_add_test(tc, test_leave_removes_once_and_others_still_receive);
 	tcase_add_test(tc, test_several_lines_fan_out_in_order);
 	tcase_add_test(tc, test_send_except_gives_each_joiner_only_later_joins);
+	tcase_add_test(tc, test_the_bus_hook_sees_what_other_servers_must_see);
 	tcase_add_test(tc, test_lines_of_several_fan_outs_leave_in_one_write);
 	tcase_add_test(tc, test_a_long_queue_to_a_reader_that_keeps_up_is_written_at_once);
 	suite_add_tcase(s, tc);
