@@ -1098,6 +1098,50 @@ START_TEST(test_reconnect_churn_from_one_address_costs_members_few_notices)
 }
 END_TEST
 
+/*
+ * Past its address's budget of joins announced at once (10), a connection
+ * joins quietly: one that stays is announced about 2 s later (and then its
+ * departure too); one that leaves first is never heard of.
+ */
+START_TEST(test_a_quiet_join_is_announced_once_it_stays_and_only_then)
+{
+	struct server_proc sp;
+	struct client cs[10], q1, q2;
+	char a1[64], a2[64], want[96], line[512];
+	bool heard_q2 = false, heard_q1 = false;
+	long start;
+
+	server_start(&sp, "--log-level", "debug", NULL);
+	connect_all(cs, 10, sp.port);
+	client_open(&q1, sp.port, 0);
+	client_open(&q2, sp.port, 0);
+	client_addr(&q1, a1, sizeof(a1));
+	client_addr(&q2, a2, sizeof(a2));
+	snprintf(want, sizeof(want), "%s connected quietly", a2);
+	ck_assert_msg(server_log_wait(&sp, want, WAIT_MS), "not quiet: %s", a2);
+	snprintf(want, sizeof(want), "%s connected quietly", a1);
+	ck_assert_msg(strstr(server_log(&sp), want) != NULL, "not quiet: %s", a1);
+	client_close(&q2); /* leaves before it could be announced */
+
+	start = ms_now();
+	while (!heard_q1 && client_line(&cs[0], line, sizeof(line), WAIT_MS) == 1) {
+		heard_q2 |= strstr(line, a2) != NULL;
+		heard_q1 = strstr(line, a1) != NULL && strstr(line, " joined (") != NULL;
+	}
+	ck_assert(heard_q1);
+	ck_assert_msg(ms_now() - start >= 1000, "announced after %ld ms", ms_now() - start);
+	client_close(&q1);
+	snprintf(want, sizeof(want), "%s left", a1);
+	while (client_line(&cs[0], line, sizeof(line), WAIT_MS) == 1 && strstr(line, want) == NULL)
+		heard_q2 |= strstr(line, a2) != NULL;
+	ck_assert_ptr_nonnull(strstr(line, want));
+	ck_assert_msg(!heard_q2, "heard of the quiet one that left: %s", a2);
+	for (int i = 0; i < 10; i++)
+		client_close(&cs[i]);
+	server_stop_ok(&sp);
+}
+END_TEST
+
 START_TEST(test_join_and_leave_are_announced_with_counts)
 {
 	struct server_proc sp;
@@ -1744,6 +1788,7 @@ server_suite(void)
 	tcase_add_test(tc, test_join_and_leave_are_announced_with_counts);
 	tcase_add_test(tc, test_a_burst_of_joiners_hear_only_later_joins);
 	tcase_add_test(tc, test_reconnect_churn_from_one_address_costs_members_few_notices);
+	tcase_add_test(tc, test_a_quiet_join_is_announced_once_it_stays_and_only_then);
 	tcase_add_test(tc, test_departed_client_is_closed_and_disturbs_nobody);
 	tcase_add_test(tc, test_out_of_descriptors_sheds_without_spinning_then_recovers);
 	tcase_add_test(tc, test_default_max_clients_follows_the_descriptors_really_used);

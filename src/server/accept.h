@@ -9,8 +9,9 @@
  * Churn: each address has a budget of joins announced at once
  * (JOIN_BURST, refilled at JOIN_RATE a second).  A connection admitted
  * while its address's budget is spent is quiet (conn.quiet): its join is
- * announced only once it has stayed CONN_QUIET_MS or when it first
- * speaks, and its departure only if its join was.  So one address
+ * announced only once it has stayed CONN_QUIET_MS, and its departure only
+ * if its join was (a churner that speaks before it goes is heard, its
+ * join and departure not).  So one address
  * reconnecting hundreds of times a second costs the room a few notices a
  * second, and the log a line every ten seconds instead of two per
  * connection; while many clients behind one address that stay (a

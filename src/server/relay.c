@@ -54,8 +54,8 @@ batch_flush(struct batch *bt)
 }
 
 /*
- * Tell the others c has joined, late (a quiet connection that stayed or
- * speaks; or one the accept loop could not batch).  Only those who were
+ * Tell the others c has joined, late (a quiet connection that stayed, or
+ * one the accept loop could not batch).  Only those who were
  * there before it hear of it, as for any join; the count is today's.
  */
 static void
@@ -81,11 +81,6 @@ relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 	struct relay *r = bt->r;
 	struct msg *m;
 	bool cut;
-
-	if (!atomic_load_explicit(&bt->c->announced, memory_order_relaxed)) {
-		batch_flush(bt);
-		announce_self(r, bt->c); /* a quiet client speaks: its join first */
-	}
 
 	if (line[0] == '/' && !(len > 1 && line[1] == '/')) {
 		/* Sanitised as a chat line would be, whole: a command's text
