@@ -127,7 +127,8 @@ ring_push(struct tp_pool *pool, const struct tp_work *w)
 	 * than grown: then the ring, and the futures in it, stay within
 	 * twice what is really pending (and so within max_queue when set),
 	 * at an amortised cost of O(1) a push. */
-	if (pool->ring_len == pool->ring_cap && pool->ring_len - pool->nqueued >= pool->ring_len / 2)
+	if (pool->ring_len == pool->ring_cap &&
+	    pool->ring_len - pool->nqueued >= pool->ring_len / 2)
 		ring_compact(pool);
 	if (pool->ring_len == pool->ring_cap) {
 		size_t cap = pool->ring_cap * 2, first;

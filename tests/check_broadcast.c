@@ -208,8 +208,8 @@ END_TEST
 
 /* What the bus hook was handed. */
 struct bus_log {
-	int chat, notice;      /* calls of each kind */
-	size_t msgs;           /* messages in them */
+	int chat, notice;        /* calls of each kind */
+	size_t msgs;             /* messages in them */
 	const struct conn *from; /* the last call's sender */
 };
 

@@ -414,7 +414,6 @@ START_TEST(test_callback_may_submit_new_work)
 }
 END_TEST
 
-
 /*
  * The canceller runs the callbacks; the first releases the caller's
  * reference (handed to it) and lets the worker reach the cancelled entry,
@@ -460,8 +459,7 @@ START_TEST(test_callbacks_run_by_cancel_keep_the_future_alive)
 	gate_wait_arrived(&g, 1);
 	ck_assert_int_eq(tp_submit(p, task_return, NULL, &f), 0);
 	ck_assert_int_eq(tp_submit(p, task_count, &cr.after, NULL), 0);
-	ck_assert_int_eq(tp_future_add_done_callback(f, cb_release_and_let_worker_discard, &cr),
-	                 0);
+	ck_assert_int_eq(tp_future_add_done_callback(f, cb_release_and_let_worker_discard, &cr), 0);
 	ck_assert_int_eq(tp_future_add_done_callback(f, cb_look_at_future, &cr), 0);
 	ck_assert(tp_future_cancel(f)); /* f is not ours any more after this */
 	ck_assert(cr.second_saw_cancelled);

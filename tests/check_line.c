@@ -303,9 +303,10 @@ START_TEST(test_sanitize_removes_what_could_forge_a_line)
 	ck_assert_str_eq(CLEAN("a                                                  b"),
 	                 "a        b");
 	ck_assert_str_eq(CLEAN("a\tb\t\t\tc   \td"), "a\tb\tc   d");
-	ck_assert_str_eq(CLEAN("a\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0"
-	                       "b"),
-	                 "a        b");
+	ck_assert_str_eq(
+	        CLEAN("a\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0\xc2\xa0"
+	              "b"),
+	        "a        b");
 	/* the joiner that emoji sequences need is kept */
 	ck_assert_str_eq(CLEAN("\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb"),
 	                 "\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x92\xbb");

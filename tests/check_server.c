@@ -1304,7 +1304,8 @@ send_unread_junk(struct client *c, size_t max)
 	memset(junk, 'j', sizeof(junk));
 	fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
 	while (max > 0) {
-		ssize_t n = send(c->fd, junk, max < sizeof(junk) ? max : sizeof(junk), MSG_NOSIGNAL);
+		ssize_t n =
+		        send(c->fd, junk, max < sizeof(junk) ? max : sizeof(junk), MSG_NOSIGNAL);
 
 		if (n <= 0)
 			break;
@@ -1659,11 +1660,10 @@ START_TEST(test_settings_that_cannot_work_together_are_refused)
 	ck_assert_int_eq(run_cli(out, sizeof(out), "--port", "0", "--max-line", "8192",
 	                         "--max-sendq", "4096", NULL),
 	                 2);
-	ck_assert_msg(strstr(out, "--max-line 8192") != NULL &&
-	                      strstr(out, "--max-sendq") != NULL,
+	ck_assert_msg(strstr(out, "--max-line 8192") != NULL && strstr(out, "--max-sendq") != NULL,
 	              "got: %s", out);
-	ck_assert_int_eq(run_cli(out, sizeof(out), "--port", "0", "--history", "500",
-	                         "--max-sendq", "65536", NULL),
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--port", "0", "--history", "500", "--max-sendq",
+	                         "65536", NULL),
 	                 2);
 	ck_assert_msg(strstr(out, "--history 500") != NULL && strstr(out, "--max-sendq") != NULL,
 	              "got: %s", out);

@@ -254,9 +254,9 @@ enum esc_state {
 static bool
 forges(int32_t cp)
 {
-	return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
-	       cp == 0x200E || cp == 0x200F || cp == 0x061C || cp == 0x2028 || cp == 0x2029 ||
-	       cp == 0x200B || cp == 0x2060 || cp == 0xFEFF;
+	return (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200E ||
+	       cp == 0x200F || cp == 0x061C || cp == 0x2028 || cp == 0x2029 || cp == 0x200B ||
+	       cp == 0x2060 || cp == 0xFEFF;
 }
 
 /* Unicode's other spaces, shown as a plain space. */

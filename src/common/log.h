@@ -25,7 +25,7 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * line through.
  */
 struct log_limit {
-	_Atomic long next_ms;            /* CLOCK_MONOTONIC ms of the next line allowed */
+	_Atomic long next_ms;             /* CLOCK_MONOTONIC ms of the next line allowed */
 	_Atomic unsigned long suppressed; /* lines held back since the last one */
 };
 

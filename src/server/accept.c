@@ -280,7 +280,7 @@ admission_reap(struct admission *a, struct linger_set *l, long now_ms)
 	for (; c != NULL; c = next) {
 		next = c->reap_next;
 		admission_release(a, c);
-		conn_unref(c);          /* the job's */
+		conn_unref(c);            /* the job's */
 		linger_add(l, c, now_ms); /* ours, until it is closed */
 	}
 }

@@ -51,7 +51,7 @@ struct admission {
 	struct flood_limit joins; /* immutable: the budget of joins announced at once */
 	struct log_limit quiet_log;
 	long last_quiet_ms; /* when the last quiet connection was admitted */
-	int spare_fd;          /* held open so that EMFILE can still be shed */
+	int spare_fd;       /* held open so that EMFILE can still be shed */
 	struct log_limit full_log, perip_log, emfile_log;
 
 	pthread_mutex_t reap_mu;

@@ -65,8 +65,8 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 
 	if (!command_nick_valid(arg, n)) {
 		msg_tell(c, msg_notice("invalid nick '%.*s': 1 to %d letters, digits, _ or -, "
-		                           "beginning with a letter",
-		                           (int)(n < 64 ? n : 64), arg, CONN_NICK_MAX));
+		                       "beginning with a letter",
+		                       (int)(n < 64 ? n : 64), arg, CONN_NICK_MAX));
 		return;
 	}
 	memcpy(nick, arg, n);
@@ -106,8 +106,7 @@ do_who(const struct command_ctx *cx, struct conn *c)
 			end = comma ? (size_t)(comma - names) : start + WHO_LINE;
 		}
 		if (start == 0)
-			msg_tell(c,
-			           msg_notice("%zu online: %.*s", n, (int)(end - start), names));
+			msg_tell(c, msg_notice("%zu online: %.*s", n, (int)(end - start), names));
 		else
 			msg_tell(c, msg_notice("%.*s", (int)(end - start), names + start));
 		start = end;
@@ -240,7 +239,7 @@ command_run(const struct command_ctx *cx, struct conn *c, const char *text, size
 		do_help(c);
 	} else {
 		msg_tell(c, msg_notice("unknown command /%.*s (try /help)",
-		                           (int)(vlen < 64 ? vlen : 64), verb));
+		                       (int)(vlen < 64 ? vlen : 64), verb));
 	}
 	return false;
 }

@@ -111,9 +111,9 @@ struct conn {
 
 	/* The accept loop's alone, once the connection has left (linger.h). */
 	bool lingering;
-	bool linger_rd_done;    /* its input has ended: no more EPOLLIN */
-	bool linger_wr_done;    /* its queue is written and its write side shut */
-	long linger_due;        /* CLOCK_MONOTONIC ms when it is closed anyway */
+	bool linger_rd_done; /* its input has ended: no more EPOLLIN */
+	bool linger_wr_done; /* its queue is written and its write side shut */
+	long linger_due;     /* CLOCK_MONOTONIC ms when it is closed anyway */
 	struct conn *linger_prev, *linger_next;
 
 	pthread_mutex_t mu;

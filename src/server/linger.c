@@ -117,12 +117,19 @@ linger_event(struct linger_set *l, struct conn *c, uint32_t events)
 		watch(l, c);
 }
 
-long
+void
 linger_expire(struct linger_set *l, long now_ms)
 {
 	while (l->head != NULL && l->head->linger_due <= now_ms)
 		finish(l, l->head);
-	return l->head != NULL ? l->head->linger_due - now_ms : -1;
+}
+
+long
+linger_timeout(const struct linger_set *l, long now_ms)
+{
+	if (l->head == NULL)
+		return -1;
+	return l->head->linger_due > now_ms ? l->head->linger_due - now_ms : 0;
 }
 
 size_t

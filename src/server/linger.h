@@ -42,9 +42,12 @@ void linger_add(struct linger_set *l, struct conn *c, long now_ms);
 /* An epoll event for a lingering c (c->lingering is set). */
 void linger_event(struct linger_set *l, struct conn *c, uint32_t events);
 
-/* Close every connection whose time is up.  Returns the milliseconds until
- * the next one is due, or -1 when none lingers. */
-long linger_expire(struct linger_set *l, long now_ms);
+/* Close every connection whose time is up. */
+void linger_expire(struct linger_set *l, long now_ms);
+
+/* Milliseconds from now_ms until the next is due (0 if one is), or -1 when
+ * none lingers. */
+long linger_timeout(const struct linger_set *l, long now_ms);
 
 /* Connections still lingering. */
 size_t linger_count(const struct linger_set *l);

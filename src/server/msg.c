@@ -63,8 +63,7 @@ stamp_now(void)
 }
 
 struct msg *
-msg_chat(const char *sender, const char *raw, size_t len, size_t max_line, bool private,
-         bool *cut)
+msg_chat(const char *sender, const char *raw, size_t len, size_t max_line, bool private, bool *cut)
 {
 	static const char mark[] = " (private)";
 	const char *stamp = stamp_now();

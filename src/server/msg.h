@@ -45,8 +45,8 @@ void msg_unref(struct msg *m);
  * as for one recipient.  NULL when nothing printable is left (not to be
  * relayed) or when out of memory.
  */
-struct msg *msg_chat(const char *sender, const char *raw, size_t len, size_t max_line,
-                     bool private, bool *cut);
+struct msg *msg_chat(const char *sender, const char *raw, size_t len, size_t max_line, bool private,
+                     bool *cut);
 
 /* The longest chat message a text of max_line bytes can make: what a send
  * queue must hold for one line. */

@@ -3,14 +3,10 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "command.h"
 #include "log.h"
@@ -47,7 +43,7 @@ batch_flush(struct batch *bt)
 {
 	if (bt->n == 0)
 		return;
-	broadcast_send_chat(bt->r->bc, bt->c, bt->msgs, bt->n);
+	broadcast_send_chat(bt->r->cmd.bc, bt->c, bt->msgs, bt->n);
 	for (size_t i = 0; i < bt->n; i++)
 		msg_unref(bt->msgs[i]);
 	bt->n = 0;
@@ -64,10 +60,10 @@ announce_self(struct relay *r, struct conn *c)
 	struct msg *m;
 
 	atomic_store_explicit(&c->announced, true, memory_order_relaxed);
-	m = c->quiet ? msg_notice("%s joined (%zu online)", c->addr, broadcast_online(r->bc))
+	m = c->quiet ? msg_notice("%s joined (%zu online)", c->addr, broadcast_online(r->cmd.bc))
 	             : msg_notice("%s joined (%zu online)", c->addr, c->joined_online);
 	if (m != NULL) {
-		broadcast_send_except(r->bc, &m, &c, 1);
+		broadcast_send_except(r->cmd.bc, &m, &c, 1);
 		msg_unref(m);
 	}
 	if (c->quiet)
@@ -86,7 +82,7 @@ relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 		/* Sanitised as a chat line would be, whole: a command's text
 		 * (/me, /msg) follows --max-line like any other line. */
 		char small[COMMAND_MAX], *text = small;
-		size_t cap = len <= r->max_line / 3 ? 3 * len : r->max_line, n;
+		size_t cap = len <= r->cmd.max_line / 3 ? 3 * len : r->cmd.max_line, n;
 
 		if (cap > sizeof(small) && (text = malloc(cap)) == NULL) {
 			msg_tell(bt->c, msg_notice("out of memory: command not run"));
@@ -106,9 +102,9 @@ relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 		line++; /* "//text" sends "/text" */
 		len--;
 	}
-	m = msg_chat(bt->c->name, line, len, r->max_line, false, &cut);
+	m = msg_chat(bt->c->name, line, len, r->cmd.max_line, false, &cut);
 	if (truncated || cut)
-		msg_tell(bt->c, msg_notice("line too long: cut to %zu bytes", r->max_line));
+		msg_tell(bt->c, msg_notice("line too long: cut to %zu bytes", r->cmd.max_line));
 	if (m == NULL)
 		return; /* nothing left once sanitised (or out of memory) */
 	log_debug("%s: %.*s", bt->c->name, (int)len, line);
@@ -183,7 +179,7 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 {
 	char why[96];
 	bool warn = false, dropped = conn_is_dead(c, why, sizeof(why), &warn);
-	size_t online = broadcast_leave(r->bc, c);
+	size_t online = broadcast_leave(r->cmd.bc, c);
 	bool told = atomic_load_explicit(&c->announced, memory_order_relaxed);
 	struct msg *notice = NULL;
 
@@ -205,7 +201,7 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 	else
 		log_info("%s disconnected (%zu online)", c->name, online);
 	r->reap(r->reap_arg, c); /* c is not ours any more */
-	msg_broadcast(r->bc, NULL, notice);
+	msg_broadcast(r->cmd.bc, NULL, notice);
 }
 
 void
@@ -220,7 +216,7 @@ relay_unsubmitted(struct relay *r)
 {
 	/* The job that will not run may have been the one to write. */
 	if (atomic_fetch_sub(&r->unwritten, 1) == 1)
-		broadcast_flush(r->bc);
+		broadcast_flush(r->cmd.bc);
 	atomic_fetch_sub(&r->inflight, 1);
 }
 
@@ -237,8 +233,8 @@ static void
 job_done(struct relay *r)
 {
 	if (atomic_fetch_sub(&r->unwritten, 1) == 1 ||
-	    broadcast_flush_age(r->bc, mono_ns()) >= FLUSH_AFTER_NS)
-		broadcast_flush(r->bc);
+	    broadcast_flush_age(r->cmd.bc, mono_ns()) >= FLUSH_AFTER_NS)
+		broadcast_flush(r->cmd.bc);
 
 	if (atomic_fetch_sub(&r->inflight, 1) == 1 && atomic_load(r->stopping))
 		wake_signal(r->wakefd);
@@ -264,7 +260,7 @@ relay_announce_job(void *arg, void **result)
 			skip[k++] = c;
 	}
 	if (k > 0)
-		broadcast_send_except(r->bc, msgs, skip, k);
+		broadcast_send_except(r->cmd.bc, msgs, skip, k);
 	for (i = 0; i < k; i++)
 		msg_unref(msgs[i]);
 	for (i = 0; i < j->n; i++) {
@@ -296,9 +292,8 @@ read_input(struct batch *bt)
 		ssize_t n = conn_read(c, buf, sizeof(buf));
 
 		if (n > 0) {
-			atomic_store_explicit(&c->last_heard_ms, mono_ms(),
-			                      memory_order_relaxed);
-			if (line_feed(&c->in, r->max_line, buf, (size_t)n, on_line, bt) != 0)
+			atomic_store_explicit(&c->last_heard_ms, mono_ms(), memory_order_relaxed);
+			if (line_feed(&c->in, r->cmd.max_line, buf, (size_t)n, on_line, bt) != 0)
 				log_warn("%s: out of memory: input lost", c->addr);
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			continue;

@@ -31,9 +31,9 @@
 
 /* What the jobs share; owned by the server, which outlives every job. */
 struct relay {
-	struct broadcast *bc;
-	size_t max_line;
-	struct command_ctx cmd;   /* what commands use: bc and max_line again */
+	/* The registry and --max-line: what the jobs and the commands they
+	 * run both use (command.h). */
+	struct command_ctx cmd;
 	struct flood_limit flood; /* lines per client per second */
 	/* Where a job out of flood tokens parks its connection; wakefd is
 	 * written after each, so that the loop sees the new wake-up time. */

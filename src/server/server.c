@@ -59,8 +59,8 @@ struct server {
 	tp_pool *pool;
 	struct broadcast bc;
 	struct relay relay;
-	struct park park;     /* clients waiting for flood tokens */
-	struct admission adm; /* who gets in; reaping */
+	struct park park;         /* clients waiting for flood tokens */
+	struct admission adm;     /* who gets in; reaping */
 	struct linger_set linger; /* departed clients, closed politely */
 	bool bc_ready, park_ready, adm_ready;
 	atomic_bool stopping;
@@ -260,7 +260,7 @@ static int
 loop_timeout(struct server *s, long next_tick)
 {
 	long now = mono_ms(), t = park_timeout(&s->park, now);
-	long l = linger_expire(&s->linger, now);
+	long l = linger_timeout(&s->linger, now);
 	long tick = next_tick > now ? next_tick - now : 0;
 
 	if (l >= 0 && (t < 0 || l < t))
@@ -369,7 +369,7 @@ stop(struct server *s)
 		broadcast_leave(&s->bc, all[i]);
 		admission_release(&s->adm, all[i]);
 		linger_add(&s->linger, all[i], mono_ms()); /* ours, from accept */
-		conn_unref(all[i]);                         /* the snapshot's */
+		conn_unref(all[i]);                        /* the snapshot's */
 	}
 	free(all);
 	deadline = mono_ms() + FLUSH_MS;
@@ -510,8 +510,7 @@ server_run(const struct server_config *cfg)
 	if ((s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (s.sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
 	    (s.wakefd = wake_open()) < 0) {
-		fprintf(stderr, "chat-server: cannot set up the event loop: %s\n",
-		        strerror(errno));
+		fprintf(stderr, "chat-server: cannot set up the event loop: %s\n", strerror(errno));
 		goto out;
 	}
 	if (watch(&s, s.sigfd, &s.tag_signal) < 0 || watch(&s, s.wakefd, &s.tag_wake) < 0)
@@ -544,8 +543,6 @@ server_run(const struct server_config *cfg)
 	/* Counted once every descriptor of our own is open. */
 	s.adm.max_clients = s.cfg.max_clients > 0 ? s.cfg.max_clients : default_max_clients(nofile);
 
-	s.relay.bc = &s.bc;
-	s.relay.max_line = s.cfg.max_line;
 	s.relay.cmd.bc = &s.bc;
 	s.relay.cmd.max_line = s.cfg.max_line;
 	flood_limit_init(&s.relay.flood, s.cfg.flood_rate, s.cfg.flood_burst);
