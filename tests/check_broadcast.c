@@ -211,11 +211,13 @@ struct bus_log {
 	int chat, notice;        /* calls of each kind */
 	size_t msgs;             /* messages in them */
 	const struct conn *from; /* the last call's sender */
+	struct conn *const *each;
+	bool take;               /* what publish answers: the bus delivers */
 };
 
-static void
-record_publish(void *arg, enum bus_kind kind, const struct conn *from, struct msg *const *msgs,
-               size_t n)
+static bool
+record_publish(void *arg, enum bus_kind kind, const struct conn *from, struct conn *const *each,
+               struct msg *const *msgs, size_t n)
 {
 	struct bus_log *bl = arg;
 
@@ -226,6 +228,8 @@ record_publish(void *arg, enum bus_kind kind, const struct conn *from, struct ms
 		bl->notice++;
 	bl->msgs += n;
 	bl->from = from;
+	bl->each = each;
+	return bl->take;
 }
 
 /*
@@ -236,7 +240,7 @@ record_publish(void *arg, enum bus_kind kind, const struct conn *from, struct ms
 START_TEST(test_the_bus_hook_sees_what_other_servers_must_see)
 {
 	struct broadcast b;
-	struct bus_log bl = { 0, 0, 0, NULL };
+	struct bus_log bl = { 0, 0, 0, NULL, NULL, false };
 	struct pair p[2];
 	struct msg *m = text("x\r\n");
 	struct conn *skip[1];
@@ -256,6 +260,7 @@ START_TEST(test_the_bus_hook_sees_what_other_servers_must_see)
 	skip[0] = p[1].c;
 	ck_assert_uint_eq(broadcast_send_except(&b, &m, skip, 1), 1);
 	ck_assert_int_eq(bl.notice, 2);
+	ck_assert_ptr_eq(bl.each, skip); /* each join notice's subject */
 	ck_assert_uint_eq(broadcast_send_local(&b, NULL, &m, 1), 2);
 	ck_assert_int_eq(bl.chat + bl.notice, 3); /* local only: not handed on */
 	ck_assert_uint_eq(bl.msgs, 3);
@@ -263,6 +268,51 @@ START_TEST(test_the_bus_hook_sees_what_other_servers_must_see)
 	ck_assert_str_eq(drain(p[1].peer), "x\r\nx\r\nx\r\n");
 	msg_unref(m);
 	for (int i = 0; i < 2; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
+/*
+ * A bus that takes the lines (the cluster's link is up) delivers them
+ * itself, later, in the cluster's order: nothing goes out locally now, and
+ * nothing enters the history now.  broadcast_deliver() then fans out to
+ * all but the sender (by its join_seq), records chat, and hands nothing
+ * back to the bus.
+ */
+START_TEST(test_lines_the_bus_takes_go_out_when_it_delivers_them)
+{
+	struct broadcast b;
+	struct bus_log bl = { 0, 0, 0, NULL, NULL, true };
+	struct pair p[3];
+	struct msg *m = text("x\r\n");
+	size_t online;
+
+	ck_assert_int_eq(broadcast_init(&b, 4), 0);
+	b.bus.publish = record_publish;
+	b.bus.arg = &bl;
+	for (int i = 0; i < 3; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	ck_assert_uint_eq(broadcast_send_chat(&b, p[0].c, &m, 1), 0);
+	ck_assert_int_eq(bl.chat, 1);
+	broadcast_flush(&b);
+	ck_assert_str_eq(drain(p[1].peer), ""); /* not yet */
+	ck_assert_uint_eq(b.hist_len, 0);
+
+	ck_assert_uint_eq(broadcast_deliver(&b, p[0].c->join_seq, &m, 1, true), 2);
+	ck_assert_int_eq(bl.chat, 1); /* not handed back */
+	ck_assert_uint_eq(b.hist_len, 1);
+	broadcast_flush(&b);
+	ck_assert_str_eq(drain(p[0].peer), ""); /* its sender hears it from nobody */
+	ck_assert_str_eq(drain(p[1].peer), "x\r\n");
+	ck_assert_str_eq(drain(p[2].peer), "x\r\n");
+	ck_assert_ptr_eq(broadcast_find_seq(&b, p[2].c->join_seq), p[2].c);
+	conn_unref(p[2].c); /* find's reference */
+	ck_assert_ptr_null(broadcast_find_seq(&b, 999));
+	msg_unref(m);
+	for (int i = 0; i < 3; i++)
 		pair_close(&p[i]);
 	broadcast_destroy(&b);
 }
@@ -496,6 +546,7 @@ broadcast_suite(void)
 	tcase_add_test(tc, test_several_lines_fan_out_in_order);
 	tcase_add_test(tc, test_send_except_gives_each_joiner_only_later_joins);
 	tcase_add_test(tc, test_the_bus_hook_sees_what_other_servers_must_see);
+	tcase_add_test(tc, test_lines_the_bus_takes_go_out_when_it_delivers_them);
 	tcase_add_test(tc, test_lines_of_several_fan_outs_leave_in_one_write);
 	tcase_add_test(tc, test_a_long_queue_to_a_reader_that_keeps_up_is_written_at_once);
 	suite_add_tcase(s, tc);

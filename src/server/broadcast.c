@@ -29,8 +29,7 @@ broadcast_init(struct broadcast *b, size_t history)
 	b->out_head = b->out_tail = NULL;
 	b->out_len = 0;
 	atomic_init(&b->out_since, 0);
-	b->bus.publish = NULL;
-	b->bus.arg = NULL;
+	memset(&b->bus, 0, sizeof(b->bus));
 	if (history > 0 && (b->hist = calloc(history, sizeof(*b->hist))) == NULL)
 		return -ENOMEM;
 	if ((rc = pthread_mutex_init(&b->hist_mu, NULL)) != 0)
@@ -190,6 +189,14 @@ record(struct broadcast *b, struct msg *const *msgs, size_t n)
 	pthread_mutex_unlock(&b->hist_mu);
 }
 
+/* Tell the bus the registry changed, if one listens. */
+static void
+member_changed(struct broadcast *b, const struct conn *c, enum bus_member op)
+{
+	if (b->bus.member != NULL)
+		b->bus.member(b->bus.arg, c, op);
+}
+
 int
 broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 {
@@ -212,6 +219,7 @@ broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 	*online = b->n;
 	send_history_locked(b, c);
 	pthread_rwlock_unlock(&b->lock);
+	member_changed(b, c, BUS_JOINED);
 	return 0;
 }
 
@@ -233,8 +241,10 @@ broadcast_leave(struct broadcast *b, struct conn *c)
 	}
 	left = b->n;
 	pthread_rwlock_unlock(&b->lock);
-	if (member)
+	if (member) {
+		member_changed(b, c, BUS_LEFT);
 		conn_unref(c);
+	}
 	return left;
 }
 
@@ -278,13 +288,18 @@ enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip
 enum { FAN_CHAT = 1, FAN_BUS = 2 };
 
 static size_t
-fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
+fan_out(struct broadcast *b, const struct conn *from, uint64_t from_seq, struct msg *const *msgs,
         struct conn *const *skip, size_t n, int how)
 {
 	bool chat = how & FAN_CHAT;
 	struct conn *noted[NOTE_CHUNK], *now[NOTE_CHUNK];
 	size_t nnoted = 0, nnow = 0, sent = 0, i;
 
+	/* Taken by the bus: we fan out when the cluster's log brings the
+	 * lines back, in its order (bus.h). */
+	if ((how & FAN_BUS) && b->bus.publish != NULL &&
+	    b->bus.publish(b->bus.arg, chat ? BUS_CHAT : BUS_NOTICE, from, skip, msgs, n))
+		return 0;
 	pthread_rwlock_rdlock(&b->lock);
 	if (chat && b->hist_max > 0)
 		record(b, msgs, n);
@@ -292,7 +307,7 @@ fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
 		struct conn *c = b->conns[i];
 		int rc;
 
-		if (c == from)
+		if (c == from || (from_seq != 0 && c->join_seq == from_seq))
 			continue;
 		rc = enqueue_except(c, msgs, skip, n);
 		if (rc < 0)
@@ -319,35 +334,82 @@ fan_out(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
 		conn_flush(now[i]);
 		conn_unref(now[i]);
 	}
-	if ((how & FAN_BUS) && b->bus.publish != NULL)
-		b->bus.publish(b->bus.arg, chat ? BUS_CHAT : BUS_NOTICE, from, msgs, n);
 	return sent;
 }
 
 size_t
 broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, msgs, NULL, n, FAN_BUS);
+	return fan_out(b, from, 0, msgs, NULL, n, FAN_BUS);
 }
 
 size_t
 broadcast_send_local(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                      size_t n)
 {
-	return fan_out(b, from, msgs, NULL, n, 0);
+	return fan_out(b, from, 0, msgs, NULL, n, 0);
 }
 
 size_t
 broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, msgs, NULL, n, FAN_CHAT | FAN_BUS);
+	return fan_out(b, from, 0, msgs, NULL, n, FAN_CHAT | FAN_BUS);
 }
 
 size_t
 broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                       size_t n)
 {
-	return fan_out(b, NULL, msgs, skip, n, FAN_BUS);
+	return fan_out(b, NULL, 0, msgs, skip, n, FAN_BUS);
+}
+
+size_t
+broadcast_deliver(struct broadcast *b, uint64_t from_seq, struct msg *const *msgs, size_t n,
+                  bool chat)
+{
+	return fan_out(b, NULL, from_seq, msgs, NULL, n, chat ? FAN_CHAT : 0);
+}
+
+void
+broadcast_record(struct broadcast *b, struct msg *const *msgs, size_t n)
+{
+	if (b->hist_max == 0)
+		return;
+	pthread_rwlock_rdlock(&b->lock);
+	record(b, msgs, n);
+	pthread_rwlock_unlock(&b->lock);
+}
+
+struct conn *
+broadcast_find_seq(struct broadcast *b, uint64_t seq)
+{
+	struct conn *found = NULL;
+
+	pthread_rwlock_rdlock(&b->lock);
+	for (size_t i = 0; i < b->n; i++)
+		if (b->conns[i]->join_seq == seq) {
+			found = b->conns[i];
+			conn_ref(found);
+			break;
+		}
+	pthread_rwlock_unlock(&b->lock);
+	return found;
+}
+
+bool
+broadcast_nick_free(struct broadcast *b, const struct conn *c, const char *nick)
+{
+	bool free_ = true;
+
+	pthread_rwlock_rdlock(&b->lock);
+	for (size_t i = 0; i < b->n && free_; i++) {
+		struct conn *m = b->conns[i];
+
+		if (m != c && m->nick[0] != '\0' && strcasecmp(m->nick, nick) == 0)
+			free_ = false;
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return free_;
 }
 
 int
@@ -368,6 +430,7 @@ broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick)
 	snprintf(c->nick, sizeof(c->nick), "%s", nick);
 	snprintf(c->name, sizeof(c->name), "%s@%s", c->nick, c->addr);
 	pthread_rwlock_unlock(&b->lock);
+	member_changed(b, c, BUS_RENAMED);
 	return 0;
 }
 

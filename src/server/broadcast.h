@@ -19,6 +19,7 @@
 #define BROADCAST_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -103,6 +104,26 @@ size_t broadcast_send_chat(struct broadcast *b, const struct conn *from, struct 
  */
 size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                              size_t n);
+
+/*
+ * For the bus (bus.h): msgs, in order, to the local members but the one
+ * whose join_seq is from_seq (0: none), without handing them to the bus
+ * again; chat lines enter the history.  What came back from the cluster's
+ * log, or what the bus keeps for it while the link is down.
+ */
+size_t broadcast_deliver(struct broadcast *b, uint64_t from_seq, struct msg *const *msgs, size_t n,
+                         bool chat);
+
+/* Chat lines into the history only (the bus, filling it from the
+ * cluster's log at start). */
+void broadcast_record(struct broadcast *b, struct msg *const *msgs, size_t n);
+
+/* The member whose join_seq is seq, with a reference for the caller;
+ * NULL if none. */
+struct conn *broadcast_find_seq(struct broadcast *b, uint64_t seq);
+
+/* No member but c has this nick (without regard to case), now. */
+bool broadcast_nick_free(struct broadcast *b, const struct conn *c, const char *nick);
 
 /*
  * Write to every recipient on the out list.  Safe from any thread, and from

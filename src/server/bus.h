@@ -1,20 +1,27 @@
 /*
- * The bus: the one way out to other servers.  The broadcast module fans
- * every line out to the local connections; what other servers of a
- * cluster must also see (chat lines, join, leave and nick notices) it
- * hands to this hook as well.  A cluster module (Redis behind it) sets the
- * hook and brings other servers' lines back in through the same local
- * fan-out (broadcast_send_local), so nothing in broadcast, relay or
- * commands changes for it.  Standalone, the hook is empty.
+ * The bus: the one way out to other servers.  The broadcast module hands
+ * the hook every fan-out other servers of a cluster must also see (chat
+ * lines, join, leave and nick notices) before it fans out locally; the
+ * cluster module (cluster.h, Redis behind it) sets the hook.  Standalone,
+ * the hook is empty and nothing changes.
  *
- * Threads: publish is called by whichever thread fanned out (a relay job,
- * the announce job), after the local fan-out and with no lock held.  It
- * must not block and must not call back into broadcast: it queues to the
- * bus's own thread, which alone talks to the other system.
+ * Order.  While the link to the other servers is up, the bus takes the
+ * messages (publish returns true): the local fan-out then happens when
+ * they come back from the cluster's log (broadcast_deliver), so that every
+ * client of every server sees the room's lines in the one order that log
+ * gives.  While it is down, publish keeps them for later and returns
+ * false: the local clients hear them at once.
+ *
+ * Threads: every hook is called by whichever thread fanned out or changed
+ * the registry (a relay job, the announce job, the accept loop), with no
+ * lock of the registry held.  None may block or call back into broadcast:
+ * they queue to the bus's own thread, which alone talks to the other
+ * system, and reply (claim_nick, tell) later, from that thread.
  */
 #ifndef BUS_H
 #define BUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct conn;
@@ -25,11 +32,39 @@ enum bus_kind {
 	BUS_NOTICE, /* joins, departures, nick changes */
 };
 
+enum bus_member {
+	BUS_JOINED, /* c is in the registry now */
+	BUS_LEFT,   /* c has left it */
+	BUS_RENAMED /* c->nick and c->name changed */
+};
+
 struct bus_hook {
-	/* NULL: standalone.  msgs are borrowed for the call (take a
-	 * reference to keep one); from is the sender, or NULL. */
-	void (*publish)(void *arg, enum bus_kind kind, const struct conn *from,
-	                struct msg *const *msgs, size_t n);
+	/*
+	 * NULL: standalone.  msgs are borrowed for the call (take a reference
+	 * to keep one).  The sender of each is each[i] if each is not NULL,
+	 * else from (NULL: the server).  Returns true if the bus has taken
+	 * them for delivery in the cluster's order (see above).
+	 */
+	bool (*publish)(void *arg, enum bus_kind kind, const struct conn *from,
+	                struct conn *const *each, struct msg *const *msgs, size_t n);
+	/* The registry changed (presence for other servers' /who). */
+	void (*member)(void *arg, const struct conn *c, enum bus_member op);
+	/*
+	 * Ask for nick (valid, free on this server) for member c.  Returns 0
+	 * when asked: the answer reaches c's own job later, through
+	 * conn_take_nick(); -ENOTCONN while the link is down; -EBUSY if c
+	 * already waits for one; -ENOMEM.
+	 */
+	int (*claim_nick)(void *arg, struct conn *c, const char *nick);
+	/*
+	 * A private message m for nick, who is not on this server.  Returns 0
+	 * when taken (the bus tells from "sent to" or "no such nick" itself),
+	 * or -ENOTCONN / -ENOMEM.  m is borrowed.
+	 */
+	int (*tell)(void *arg, struct conn *from, const char *nick, struct msg *m);
+	/* The names on the other servers, ", "-joined in a new string, and
+	 * their count; NULL with *n == 0 when none or unknown. */
+	char *(*names)(void *arg, size_t *n);
 	void *arg;
 };
 

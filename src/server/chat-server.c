@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #include "log.h"
 #include "msg.h"
+#include "redis_url.h"
 #include "server.h"
 
 #define DEFAULT_PORT "4333"
@@ -22,6 +24,10 @@
 #define DEFAULT_MAX_LINE 4096
 #define DEFAULT_FLOOD_RATE 10
 #define DEFAULT_FLOOD_BURST 20
+#define DEFAULT_CLUSTER "chat"
+#define DEFAULT_BACKLOG 10000
+#define DEFAULT_REDIS_TIMEOUT 10
+#define DEFAULT_NODE_TIMEOUT 15
 
 static void
 usage(FILE *fp)
@@ -44,6 +50,15 @@ usage(FILE *fp)
 	        "      --history N          chat lines replayed to a newcomer (default 0)\n"
 	        "      --flood-rate N       lines per second per client (default 10; 0: off)\n"
 	        "      --flood-burst N      lines at once before the rate applies (default 20)\n"
+	        "      --redis URL          join a cluster through Redis:\n"
+	        "                           redis://[[user]:password@]host[:port][/db] or\n"
+	        "                           unix:/path/to/redis.sock (default: standalone)\n"
+	        "      --cluster NAME       the cluster's key namespace (default chat)\n"
+	        "      --node NAME          this server's name (default HOST:PORT)\n"
+	        "      --cluster-backlog N  our lines kept while Redis is away (default\n"
+	        "                           10000, and 839 bytes a line: 8 MiB)\n"
+	        "      --redis-timeout SECS a Redis silent this long is dropped (default 10)\n"
+	        "      --node-timeout SECS  a server silent this long is gone (default 15)\n"
 	        "  -l, --log-level LEVEL    error, warn, info or debug (default info)\n"
 	        "  -h, --help               this help\n"
 	        "  -V, --version            the version\n");
@@ -85,6 +100,24 @@ check_together(const struct server_config *cfg)
 	return 0;
 }
 
+/* A cluster or node name: it goes into Redis keys and log lines. */
+static bool
+name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-' || ch == ':'))
+			return false;
+	}
+	return true;
+}
+
 static unsigned long long
 parse_number(const char *opt, const char *val, unsigned long long min, unsigned long long max,
              const char *expected)
@@ -112,7 +145,13 @@ main(int argc, char **argv)
 		OPT_IDLE,
 		OPT_PER_IP,
 		OPT_FLOOD_RATE,
-		OPT_FLOOD_BURST
+		OPT_FLOOD_BURST,
+		OPT_REDIS,
+		OPT_CLUSTER,
+		OPT_NODE,
+		OPT_BACKLOG,
+		OPT_REDIS_TIMEOUT,
+		OPT_NODE_TIMEOUT
 	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -126,6 +165,12 @@ main(int argc, char **argv)
 		{ "max-per-ip", required_argument, NULL, OPT_PER_IP },
 		{ "flood-rate", required_argument, NULL, OPT_FLOOD_RATE },
 		{ "flood-burst", required_argument, NULL, OPT_FLOOD_BURST },
+		{ "redis", required_argument, NULL, OPT_REDIS },
+		{ "cluster", required_argument, NULL, OPT_CLUSTER },
+		{ "node", required_argument, NULL, OPT_NODE },
+		{ "cluster-backlog", required_argument, NULL, OPT_BACKLOG },
+		{ "redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT },
+		{ "node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -140,7 +185,13 @@ main(int argc, char **argv)
 		.max_line = DEFAULT_MAX_LINE,
 		.flood_rate = DEFAULT_FLOOD_RATE,
 		.flood_burst = DEFAULT_FLOOD_BURST,
+		.cluster = DEFAULT_CLUSTER,
+		.cluster_backlog = DEFAULT_BACKLOG,
+		.redis_timeout = DEFAULT_REDIS_TIMEOUT,
+		.node_timeout = DEFAULT_NODE_TIMEOUT,
 	};
+	struct redis_url url;
+	char err[200];
 	enum log_level level = LOG_INFO;
 	int c;
 
@@ -195,6 +246,43 @@ main(int argc, char **argv)
 			cfg.flood_burst =
 			        (unsigned)parse_number("--flood-burst", optarg, 1, 1000000,
 			                               "a number of lines from 1 to 1000000");
+			break;
+		case OPT_REDIS:
+#ifndef HAVE_HIREDIS
+			fprintf(stderr, "chat-server: --redis: this chat-server was built without "
+			                "hiredis (configure --with-hiredis; Debian: libhiredis-dev)\n");
+			return 2;
+#endif
+			if (redis_url_parse(optarg, &url, err, sizeof(err)) != 0) {
+				fprintf(stderr, "chat-server: invalid --redis '%s': %s\n", optarg, err);
+				return 2;
+			}
+			cfg.redis = optarg;
+			break;
+		case OPT_CLUSTER:
+			if (!name_ok(optarg))
+				bad_value("--cluster", optarg,
+				          "1 to 64 letters, digits, '.', '_', '-' or ':'");
+			cfg.cluster = optarg;
+			break;
+		case OPT_NODE:
+			if (!name_ok(optarg))
+				bad_value("--node", optarg,
+				          "1 to 64 letters, digits, '.', '_', '-' or ':'");
+			cfg.node = optarg;
+			break;
+		case OPT_BACKLOG:
+			cfg.cluster_backlog =
+			        (size_t)parse_number("--cluster-backlog", optarg, 100, 10000000,
+			                             "a number of lines from 100 to 10000000");
+			break;
+		case OPT_REDIS_TIMEOUT:
+			cfg.redis_timeout = (unsigned)parse_number("--redis-timeout", optarg, 1, 300,
+			                                           "a number of seconds from 1 to 300");
+			break;
+		case OPT_NODE_TIMEOUT:
+			cfg.node_timeout = (unsigned)parse_number("--node-timeout", optarg, 2, 300,
+			                                          "a number of seconds from 2 to 300");
 			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)

@@ -71,6 +71,30 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	}
 	memcpy(nick, arg, n);
 	nick[n] = '\0';
+	if (cx->bc->bus.claim_nick != NULL) {
+		/* A cluster: free here is not enough; Redis decides, and the
+		 * answer comes back to this connection's job. */
+		if (!broadcast_nick_free(cx->bc, c, nick)) {
+			msg_tell(c, msg_notice("nick %s is taken", nick));
+			return;
+		}
+		if (conn_ask_nick(c, nick) != 0) {
+			msg_tell(c, msg_notice("a nick change is already under way"));
+			return;
+		}
+		rc = cx->bc->bus.claim_nick(cx->bc->bus.arg, c, nick);
+		if (rc != 0) {
+			char ignored[CONN_NICK_MAX + 1];
+
+			conn_answer_nick(c, CONN_NICK_FAILED);
+			conn_take_nick(c, ignored, sizeof(ignored));
+			msg_tell(c, msg_notice("%s", rc == -ENOTCONN
+			                                     ? "cluster link down: nicks cannot change "
+			                                       "until it is back"
+			                                     : "out of memory: nick not changed"));
+		}
+		return;
+	}
 	memcpy(old, c->name, sizeof(old)); /* ours to read: only we write it */
 	if ((rc = broadcast_set_nick(cx->bc, c, nick)) == -EEXIST) {
 		msg_tell(c, msg_notice("nick %s is taken", nick));
@@ -80,12 +104,55 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, nick));
 }
 
+void
+command_nick_answer(const struct command_ctx *cx, struct conn *c)
+{
+	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)];
+
+	switch (conn_take_nick(c, nick, sizeof(nick))) {
+	case CONN_NICK_GRANTED:
+		memcpy(old, c->name, sizeof(old));
+		if (broadcast_set_nick(cx->bc, c, nick) != 0) {
+			/* Taken here meanwhile by a local client the cluster
+			 * had refused: cannot happen while Redis decides, and
+			 * if it does, nobody gets two. */
+			msg_tell(c, msg_notice("nick %s is taken", nick));
+			return;
+		}
+		msg_tell(c, msg_notice("you are now %s", nick));
+		msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, nick));
+		break;
+	case CONN_NICK_TAKEN:
+		msg_tell(c, msg_notice("nick %s is taken", nick));
+		break;
+	case CONN_NICK_FAILED:
+		msg_tell(c, msg_notice("cluster link down: nick %s not taken; try again", nick));
+		break;
+	default:
+		break;
+	}
+}
+
 static void
 do_who(const struct command_ctx *cx, struct conn *c)
 {
-	size_t n, len, start = 0;
-	char *names = broadcast_names(cx->bc, &n);
+	size_t n, len, start = 0, rn = 0;
+	char *names = broadcast_names(cx->bc, &n), *remote = NULL;
 
+	if (names != NULL && cx->bc->bus.names != NULL &&
+	    (remote = cx->bc->bus.names(cx->bc->bus.arg, &rn)) != NULL) {
+		/* Other servers' clients after ours. */
+		size_t ln = strlen(names);
+		char *all = malloc(ln + 2 + strlen(remote) + 1);
+
+		if (all != NULL) {
+			sprintf(all, "%s%s%s", names, ln > 0 ? ", " : "", remote);
+			free(names);
+			names = all;
+			n += rn;
+		}
+		free(remote);
+	}
 	if (names == NULL) {
 		msg_tell(c, msg_notice("%s", "out of memory"));
 		return;
@@ -175,6 +242,24 @@ do_msg(const struct command_ctx *cx, struct conn *c, const char *args, const cha
 		/* Its nick as it is now, copied under the registry's lock: the
 		 * recipient may be renaming itself at this very moment. */
 		to = broadcast_find_nick(cx->bc, nick, to_nick, sizeof(to_nick));
+	}
+	if (to == NULL && cx->bc->bus.tell != NULL && command_nick_valid(who, n)) {
+		/* Perhaps on another server: the bus finds out, and says. */
+		int rc;
+
+		m = msg_chat(c->name, p, (size_t)(end - p), cx->max_line, true, &cut2);
+		if (cut || cut2)
+			tell_cut(cx, c);
+		if (m == NULL)
+			return;
+		rc = cx->bc->bus.tell(cx->bc->bus.arg, c, nick, m);
+		msg_unref(m);
+		if (rc == -ENOTCONN)
+			msg_tell(c, msg_notice("no such nick on this server: %s (cluster link down)",
+			                       nick));
+		else if (rc != 0)
+			msg_tell(c, msg_notice("out of memory: message not sent"));
+		return;
 	}
 	if (to == NULL) {
 		msg_tell(c, msg_notice("no such nick: %.*s", (int)(n < 64 ? n : 64), who));

@@ -6,7 +6,9 @@
  * can forge one.
  *
  *   /nick NAME        take a nick: 1 to 16 ASCII letters, digits, _ or -,
- *                     a letter first; unique without regard to case
+ *                     a letter first; unique without regard to case (in a
+ *                     cluster, across every server: the bus asks Redis, and
+ *                     the answer comes back to the client's own job)
  *   /who, /names      who is online, and how many
  *   /me TEXT          an action: "<sender> | <time> | * alice TEXT"
  *   /msg NAME TEXT    to that client only, marked "(private)" after the
@@ -40,6 +42,12 @@ struct command_ctx {
  */
 bool command_run(const struct command_ctx *cx, struct conn *c, const char *text, size_t len,
                  bool cut, char *reason, size_t reason_len);
+
+/*
+ * In c's own job: apply the cluster's answer to a /nick c asked for (bus.h
+ * claim_nick), if one has come.  Standalone, nothing ever waits.
+ */
+void command_nick_answer(const struct command_ctx *cx, struct conn *c);
 
 /* True if s (n bytes) is a valid nick. */
 bool command_nick_valid(const char *s, size_t n);

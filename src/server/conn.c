@@ -120,6 +120,60 @@ conn_is_dead(struct conn *c, char *why, size_t len, bool *warn)
 	return dead;
 }
 
+int
+conn_ask_nick(struct conn *c, const char *nick)
+{
+	int rc = -EBUSY;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->nick_state == CONN_NICK_NONE) {
+		c->nick_state = CONN_NICK_PENDING;
+		snprintf(c->nick_offer, sizeof(c->nick_offer), "%s", nick);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+bool
+conn_answer_nick(struct conn *c, enum conn_nick state)
+{
+	bool open;
+
+	pthread_mutex_lock(&c->mu);
+	open = c->nick_state == CONN_NICK_PENDING;
+	if (open)
+		c->nick_state = (int)state;
+	pthread_mutex_unlock(&c->mu);
+	return open;
+}
+
+enum conn_nick
+conn_take_nick(struct conn *c, char *nick, size_t len)
+{
+	enum conn_nick st;
+
+	pthread_mutex_lock(&c->mu);
+	st = (enum conn_nick)c->nick_state;
+	if (st > CONN_NICK_PENDING) {
+		snprintf(nick, len, "%s", c->nick_offer);
+		c->nick_state = CONN_NICK_NONE;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return st;
+}
+
+bool
+conn_nick_answered(struct conn *c)
+{
+	bool answered;
+
+	pthread_mutex_lock(&c->mu);
+	answered = c->nick_state > CONN_NICK_PENDING;
+	pthread_mutex_unlock(&c->mu);
+	return answered;
+}
+
 size_t
 conn_pending(struct conn *c)
 {

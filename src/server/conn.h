@@ -127,6 +127,20 @@ struct conn {
 	bool dead;     /* mu: no more output; queue emptied */
 	char why[96];  /* mu: why it died, for the log */
 	bool why_warn; /* mu: worth a warning (not a mere departure) */
+
+	/* mu: a nick asked of the cluster (bus.h claim_nick) and its answer,
+	 * which only the connection's own job applies (conn_take_nick). */
+	int nick_state; /* enum conn_nick */
+	char nick_offer[CONN_NICK_MAX + 1];
+};
+
+/* Where a nick asked of the cluster stands. */
+enum conn_nick {
+	CONN_NICK_NONE,    /* nothing asked */
+	CONN_NICK_PENDING, /* asked, no answer yet */
+	CONN_NICK_GRANTED, /* the cluster gave it: apply it */
+	CONN_NICK_TAKEN,   /* someone on another server has it */
+	CONN_NICK_FAILED,  /* the link went down before the answer */
 };
 
 /*
@@ -205,5 +219,16 @@ bool conn_is_dead(struct conn *c, char *why, size_t len, bool *warn);
 
 /* Bytes queued and not yet sent. */
 size_t conn_pending(struct conn *c);
+
+/* Mark nick as asked of the cluster: 0, or -EBUSY if one already is. */
+int conn_ask_nick(struct conn *c, const char *nick);
+/* The answer (state > CONN_NICK_PENDING), from the bus's thread.  Returns
+ * true if the question was still open (the answer is recorded). */
+bool conn_answer_nick(struct conn *c, enum conn_nick state);
+/* For c's own job: an answer waiting (its nick copied to nick, the state
+ * returned and cleared), or CONN_NICK_NONE / CONN_NICK_PENDING. */
+enum conn_nick conn_take_nick(struct conn *c, char *nick, size_t len);
+/* Whether an answer waits for c's job (for the bus, to see it was taken). */
+bool conn_nick_answered(struct conn *c);
 
 #endif /* CONN_H */

@@ -32,6 +32,9 @@
 
 #include "accept.h"
 #include "broadcast.h"
+#ifdef HAVE_HIREDIS
+#include "cluster.h"
+#endif
 #include "conn.h"
 #include "linger.h"
 #include "log.h"
@@ -64,6 +67,9 @@ struct server {
 	struct linger_set linger; /* departed clients, closed politely */
 	bool bc_ready, park_ready, adm_ready;
 	atomic_bool stopping;
+#ifdef HAVE_HIREDIS
+	struct cluster *cluster; /* NULL: standalone */
+#endif
 
 	/* epoll markers for the descriptors that are not clients */
 	char tag_signal, tag_wake, tag_listen[MAX_LISTEN];
@@ -361,6 +367,12 @@ stop(struct server *s)
 	 * after the last poll: no job is left to push more. */
 	admission_reap(&s->adm, &s->linger, mono_ms());
 
+#ifdef HAVE_HIREDIS
+	/* These departures are the cluster's goodbye (cluster_stop), not
+	 * presence changes one by one. */
+	if (s->cluster != NULL)
+		cluster_leaving(s->cluster);
+#endif
 	/* Local only: other servers of a cluster are not stopping. */
 	msg_broadcast_local(&s->bc, NULL, msg_notice("server shutting down"));
 	broadcast_flush(&s->bc);
@@ -470,6 +482,79 @@ log_listening(struct server *s, unsigned workers)
 	}
 }
 
+#ifdef HAVE_HIREDIS
+/*
+ * From the bus thread: run c's job soon, for the cluster's answer to its
+ * /nick (command_nick_answer).  Through the park, due now, as a job out
+ * of flood tokens is: the loop submits it.  A job already in flight or
+ * parked takes the answer itself when it runs; the bus asks again until
+ * the answer is taken.
+ */
+static void
+kick(void *arg, struct conn *c)
+{
+	struct server *s = arg;
+
+	if (atomic_load(&s->stopping) || !conn_job_begin(c))
+		return;
+	conn_ref(c);
+	if (park_push(&s->park, c, mono_ms()) != 0) {
+		conn_job_end(c);
+		conn_unref(c);
+		return;
+	}
+	wake_signal(s->wakefd);
+}
+
+/* --node's default: this host and the port we listen on. */
+static void
+default_node(struct server *s, char *out, size_t len)
+{
+	char host[256];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char addr[NET_ADDRSTRLEN];
+	const char *port = "0";
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	if (s->nlisten > 0 && getsockname(s->lfds[0], (struct sockaddr *)&ss, &sl) == 0) {
+		char *colon;
+
+		net_format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
+		if ((colon = strrchr(addr, ':')) != NULL)
+			port = colon + 1;
+	}
+	snprintf(out, len, "%.40s:%s", host, port);
+}
+
+static int
+start_cluster(struct server *s)
+{
+	struct cluster_config cc = { 0 };
+	char err[200], node[64];
+	int rc;
+
+	if (redis_url_parse(s->cfg.redis, &cc.url, err, sizeof(err)) != 0) {
+		fprintf(stderr, "chat-server: invalid --redis '%s': %s\n", s->cfg.redis, err);
+		return -EINVAL;
+	}
+	if (s->cfg.node == NULL)
+		default_node(s, node, sizeof(node));
+	cc.name = s->cfg.cluster;
+	cc.node = s->cfg.node != NULL ? s->cfg.node : node;
+	cc.backlog = s->cfg.cluster_backlog;
+	cc.timeout_ms = s->cfg.redis_timeout * 1000;
+	cc.node_timeout_ms = s->cfg.node_timeout * 1000;
+	cc.history = s->cfg.history;
+	rc = cluster_start(&s->cluster, &cc, &s->bc, kick, s);
+	if (rc != 0)
+		fprintf(stderr, "chat-server: cannot start the cluster link: %s\n", strerror(-rc));
+	return rc;
+}
+#endif
+
 int
 server_run(const struct server_config *cfg)
 {
@@ -554,6 +639,10 @@ server_run(const struct server_config *cfg)
 	atomic_init(&s.relay.inflight, 0);
 	atomic_init(&s.relay.unwritten, 0);
 
+#ifdef HAVE_HIREDIS
+	if (s.cfg.redis != NULL && start_cluster(&s) != 0)
+		goto out;
+#endif
 	tp_pool_stats(s.pool, &st);
 	log_listening(&s, st.max_workers);
 	log_info("limits: %zu clients, %zu bytes of send queue each", s.adm.max_clients,
@@ -561,6 +650,11 @@ server_run(const struct server_config *cfg)
 
 	run_loop(&s);
 	stop(&s);
+#ifdef HAVE_HIREDIS
+	if (s.cluster != NULL)
+		cluster_stop(s.cluster); /* says goodbye for our clients */
+	s.cluster = NULL;
+#endif
 	status = 0;
 	goto out;
 
@@ -570,6 +664,10 @@ out_rc:
 out_errno:
 	fprintf(stderr, "chat-server: cannot set up the event loop: %s\n", strerror(errno));
 out:
+#ifdef HAVE_HIREDIS
+	if (s.cluster != NULL)
+		cluster_stop(s.cluster);
+#endif
 	if (s.pool != NULL)
 		tp_pool_free(s.pool); /* waits for any job still running */
 	if (s.bc_ready)

@@ -23,6 +23,14 @@ struct server_config {
 	unsigned max_per_ip;   /* clients from one address at once; 0: no limit */
 	unsigned flood_rate;   /* lines per second per client; 0: no limit */
 	unsigned flood_burst;  /* lines at once before flood_rate applies */
+
+	/* A cluster (cluster.h): redis NULL is standalone. */
+	const char *redis;       /* --redis URL, already checked */
+	const char *cluster;     /* --cluster: key namespace */
+	const char *node;        /* --node; NULL: HOST:PORT */
+	size_t cluster_backlog;  /* lines kept while the link is down */
+	unsigned redis_timeout;  /* seconds */
+	unsigned node_timeout;   /* seconds */
 };
 
 /*

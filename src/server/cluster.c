@@ -1,0 +1,1624 @@
+/*
+ * The cluster's bus thread; see cluster.h, and docs/cluster.md for the
+ * guarantees.
+ *
+ * Threads and locks
+ * -----------------
+ * - The bus thread owns both hiredis contexts, the link state, the read
+ *   positions, the origins table and the kick list: nothing else touches
+ *   them.
+ * - mu guards the outbox, up, ops_on and the op queue: the hooks (any
+ *   thread) take it briefly to queue; the bus thread to send and to
+ *   deliver.  Lock order: mu -> registry lock -> conn mu (the bus
+ *   delivers our own lines under mu, so that one sender's lines reach our
+ *   clients in order across a change of link state).
+ * - names_mu guards the cached names of the other servers' clients.
+ */
+#define _GNU_SOURCE /* getrandom's header on older glibc, strcasecmp */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include "cluster.h"
+#include "cluster_lua.h"
+#include "log.h"
+#include "mono.h"
+#include "msg.h"
+#include "origins.h"
+#include "outbox.h"
+#include "wake.h"
+
+/* The room's stream keeps about this many entries (XADD MAXLEN ~). */
+#define STREAM_MAXLEN 100000
+/* Entries one XREAD brings at most, and how long it blocks. */
+#define READ_COUNT 512
+#define READ_BLOCK_MS 1000
+/* Heartbeat, reaper and names refresh period. */
+#define BEAT_MS 1000
+/* Reconnect backoff. */
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 2000
+/* How long a nick answer waits for its connection's job, and how often the
+ * bus asks again. */
+#define KICK_GIVE_UP_MS 5000
+#define KICK_RETRY_MS 20
+/* Shutdown: how long to wait for Redis to take what is queued, then for
+ * the goodbye script. */
+#define STOP_FLUSH_MS 2000
+#define STOP_REAP_MS 1000
+/* Bytes of backlog per line of --cluster-backlog: 8 MiB at 10,000. */
+#define BACKLOG_BYTES_PER_LINE 839
+
+#define KEY_MAX 200
+#define NAME_MAX_ 64
+
+enum state { DOWN, CONNECTING, UP };
+
+struct link {
+	struct cluster *cl;
+	redisAsyncContext *ac;
+	const char *what;
+	int fd;
+	uint32_t events;
+	bool ready; /* its part of the handshake answered */
+};
+
+enum op_type { OP_MEMBER_SET, OP_MEMBER_DEL, OP_CLAIM, OP_TELL };
+
+/* Work for the writer, queued by the hooks. */
+struct op {
+	enum op_type type;
+	uint64_t id;
+	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN];
+	char nick[CONN_NICK_MAX + 1];    /* the member's nick now; CLAIM: the new one */
+	char oldnick[CONN_NICK_MAX + 1]; /* CLAIM: the one it gives up */
+	struct conn *c;                  /* CLAIM, TELL: a reference */
+	struct msg *m;                   /* TELL: a reference */
+	struct op *next;
+};
+
+struct kick {
+	struct conn *c; /* a reference */
+	long give_up_ms;
+	struct kick *next;
+};
+
+struct cluster {
+	struct cluster_config cfg;
+	char node[NAME_MAX_ + 1];
+	char prefix[NAME_MAX_ + 2];                    /* "chat:" */
+	char k_epoch[KEY_MAX], k_nodes[KEY_MAX], k_incs[KEY_MAX], k_nicks[KEY_MAX];
+	char k_room[KEY_MAX], k_members[KEY_MAX], k_inbox[KEY_MAX];
+	char inc[17];                                  /* this run's incarnation */
+	char origin_key[ORIGIN_KEY_MAX];               /* "node/inc" */
+	char where[300];                               /* the Redis, for logs */
+	struct broadcast *bc;
+	void (*kick_fn)(void *, struct conn *);
+	void *kick_arg;
+
+	pthread_t thread;
+	int epfd, evfd;
+	char tag_ev;
+	atomic_bool stopping, leaving;
+
+	pthread_mutex_t mu;
+	struct outbox out;        /* mu */
+	uint64_t self_delivered;  /* mu: our highest seq our clients have */
+	bool up;                  /* mu: lines go round the stream */
+	bool ops_on;              /* mu: presence changes are queued */
+	struct op *ops, **ops_tail; /* mu */
+
+	pthread_mutex_t names_mu;
+	char *names;   /* names_mu: ", "-joined */
+	size_t nnames; /* names_mu */
+
+	/* The bus thread's alone. */
+	struct link w, r;
+	enum state state;
+	long handshake_due, next_try, backoff, next_beat;
+	long ping_sent, read_sent; /* 0: nothing outstanding */
+	char epoch[40];
+	bool have_epoch, epoch_changed, reaped, ever_up, told_lost, first;
+	char room_id[48], inbox_id[48];
+	struct origins origins;
+	struct kick *kicks;
+	struct log_limit fail_limit;
+	uint64_t lost_logged;
+	long stop_phase_due;
+	int stop_phase; /* 0 running, 1 flushing, 2 waiting for the goodbye, 3 done */
+};
+
+/* --- small helpers ------------------------------------------------------------ */
+
+static void
+wake_bus(struct cluster *cl)
+{
+	wake_signal(cl->evfd);
+}
+
+/* Parse a stream id "ms-seq". */
+static bool
+id_parse(const char *s, uint64_t *ms, uint64_t *seq)
+{
+	char *end;
+
+	*ms = strtoull(s, &end, 10);
+	if (*end != '-')
+		return false;
+	*seq = strtoull(end + 1, &end, 10);
+	return *end == '\0';
+}
+
+static int
+id_cmp(const char *a, const char *b)
+{
+	uint64_t am, as, bm, bs;
+
+	if (!id_parse(a, &am, &as) || !id_parse(b, &bm, &bs))
+		return 0;
+	if (am != bm)
+		return am < bm ? -1 : 1;
+	return as < bs ? -1 : as > bs ? 1 : 0;
+}
+
+static void
+lower(char *out, size_t len, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && s[i] != '\0'; i++)
+		out[i] = (char)tolower((unsigned char)s[i]);
+	out[i] = '\0';
+}
+
+static void
+random_hex(char *out, size_t len)
+{
+	unsigned char b[8];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b)) {
+		/* No entropy source: time and pid still differ per run. */
+		uint64_t x = (uint64_t)mono_ns() ^ ((uint64_t)getpid() << 32);
+
+		memcpy(b, &x, sizeof(b));
+	}
+	snprintf(out, len, "%02x%02x%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
+	         b[6], b[7]);
+}
+
+/* The field of an entry's [f, v, f, v ...] array, or NULL. */
+static const redisReply *
+field(const redisReply *fv, const char *name)
+{
+	if (fv == NULL || fv->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < fv->elements; i += 2)
+		if (fv->element[i]->type == REDIS_REPLY_STRING && strcmp(fv->element[i]->str, name) == 0)
+			return fv->element[i + 1];
+	return NULL;
+}
+
+static struct msg *
+msg_from(const redisReply *v)
+{
+	struct msg *m;
+
+	if (v == NULL || v->type != REDIS_REPLY_STRING || v->len == 0)
+		return NULL;
+	if ((m = msg_new(v->len)) != NULL)
+		memcpy(m->data, v->str, v->len);
+	return m;
+}
+
+/* --- the epoll adapter for hiredis ------------------------------------------------- */
+
+static void
+ev_set(struct link *l, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = l };
+
+	if (l->fd < 0 || events == l->events)
+		return;
+	if (events == 0)
+		epoll_ctl(l->cl->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+	else if (l->events == 0)
+		epoll_ctl(l->cl->epfd, EPOLL_CTL_ADD, l->fd, &ev);
+	else
+		epoll_ctl(l->cl->epfd, EPOLL_CTL_MOD, l->fd, &ev);
+	l->events = events;
+}
+
+static void ev_add_read(void *p) { struct link *l = p; ev_set(l, l->events | EPOLLIN); }
+static void ev_del_read(void *p) { struct link *l = p; ev_set(l, l->events & ~(uint32_t)EPOLLIN); }
+static void ev_add_write(void *p) { struct link *l = p; ev_set(l, l->events | EPOLLOUT); }
+static void ev_del_write(void *p) { struct link *l = p; ev_set(l, l->events & ~(uint32_t)EPOLLOUT); }
+
+static void
+ev_cleanup(void *p)
+{
+	struct link *l = p;
+
+	ev_set(l, 0);
+	l->fd = -1;
+}
+
+/* --- delivery to our own clients ------------------------------------------------- */
+
+/* mu held.  One of our own lines reaches our clients (from outbox.h). */
+static void
+deliver_own(void *arg, struct outbox_entry *e)
+{
+	struct cluster *cl = arg;
+
+	if (!e->remote_only)
+		broadcast_deliver(cl->bc, e->from, &e->m, 1, e->kind == BUS_CHAT);
+	if (e->seq > cl->self_delivered)
+		cl->self_delivered = e->seq;
+}
+
+/* mu held.  Everything of ours not yet delivered, in order: the link is
+ * going, and its lines must not wait for it. */
+static void
+deliver_pending_locked(struct cluster *cl)
+{
+	for (size_t i = 0; i < cl->out.len; i++) {
+		struct outbox_entry *e = outbox_at(&cl->out, i);
+
+		if (!e->delivered) {
+			deliver_own(cl, e);
+			e->delivered = true;
+		}
+	}
+}
+
+/* --- the hooks (any thread) ------------------------------------------------------- */
+
+static bool
+hook_publish(void *arg, enum bus_kind kind, const struct conn *from, struct conn *const *each,
+             struct msg *const *msgs, size_t n)
+{
+	struct cluster *cl = arg;
+	bool taken;
+
+	pthread_mutex_lock(&cl->mu);
+	taken = cl->up;
+	for (size_t i = 0; i < n; i++) {
+		const struct conn *who = each != NULL ? each[i] : from;
+		uint64_t seq = outbox_push(&cl->out, kind, who != NULL ? who->join_seq : 0, false,
+		                           msgs[i], !taken, deliver_own, cl);
+
+		if (!taken)
+			cl->self_delivered = seq; /* the caller fans out now */
+	}
+	pthread_mutex_unlock(&cl->mu);
+	wake_bus(cl);
+	return taken;
+}
+
+/* mu held: queue op (consumed). */
+static void
+queue_op_locked(struct cluster *cl, struct op *op)
+{
+	op->next = NULL;
+	*cl->ops_tail = op;
+	cl->ops_tail = &op->next;
+}
+
+static struct op *
+op_new(enum op_type type, const struct conn *c)
+{
+	struct op *op = calloc(1, sizeof(*op));
+
+	if (op == NULL)
+		return NULL;
+	op->type = type;
+	op->id = c->join_seq;
+	snprintf(op->name, sizeof(op->name), "%s", c->name);
+	snprintf(op->nick, sizeof(op->nick), "%s", c->nick);
+	return op;
+}
+
+static void
+op_free(struct op *op)
+{
+	if (op->c != NULL)
+		conn_unref(op->c);
+	if (op->m != NULL)
+		msg_unref(op->m);
+	free(op);
+}
+
+static void
+hook_member(void *arg, const struct conn *c, enum bus_member what)
+{
+	struct cluster *cl = arg;
+	struct op *op;
+
+	if (atomic_load(&cl->leaving))
+		return; /* shutdown: cluster_stop says goodbye for all */
+	if ((op = op_new(what == BUS_LEFT ? OP_MEMBER_DEL : OP_MEMBER_SET, c)) == NULL) {
+		log_warn("cluster: out of memory: presence of %s not updated", c->name);
+		return;
+	}
+	pthread_mutex_lock(&cl->mu);
+	if (cl->ops_on) {
+		queue_op_locked(cl, op);
+		op = NULL;
+	}
+	pthread_mutex_unlock(&cl->mu);
+	if (op != NULL)
+		op_free(op); /* link down: the next handshake writes every member */
+	else
+		wake_bus(cl);
+}
+
+static int
+hook_claim_nick(void *arg, struct conn *c, const char *nick)
+{
+	struct cluster *cl = arg;
+	struct op *op = op_new(OP_CLAIM, c);
+	int rc = -ENOTCONN;
+
+	if (op == NULL)
+		return -ENOMEM;
+	snprintf(op->oldnick, sizeof(op->oldnick), "%s", c->nick);
+	snprintf(op->nick, sizeof(op->nick), "%s", nick);
+	conn_ref(c);
+	op->c = c;
+	pthread_mutex_lock(&cl->mu);
+	if (cl->up) {
+		queue_op_locked(cl, op);
+		op = NULL;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&cl->mu);
+	if (op != NULL)
+		op_free(op);
+	else
+		wake_bus(cl);
+	return rc;
+}
+
+static int
+hook_tell(void *arg, struct conn *from, const char *nick, struct msg *m)
+{
+	struct cluster *cl = arg;
+	struct op *op = op_new(OP_TELL, from);
+	int rc = -ENOTCONN;
+
+	if (op == NULL)
+		return -ENOMEM;
+	snprintf(op->nick, sizeof(op->nick), "%s", nick);
+	conn_ref(from);
+	op->c = from;
+	msg_ref(m);
+	op->m = m;
+	pthread_mutex_lock(&cl->mu);
+	if (cl->up) {
+		queue_op_locked(cl, op);
+		op = NULL;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&cl->mu);
+	if (op != NULL)
+		op_free(op);
+	else
+		wake_bus(cl);
+	return rc;
+}
+
+static char *
+hook_names(void *arg, size_t *n)
+{
+	struct cluster *cl = arg;
+	char *out = NULL;
+
+	pthread_mutex_lock(&cl->names_mu);
+	*n = 0;
+	if (cl->names != NULL && cl->nnames > 0 && (out = strdup(cl->names)) != NULL)
+		*n = cl->nnames;
+	pthread_mutex_unlock(&cl->names_mu);
+	return out;
+}
+
+/* --- commands to Redis (bus thread) ------------------------------------------------- */
+
+static void link_lost(struct cluster *cl, const char *why);
+
+/* Send argv on the writer (or reader); false if the context refused. */
+static bool
+cmd(struct link *l, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+    const size_t *lens)
+{
+	if (l->ac == NULL)
+		return false;
+	return redisAsyncCommandArgv(l->ac, fn, priv, argc, argv, lens) == REDIS_OK;
+}
+
+/* A script, by text: Redis caches it by its hash after the first time. */
+static bool
+eval(struct cluster *cl, redisCallbackFn *fn, void *priv, const char *script, int nkeys,
+     const char **keys, int nargs, const char **args, const size_t *arglens)
+{
+	const char *argv[16];
+	size_t lens[16];
+	char nk[8];
+	int argc = 0;
+
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[argc] = "EVAL", lens[argc++] = 4;
+	argv[argc] = script, lens[argc++] = strlen(script);
+	argv[argc] = nk, lens[argc++] = strlen(nk);
+	for (int i = 0; i < nkeys; i++)
+		argv[argc] = keys[i], lens[argc++] = strlen(keys[i]);
+	for (int i = 0; i < nargs; i++)
+		argv[argc] = args[i], lens[argc++] = arglens != NULL ? arglens[i] : strlen(args[i]);
+	return cmd(&cl->w, fn, priv, argc, argv, lens);
+}
+
+/* A reply the handshake or a script could not do without. */
+static bool
+need(struct cluster *cl, const redisReply *r, const char *what)
+{
+	if (r == NULL)
+		return false; /* the link went: link_lost has it */
+	if (r->type == REDIS_REPLY_ERROR) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "%s: %s", what, r->str);
+		link_lost(cl, why);
+		return false;
+	}
+	return true;
+}
+
+static void
+on_ignore(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct link *l = ac->data;
+	redisReply *r = reply;
+
+	(void)priv;
+	if (r != NULL && r->type == REDIS_REPLY_ERROR)
+		log_warn("cluster: Redis (%s) answered: %s", l->what, r->str);
+}
+
+/* --- the reader: XREAD of the room and our inbox ----------------------------------- */
+
+static void read_more(struct cluster *cl);
+
+/* One entry of the room's stream. */
+static void
+room_entry(struct cluster *cl, const redisReply *fv)
+{
+	const redisReply *o = field(fv, "o"), *i = field(fv, "i"), *s = field(fv, "s");
+	const redisReply *k = field(fv, "k"), *f = field(fv, "f"), *mv = field(fv, "m");
+	bool chat = k != NULL && k->type == REDIS_REPLY_STRING && k->str[0] == 'c';
+	bool own = o != NULL && o->type == REDIS_REPLY_STRING && strcmp(o->str, cl->node) == 0;
+	uint64_t seq = s != NULL && s->type == REDIS_REPLY_STRING ? strtoull(s->str, NULL, 10) : 0;
+	struct msg *m;
+
+	if (own && seq == 0)
+		return; /* the reaper's notices about our own clients: not for them */
+	if (own && i != NULL && i->type == REDIS_REPLY_STRING && strcmp(i->str, cl->inc) == 0) {
+		/* Ours, back from the stream: now our clients hear it, unless
+		 * they already have (sent while the link was down). */
+		pthread_mutex_lock(&cl->mu);
+		if (seq > cl->self_delivered) {
+			struct outbox_entry *e = outbox_find(&cl->out, seq);
+
+			if (e != NULL && !e->delivered) {
+				deliver_own(cl, e);
+				e->delivered = true;
+			}
+			cl->self_delivered = seq;
+		}
+		pthread_mutex_unlock(&cl->mu);
+		return;
+	}
+	if (seq != 0 && o != NULL && i != NULL && i->type == REDIS_REPLY_STRING) {
+		char key[ORIGIN_KEY_MAX];
+		long long gap;
+
+		snprintf(key, sizeof(key), "%s/%s", o->str, i->str);
+		if ((gap = origins_see(&cl->origins, key, seq)) < 0)
+			return; /* had it */
+		if (gap > 0) {
+			log_warn("cluster: up to %lld lines from %s are missing (lost by Redis, or "
+			         "beyond that server's backlog)",
+			         gap, o->str);
+			msg_broadcast_local(cl->bc, NULL,
+			                    msg_notice("lines may be missing: up to %lld from server "
+			                               "%s did not arrive",
+			                               gap, o->str));
+		}
+	}
+	if ((m = msg_from(mv)) == NULL)
+		return;
+	(void)f; /* the sender is on another server: every local client hears it */
+	broadcast_deliver(cl->bc, 0, &m, 1, chat);
+	msg_unref(m);
+}
+
+/* One entry of our inbox: a private message for one of our members. */
+static void
+inbox_entry(struct cluster *cl, const redisReply *fv)
+{
+	const redisReply *t = field(fv, "t"), *mv = field(fv, "m");
+	char *colon;
+	struct conn *to;
+	struct msg *m;
+
+	if (t == NULL || t->type != REDIS_REPLY_STRING || (colon = strchr(t->str, ':')) == NULL)
+		return;
+	if ((size_t)(colon - t->str) != strlen(cl->inc) || strncmp(t->str, cl->inc, strlen(cl->inc)))
+		return; /* for an earlier run of this server */
+	if ((to = broadcast_find_seq(cl->bc, strtoull(colon + 1, NULL, 10))) == NULL)
+		return; /* gone since */
+	if ((m = msg_from(mv)) != NULL) {
+		conn_send(to, &m, 1);
+		msg_unref(m);
+	}
+	conn_unref(to);
+}
+
+static void
+on_read(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+	redisReply *r = reply;
+
+	(void)ac;
+	cl->read_sent = 0;
+	if (!need(cl, r, "XREAD"))
+		return;
+	if (r->type == REDIS_REPLY_ARRAY) {
+		for (size_t s = 0; s < r->elements; s++) {
+			const redisReply *st = r->element[s];
+			bool room;
+			char *pos;
+
+			if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+			    st->element[0]->type != REDIS_REPLY_STRING)
+				continue;
+			room = strcmp(st->element[0]->str, cl->k_room) == 0;
+			pos = room ? cl->room_id : cl->inbox_id;
+			for (size_t e = 0; e < st->element[1]->elements; e++) {
+				const redisReply *en = st->element[1]->element[e];
+
+				if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 ||
+				    en->element[0]->type != REDIS_REPLY_STRING)
+					continue;
+				snprintf(pos, sizeof(cl->room_id), "%s", en->element[0]->str);
+				if (room)
+					room_entry(cl, en->element[1]);
+				else
+					inbox_entry(cl, en->element[1]);
+			}
+		}
+		broadcast_flush(cl->bc);
+	}
+	if (cl->state == UP)
+		read_more(cl);
+}
+
+static void
+read_more(struct cluster *cl)
+{
+	char count[16], block[16];
+	const char *argv[] = { "XREAD", "COUNT", count, "BLOCK", block, "STREAMS",
+		               cl->k_room, cl->k_inbox, cl->room_id, cl->inbox_id };
+	size_t lens[10];
+
+	snprintf(count, sizeof(count), "%d", READ_COUNT);
+	snprintf(block, sizeof(block), "%d", READ_BLOCK_MS);
+	for (size_t i = 0; i < 10; i++)
+		lens[i] = strlen(argv[i]);
+	if (cmd(&cl->r, on_read, cl, 10, argv, lens))
+		cl->read_sent = mono_ms();
+}
+
+/* --- the writer: our lines, presence, nicks, private messages ------------------------- */
+
+static void
+on_xadd(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = ((struct link *)ac->data)->cl;
+	uint64_t seq = (uint64_t)(uintptr_t)priv;
+	struct outbox_entry *e;
+
+	if (!need(cl, reply, "XADD"))
+		return;
+	pthread_mutex_lock(&cl->mu);
+	if ((e = outbox_find(&cl->out, seq)) != NULL)
+		e->acked = true;
+	pthread_mutex_unlock(&cl->mu);
+}
+
+static void
+send_outbox(struct cluster *cl)
+{
+	struct outbox_entry *e;
+	uint64_t lost;
+
+	pthread_mutex_lock(&cl->mu);
+	while ((e = outbox_next_unsent(&cl->out)) != NULL) {
+		char seq[24], from[24], maxlen[16];
+		const char *kind = e->remote_only ? "r" : e->kind == BUS_CHAT ? "c" : "n";
+		const char *argv[] = { "XADD", cl->k_room, "MAXLEN", "~", maxlen, "*",
+			               "o", cl->node, "i", cl->inc, "s", seq, "k", kind,
+			               "f", from, "m", e->m->data };
+		size_t lens[18];
+
+		snprintf(seq, sizeof(seq), "%" PRIu64, e->seq);
+		snprintf(from, sizeof(from), "%" PRIu64, e->from);
+		snprintf(maxlen, sizeof(maxlen), "%d", STREAM_MAXLEN);
+		for (size_t i = 0; i < 17; i++)
+			lens[i] = strlen(argv[i]);
+		lens[17] = e->m->len;
+		if (!cmd(&cl->w, on_xadd, (void *)(uintptr_t)e->seq, 18, argv, lens))
+			break;
+		e->sent = true;
+		cl->out.unsent--;
+	}
+	lost = cl->out.lost;
+	cl->out.lost = 0;
+	pthread_mutex_unlock(&cl->mu);
+	if (lost > 0)
+		log_warn("cluster: backlog full (--cluster-backlog): %" PRIu64
+		         " lines of ours will not reach the other servers",
+		         lost);
+}
+
+static void
+owner_of(struct cluster *cl, uint64_t id, char *out, size_t len)
+{
+	snprintf(out, len, "%s\t%s\t%" PRIu64, cl->node, cl->inc, id);
+}
+
+static void
+kick_later(struct cluster *cl, struct conn *c)
+{
+	struct kick *k = malloc(sizeof(*k));
+
+	if (k == NULL) {
+		/* Its job sees the answer the next time it runs anyway. */
+		conn_unref(c);
+		return;
+	}
+	k->c = c;
+	k->give_up_ms = mono_ms() + KICK_GIVE_UP_MS;
+	k->next = cl->kicks;
+	cl->kicks = k;
+	cl->kick_fn(cl->kick_arg, c);
+}
+
+static void
+on_claim(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = ((struct link *)ac->data)->cl;
+	struct op *op = priv;
+	redisReply *r = reply;
+	enum conn_nick st = CONN_NICK_FAILED;
+
+	if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+		st = r->integer == 1 ? CONN_NICK_GRANTED : CONN_NICK_TAKEN;
+	else if (r != NULL)
+		log_warn("cluster: nick claim: %s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+	if (conn_answer_nick(op->c, st)) {
+		kick_later(cl, op->c);
+		op->c = NULL;
+	}
+	op_free(op);
+}
+
+static void
+on_tell(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct op *op = priv;
+	redisReply *r = reply;
+
+	(void)ac;
+	if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+		msg_tell(op->c, msg_notice("sent to %s", op->nick));
+	else if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+		msg_tell(op->c, msg_notice("no such nick: %s", op->nick));
+	else
+		msg_tell(op->c, msg_notice("cluster link lost: message to %s not sent", op->nick));
+	op_free(op);
+}
+
+static void
+member_value(const struct op *op, char *out, size_t len)
+{
+	snprintf(out, len, "%s\t%s", op->name, op->nick);
+}
+
+static void
+send_ops(struct cluster *cl)
+{
+	struct op *ops, *op;
+
+	pthread_mutex_lock(&cl->mu);
+	ops = cl->ops;
+	cl->ops = NULL;
+	cl->ops_tail = &cl->ops;
+	pthread_mutex_unlock(&cl->mu);
+	while ((op = ops) != NULL) {
+		char id[24], owner[128], val[128], lnick[CONN_NICK_MAX + 1], lold[CONN_NICK_MAX + 1];
+		char ttl[24];
+		const char *keys[2] = { cl->k_nicks, cl->k_members };
+		bool kept = false;
+
+		ops = op->next;
+		snprintf(id, sizeof(id), "%" PRIu64, op->id);
+		owner_of(cl, op->id, owner, sizeof(owner));
+		member_value(op, val, sizeof(val));
+		lower(lnick, sizeof(lnick), op->nick);
+		switch (op->type) {
+		case OP_MEMBER_SET: {
+			const char *argv[] = { "HSET", cl->k_members, id, val };
+			size_t lens[] = { 4, strlen(cl->k_members), strlen(id), strlen(val) };
+
+			cmd(&cl->w, on_ignore, NULL, 4, argv, lens);
+			break;
+		}
+		case OP_MEMBER_DEL: {
+			const char *args[] = { lnick, owner, id };
+
+			eval(cl, on_ignore, NULL, LUA_LEAVE, 2, keys, 3, args, NULL);
+			break;
+		}
+		case OP_CLAIM: {
+			char nv[128];
+			const char *args[] = { lnick, owner, lold, id, nv };
+
+			lower(lold, sizeof(lold), op->oldnick);
+			snprintf(nv, sizeof(nv), "%s@%s\t%s", op->nick, op->c->addr, op->nick);
+			kept = eval(cl, on_claim, op, LUA_CLAIM, 2, keys, 5, args, NULL);
+			if (!kept && conn_answer_nick(op->c, CONN_NICK_FAILED)) {
+				kick_later(cl, op->c);
+				op->c = NULL;
+			}
+			break;
+		}
+		case OP_TELL: {
+			const char *args[] = { cl->prefix, lnick, op->m->data, ttl };
+			size_t lens[] = { strlen(cl->prefix), strlen(lnick), op->m->len, 0 };
+
+			snprintf(ttl, sizeof(ttl), "%u", cl->cfg.node_timeout_ms * 4);
+			lens[3] = strlen(ttl);
+			kept = eval(cl, on_tell, op, LUA_TELL, 1, keys, 4, args, lens);
+			if (!kept)
+				msg_tell(op->c, msg_notice("cluster link lost: message to %s not sent",
+				                           op->nick));
+			break;
+		}
+		}
+		if (!kept)
+			op_free(op);
+	}
+}
+
+/* Ops queued before a link that is now gone: answer who waits. */
+static void
+fail_ops(struct cluster *cl)
+{
+	struct op *ops, *op;
+
+	pthread_mutex_lock(&cl->mu);
+	ops = cl->ops;
+	cl->ops = NULL;
+	cl->ops_tail = &cl->ops;
+	pthread_mutex_unlock(&cl->mu);
+	while ((op = ops) != NULL) {
+		ops = op->next;
+		if (op->type == OP_CLAIM && conn_answer_nick(op->c, CONN_NICK_FAILED)) {
+			kick_later(cl, op->c);
+			op->c = NULL;
+		} else if (op->type == OP_TELL) {
+			msg_tell(op->c, msg_notice("cluster link lost: message to %s not sent",
+			                           op->nick));
+		}
+		op_free(op);
+	}
+}
+
+/* --- heartbeat, reaper, names --------------------------------------------------------- */
+
+static void
+on_beat(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+
+	(void)ac;
+	if (need(cl, reply, "heartbeat"))
+		cl->ping_sent = 0;
+}
+
+static void
+on_reap(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = ((struct link *)ac->data)->cl;
+	redisReply *r = reply;
+
+	(void)priv;
+	if (!need(cl, r, "reaper") || r->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t i = 0; i + 1 < r->elements; i += 2)
+		if (r->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(r->element[i]->str, cl->node) != 0)
+			log_warn("cluster: server %s is gone; its %lld clients left", r->element[i]->str,
+			         r->element[i + 1]->integer);
+}
+
+static void
+on_names(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+	redisReply *r = reply;
+	size_t len = 1, n = 0;
+	char *out, *p;
+
+	(void)ac;
+	if (!need(cl, r, "names") || r->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t i = 0; i < r->elements; i++)
+		if (r->element[i]->type == REDIS_REPLY_STRING)
+			len += r->element[i]->len + 2;
+	if ((out = malloc(len)) == NULL)
+		return;
+	p = out;
+	*p = '\0';
+	for (size_t i = 0; i < r->elements; i++) {
+		const redisReply *v = r->element[i];
+		const char *tab;
+		size_t nl;
+
+		if (v->type != REDIS_REPLY_STRING)
+			continue;
+		tab = memchr(v->str, '\t', v->len);
+		nl = tab != NULL ? (size_t)(tab - v->str) : v->len;
+		p += sprintf(p, "%s%.*s", n > 0 ? ", " : "", (int)nl, v->str);
+		n++;
+	}
+	pthread_mutex_lock(&cl->names_mu);
+	free(cl->names);
+	cl->names = out;
+	cl->nnames = n;
+	pthread_mutex_unlock(&cl->names_mu);
+}
+
+static void
+reap(struct cluster *cl, const char *mode, redisCallbackFn *fn, void *priv)
+{
+	char timeout[24], maxlen[16];
+	const char *keys[] = { cl->k_nodes, cl->k_incs, cl->k_nicks, cl->k_room };
+	const char *args[] = { cl->prefix, mode, cl->node, cl->inc, timeout, maxlen };
+
+	snprintf(timeout, sizeof(timeout), "%u", cl->cfg.node_timeout_ms);
+	snprintf(maxlen, sizeof(maxlen), "%d", STREAM_MAXLEN);
+	eval(cl, fn, priv, LUA_REAP, 4, keys, 6, args, NULL);
+}
+
+static void
+beat(struct cluster *cl)
+{
+	char ttl[24];
+	const char *keys[] = { cl->k_nodes, cl->k_incs, cl->k_inbox };
+	const char *args[] = { cl->prefix, cl->node, cl->inc, ttl };
+	const char *nkeys[] = { cl->k_nodes };
+	const char *nargs[] = { cl->prefix, cl->node };
+
+	snprintf(ttl, sizeof(ttl), "%u", cl->cfg.node_timeout_ms * 4);
+	if (eval(cl, on_beat, cl, LUA_BEAT, 3, keys, 4, args, NULL) && cl->ping_sent == 0)
+		cl->ping_sent = mono_ms();
+	reap(cl, "expired", on_reap, NULL);
+	eval(cl, on_names, cl, LUA_NAMES, 1, nkeys, 2, nargs, NULL);
+}
+
+/* --- link state ------------------------------------------------------------------------ */
+
+static void
+drop_link(struct link *l)
+{
+	redisAsyncContext *ac = l->ac;
+
+	l->ac = NULL;
+	l->ready = false;
+	if (ac != NULL)
+		redisAsyncFree(ac); /* pending callbacks run with NULL now */
+}
+
+static void
+retry_later(struct cluster *cl)
+{
+	cl->next_try = mono_ms() + cl->backoff;
+	cl->backoff = cl->backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : cl->backoff * 2;
+}
+
+/* Once, then every 30 s while it lasts: the log must not fill. */
+static void
+log_unreachable(struct cluster *cl, const char *why)
+{
+	unsigned long suppressed = 0;
+
+	if (log_limit_ok(&cl->fail_limit, 30000, &suppressed))
+		log_warn("cluster: cannot reach Redis %s: %s; retrying (serving this server's "
+		         "clients alone meanwhile)",
+		         cl->where, why);
+}
+
+/*
+ * The link is gone, or must go: both contexts, as one.  Our lines not yet
+ * heard here are delivered now, before anything sent from now on.
+ */
+static void
+link_lost(struct cluster *cl, const char *why)
+{
+	bool was_up = cl->state == UP;
+
+	if (cl->state == DOWN)
+		return;
+	cl->state = DOWN;
+	pthread_mutex_lock(&cl->mu);
+	cl->up = false;
+	cl->ops_on = false;
+	deliver_pending_locked(cl);
+	outbox_unsend(&cl->out, true);
+	pthread_mutex_unlock(&cl->mu);
+	broadcast_flush(cl->bc);
+	drop_link(&cl->w);
+	drop_link(&cl->r);
+	cl->ping_sent = cl->read_sent = 0;
+	fail_ops(cl);
+	if (was_up) {
+		log_warn("cluster: link to Redis %s lost: %s; serving this server's clients alone "
+		         "and retrying",
+		         cl->where, why);
+		cl->backoff = RETRY_MIN_MS;
+		if (!cl->told_lost) {
+			msg_broadcast_local(cl->bc, NULL,
+			                    msg_notice("cluster link lost: only this server's clients "
+			                               "hear you"));
+			broadcast_flush(cl->bc);
+			cl->told_lost = true;
+		}
+	} else {
+		log_unreachable(cl, why);
+	}
+	retry_later(cl);
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct link *l = ac->data;
+
+	(void)status;
+	if (l->ac == ac)
+		l->ac = NULL;
+	link_lost(l->cl, ac->errstr != NULL && ac->errstr[0] ? ac->errstr : "connection closed");
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+	struct link *l = ac->data;
+
+	if (status == REDIS_OK)
+		return;
+	if (l->ac == ac)
+		l->ac = NULL; /* hiredis frees it */
+	link_lost(l->cl, ac->errstr != NULL && ac->errstr[0] ? ac->errstr : "cannot connect");
+}
+
+static void
+go_up(struct cluster *cl)
+{
+	struct conn **all = NULL;
+	size_t n = 0;
+	bool rejoin = cl->reaped;
+
+	cl->state = UP;
+	cl->backoff = RETRY_MIN_MS;
+	cl->ever_up = true;
+	cl->reaped = false;
+	if (rejoin)
+		all = broadcast_snapshot(cl->bc, &n);
+	pthread_mutex_lock(&cl->mu);
+	cl->up = true;
+	/* Redis lost its data: send again all we keep; the receivers drop
+	 * what they had (origins.h). */
+	outbox_unsend(&cl->out, !cl->epoch_changed);
+	/* The others heard our clients leave while we were away: tell them
+	 * they are here (them only: ours never heard otherwise). */
+	for (size_t i = 0; i < n; i++) {
+		struct msg *m = msg_notice("%s joined (server %s is back)", all[i]->name, cl->node);
+
+		if (m != NULL) {
+			outbox_push(&cl->out, BUS_NOTICE, all[i]->join_seq, true, m, true, deliver_own,
+			            cl);
+			msg_unref(m);
+		}
+	}
+	pthread_mutex_unlock(&cl->mu);
+	for (size_t i = 0; i < n; i++)
+		conn_unref(all[i]);
+	free(all);
+	cl->epoch_changed = false;
+	log_info("cluster: linked to Redis %s as node %s of cluster %s (epoch %s)", cl->where,
+	         cl->node, cl->cfg.name, cl->epoch);
+	if (cl->told_lost) {
+		msg_broadcast_local(cl->bc, NULL, msg_notice("cluster link restored"));
+		broadcast_flush(cl->bc);
+		cl->told_lost = false;
+	}
+	cl->next_beat = 0;
+	read_more(cl);
+}
+
+static void
+maybe_up(struct cluster *cl)
+{
+	if (cl->state == CONNECTING && cl->w.ready && cl->r.ready)
+		go_up(cl);
+}
+
+static void
+on_w_ready(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+
+	(void)ac;
+	if (!need(cl, reply, "PING"))
+		return;
+	cl->w.ready = true;
+	maybe_up(cl);
+}
+
+static void
+on_r_ready(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+
+	(void)ac;
+	if (!need(cl, reply, "PING"))
+		return;
+	cl->r.ready = true;
+	maybe_up(cl);
+}
+
+static void
+on_auth(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+
+	(void)ac;
+	need(cl, reply, "AUTH or SELECT");
+}
+
+static void
+on_epoch(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+	redisReply *r = reply;
+
+	(void)ac;
+	if (!need(cl, r, "GET epoch"))
+		return;
+	if (r->type != REDIS_REPLY_STRING) {
+		link_lost(cl, "the epoch key vanished");
+		return;
+	}
+	if (cl->have_epoch && strcmp(cl->epoch, r->str) != 0) {
+		log_warn("cluster: Redis %s lost its data (epoch %s, now %s): reading its log "
+		         "from the start; lines it lost are reported as missing",
+		         cl->where, cl->epoch, r->str);
+		cl->epoch_changed = true;
+		snprintf(cl->room_id, sizeof(cl->room_id), "0-0");
+		snprintf(cl->inbox_id, sizeof(cl->inbox_id), "0-0");
+	}
+	snprintf(cl->epoch, sizeof(cl->epoch), "%s", r->str);
+	cl->have_epoch = true;
+}
+
+/* The newest entries of the room: the history at start, or the check that
+ * the stream did not lose what we read (appendfsync everysec). */
+static void
+on_room_top(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+	redisReply *r = reply;
+	struct msg **hist = NULL;
+	size_t nh = 0;
+
+	(void)ac;
+	if (!need(cl, r, "XREVRANGE") || r->type != REDIS_REPLY_ARRAY)
+		return;
+	if (!cl->first) {
+		if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+		    id_cmp(r->element[0]->element[0]->str, cl->room_id) < 0) {
+			log_warn("cluster: Redis %s lost lines it had taken (its log ends at %s, we "
+			         "read up to %s): those lines are reported as missing",
+			         cl->where, r->element[0]->element[0]->str, cl->room_id);
+			snprintf(cl->room_id, sizeof(cl->room_id), "%s",
+			         r->element[0]->element[0]->str);
+		}
+		return;
+	}
+	/* First contact: start after the newest entry, and give the history
+	 * the newest chat lines, oldest first. */
+	cl->first = false;
+	snprintf(cl->room_id, sizeof(cl->room_id), "0-0");
+	if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY)
+		snprintf(cl->room_id, sizeof(cl->room_id), "%s", r->element[0]->element[0]->str);
+	if (cl->cfg.history > 0)
+		hist = calloc(r->elements, sizeof(*hist));
+	for (size_t k = r->elements; k-- > 0;) {
+		const redisReply *en = r->element[k], *fv, *o, *i, *s, *kd;
+
+		if (en->type != REDIS_REPLY_ARRAY || en->elements != 2)
+			continue;
+		fv = en->element[1];
+		o = field(fv, "o"), i = field(fv, "i"), s = field(fv, "s"), kd = field(fv, "k");
+		if (o != NULL && i != NULL && s != NULL && s->type == REDIS_REPLY_STRING) {
+			char key[ORIGIN_KEY_MAX];
+
+			snprintf(key, sizeof(key), "%s/%s", o->str, i->str);
+			origins_see(&cl->origins, key, strtoull(s->str, NULL, 10));
+		}
+		if (hist != NULL && kd != NULL && kd->type == REDIS_REPLY_STRING && kd->str[0] == 'c' &&
+		    (hist[nh] = msg_from(field(fv, "m"))) != NULL)
+			nh++;
+	}
+	if (nh > 0) {
+		size_t from = nh > cl->cfg.history ? nh - cl->cfg.history : 0;
+
+		broadcast_record(cl->bc, hist + from, nh - from);
+	}
+	for (size_t k = 0; k < nh; k++)
+		msg_unref(hist[k]);
+	free(hist);
+}
+
+static void
+on_inbox_top(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+	redisReply *r = reply;
+
+	(void)ac;
+	if (!need(cl, r, "XREVRANGE") || r->type != REDIS_REPLY_ARRAY)
+		return;
+	if (cl->inbox_id[0] == '\0') {
+		snprintf(cl->inbox_id, sizeof(cl->inbox_id), "0-0");
+		if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY)
+			snprintf(cl->inbox_id, sizeof(cl->inbox_id), "%s",
+			         r->element[0]->element[0]->str);
+	}
+}
+
+static void
+on_zscore(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+	redisReply *r = reply;
+
+	(void)ac;
+	if (!need(cl, r, "ZSCORE"))
+		return;
+	/* Not among the nodes after we were: the reaper took us. */
+	cl->reaped = cl->ever_up && r->type == REDIS_REPLY_NIL;
+}
+
+/* Connect, log in, and set ourselves up; go_up() when both answer. */
+static redisAsyncContext *
+open_ctx(struct cluster *cl, struct link *l)
+{
+	redisAsyncContext *ac = cl->cfg.url.is_unix
+	                                ? redisAsyncConnectUnix(cl->cfg.url.path)
+	                                : redisAsyncConnect(cl->cfg.url.host, cl->cfg.url.port);
+
+	if (ac == NULL)
+		return NULL;
+	if (ac->err) {
+		log_unreachable(cl, ac->errstr);
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	l->ac = ac;
+	l->fd = ac->c.fd;
+	l->events = 0;
+	l->ready = false;
+	ac->data = l;
+	ac->ev.data = l;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (cl->cfg.url.has_pass) {
+		if (cl->cfg.url.user[0] != '\0')
+			redisAsyncCommand(ac, on_auth, cl, "AUTH %s %s", cl->cfg.url.user,
+			                  cl->cfg.url.pass);
+		else
+			redisAsyncCommand(ac, on_auth, cl, "AUTH %s", cl->cfg.url.pass);
+	}
+	if (cl->cfg.url.db != 0)
+		redisAsyncCommand(ac, on_auth, cl, "SELECT %u", cl->cfg.url.db);
+	return ac;
+}
+
+static void
+write_members(struct cluster *cl)
+{
+	struct conn **all;
+	size_t n;
+
+	cmd(&cl->w, on_ignore, NULL, 2, (const char *[]){ "DEL", cl->k_members },
+	    (size_t[]){ 3, strlen(cl->k_members) });
+	all = broadcast_snapshot(cl->bc, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct op *op = op_new(OP_MEMBER_SET, all[i]);
+
+		if (op != NULL) {
+			/* What the member has now; a nick needs its claim too. */
+			char id[24], val[128], owner[128], lnick[CONN_NICK_MAX + 1];
+			const char *keys[] = { cl->k_nicks, cl->k_members };
+			const char *args[] = { lnick, owner, "", id, val };
+
+			snprintf(id, sizeof(id), "%" PRIu64, op->id);
+			member_value(op, val, sizeof(val));
+			if (op->nick[0] != '\0') {
+				lower(lnick, sizeof(lnick), op->nick);
+				owner_of(cl, op->id, owner, sizeof(owner));
+				eval(cl, on_ignore, NULL, LUA_CLAIM, 2, keys, 5, args, NULL);
+			} else {
+				const char *argv[] = { "HSET", cl->k_members, id, val };
+				size_t lens[] = { 4, strlen(cl->k_members), strlen(id), strlen(val) };
+
+				cmd(&cl->w, on_ignore, NULL, 4, argv, lens);
+			}
+			free(op);
+		}
+		conn_unref(all[i]);
+	}
+	free(all);
+}
+
+static void
+connect_links(struct cluster *cl)
+{
+	char count[16];
+
+	if (open_ctx(cl, &cl->w) == NULL || open_ctx(cl, &cl->r) == NULL) {
+		drop_link(&cl->w); /* still DOWN: its callbacks do nothing */
+		drop_link(&cl->r);
+		retry_later(cl);
+		return;
+	}
+	cl->state = CONNECTING;
+	cl->handshake_due = mono_ms() + (long)cl->cfg.timeout_ms;
+	/* Presence changes from now on follow the snapshot below. */
+	pthread_mutex_lock(&cl->mu);
+	cl->ops_on = true;
+	pthread_mutex_unlock(&cl->mu);
+
+	/* The epoch: set once by whoever comes first to an empty Redis. */
+	{
+		char fresh[17];
+
+		random_hex(fresh, sizeof(fresh));
+		cmd(&cl->w, on_ignore, NULL, 4, (const char *[]){ "SET", cl->k_epoch, fresh, "NX" },
+		    (size_t[]){ 3, strlen(cl->k_epoch), strlen(fresh), 2 });
+		cmd(&cl->w, on_epoch, cl, 2, (const char *[]){ "GET", cl->k_epoch },
+		    (size_t[]){ 3, strlen(cl->k_epoch) });
+	}
+	snprintf(count, sizeof(count), "%zu", cl->cfg.history + 256);
+	cmd(&cl->w, on_room_top, cl, 6, (const char *[]){ "XREVRANGE", cl->k_room, "+", "-", "COUNT", count },
+	    (size_t[]){ 9, strlen(cl->k_room), 1, 1, 5, strlen(count) });
+	cmd(&cl->w, on_inbox_top, cl, 6,
+	    (const char *[]){ "XREVRANGE", cl->k_inbox, "+", "-", "COUNT", "1" },
+	    (size_t[]){ 9, strlen(cl->k_inbox), 1, 1, 5, 1 });
+	cmd(&cl->w, on_zscore, cl, 3, (const char *[]){ "ZSCORE", cl->k_nodes, cl->node },
+	    (size_t[]){ 6, strlen(cl->k_nodes), strlen(cl->node) });
+	reap(cl, "stale", on_reap, NULL);
+	write_members(cl);
+	beat(cl);
+	cmd(&cl->w, on_w_ready, cl, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
+	cmd(&cl->r, on_r_ready, cl, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
+	cl->ping_sent = 0; /* the handshake deadline covers these */
+}
+
+/* A Redis that stopped answering (link up, no replies) is dropped. */
+static void
+check_timeouts(struct cluster *cl, long now)
+{
+	long t = (long)cl->cfg.timeout_ms;
+
+	if (cl->state == CONNECTING && now >= cl->handshake_due)
+		link_lost(cl, "no answer to the handshake");
+	else if (cl->state == UP && cl->ping_sent != 0 && now - cl->ping_sent > t)
+		link_lost(cl, "no answer to the heartbeat");
+	else if (cl->state == UP && cl->read_sent != 0 && now - cl->read_sent > READ_BLOCK_MS + t)
+		link_lost(cl, "no answer to XREAD");
+}
+
+/* Nick answers wait for their connection's job: ask the server to run it
+ * until it has taken the answer. */
+static void
+run_kicks(struct cluster *cl, long now)
+{
+	struct kick **pp = &cl->kicks;
+
+	while (*pp != NULL) {
+		struct kick *k = *pp;
+
+		if (!conn_nick_answered(k->c) || now >= k->give_up_ms) {
+			*pp = k->next;
+			conn_unref(k->c);
+			free(k);
+			continue;
+		}
+		cl->kick_fn(cl->kick_arg, k->c);
+		pp = &k->next;
+	}
+}
+
+/* --- the thread ------------------------------------------------------------------------- */
+
+static void
+on_link_event(struct link *l, uint32_t events)
+{
+	if (l->ac != NULL && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+		redisAsyncHandleRead(l->ac);
+	if (l->ac != NULL && (events & (EPOLLOUT | EPOLLERR)))
+		redisAsyncHandleWrite(l->ac);
+}
+
+static bool
+outbox_all_acked(struct cluster *cl)
+{
+	bool all = true;
+
+	pthread_mutex_lock(&cl->mu);
+	for (size_t i = 0; i < cl->out.len && all; i++)
+		all = outbox_at(&cl->out, i)->acked;
+	pthread_mutex_unlock(&cl->mu);
+	return all;
+}
+
+static void
+on_goodbye(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+
+	(void)ac;
+	(void)reply;
+	cl->stop_phase = 3;
+}
+
+/* Shutdown, step by step, without blocking the loop. */
+static void
+stop_step(struct cluster *cl, long now)
+{
+	if (cl->stop_phase == 0) {
+		cl->stop_phase = 1;
+		cl->stop_phase_due = now + STOP_FLUSH_MS;
+	}
+	if (cl->stop_phase == 1 && cl->state == UP && !outbox_all_acked(cl) &&
+	    now < cl->stop_phase_due)
+		return;
+	if (cl->stop_phase == 1) {
+		if (cl->state != UP) {
+			cl->stop_phase = 3;
+			return;
+		}
+		cl->stop_phase = 2;
+		cl->stop_phase_due = now + STOP_REAP_MS;
+		reap(cl, "self", on_goodbye, cl);
+		return;
+	}
+	if (cl->stop_phase == 2 && (cl->state != UP || now >= cl->stop_phase_due))
+		cl->stop_phase = 3;
+}
+
+static void *
+bus_main(void *arg)
+{
+	struct cluster *cl = arg;
+
+#ifdef HAVE_PTHREAD_SETNAME_NP
+	pthread_setname_np(pthread_self(), "bus");
+#endif
+	cl->next_try = 0;
+	while (cl->stop_phase != 3) {
+		struct epoll_event evs[8];
+		long now = mono_ms(), wait = 100;
+		int n;
+
+		if (cl->state == DOWN && cl->next_try > now && cl->next_try - now < wait)
+			wait = cl->next_try - now;
+		if (cl->kicks != NULL && wait > KICK_RETRY_MS)
+			wait = KICK_RETRY_MS;
+		if (atomic_load(&cl->stopping))
+			wait = 10;
+		n = epoll_wait(cl->epfd, evs, 8, (int)wait);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.ptr == &cl->tag_ev)
+				wake_drain(cl->evfd);
+			else
+				on_link_event(evs[i].data.ptr, evs[i].events);
+		}
+		now = mono_ms();
+		if (cl->state == DOWN && now >= cl->next_try && !atomic_load(&cl->stopping))
+			connect_links(cl);
+		if (cl->state == UP) {
+			send_ops(cl);
+			send_outbox(cl);
+			if (now >= cl->next_beat) {
+				beat(cl);
+				cl->next_beat = now + BEAT_MS;
+			}
+		}
+		check_timeouts(cl, now);
+		run_kicks(cl, now);
+		if (atomic_load(&cl->stopping))
+			stop_step(cl, now);
+	}
+	return NULL;
+}
+
+/* --- start and stop ---------------------------------------------------------------------- */
+
+static void
+key(char *out, const struct cluster *cl, const char *what)
+{
+	/* Fits: a prefix of 65, and what of NAME_MAX_ + 16. */
+	snprintf(out, KEY_MAX, "%.*s%.*s", NAME_MAX_ + 1, cl->prefix, NAME_MAX_ + 16, what);
+}
+
+int
+cluster_start(struct cluster **out, const struct cluster_config *cfg, struct broadcast *bc,
+              void (*kick)(void *, struct conn *), void *kick_arg)
+{
+	struct cluster *cl = calloc(1, sizeof(*cl));
+	struct epoll_event ev = { .events = EPOLLIN };
+	char what[NAME_MAX_ + 16];
+	int rc;
+
+	if (cl == NULL)
+		return -ENOMEM;
+	cl->cfg = *cfg;
+	cl->bc = bc;
+	cl->kick_fn = kick;
+	cl->kick_arg = kick_arg;
+	snprintf(cl->node, sizeof(cl->node), "%s", cfg->node);
+	snprintf(cl->prefix, sizeof(cl->prefix), "%s:", cfg->name);
+	key(cl->k_epoch, cl, "epoch");
+	key(cl->k_nodes, cl, "nodes");
+	key(cl->k_incs, cl, "incs");
+	key(cl->k_nicks, cl, "nicks");
+	/* One stream per room: "room:lobby" today (docs/cluster.md). */
+	key(cl->k_room, cl, "room:lobby");
+	snprintf(what, sizeof(what), "members:%s", cl->node);
+	key(cl->k_members, cl, what);
+	snprintf(what, sizeof(what), "inbox:%s", cl->node);
+	key(cl->k_inbox, cl, what);
+	random_hex(cl->inc, sizeof(cl->inc));
+	snprintf(cl->origin_key, sizeof(cl->origin_key), "%s/%s", cl->node, cl->inc);
+	redis_url_format(&cfg->url, cl->where, sizeof(cl->where));
+	cl->w = (struct link){ .cl = cl, .what = "writer", .fd = -1 };
+	cl->r = (struct link){ .cl = cl, .what = "reader", .fd = -1 };
+	cl->state = DOWN;
+	cl->backoff = RETRY_MIN_MS;
+	cl->first = true;
+	cl->ops_tail = &cl->ops;
+	origins_init(&cl->origins);
+	atomic_init(&cl->stopping, false);
+	atomic_init(&cl->leaving, false);
+	cl->epfd = cl->evfd = -1;
+
+	if ((rc = outbox_init(&cl->out, cfg->backlog, cfg->backlog * BACKLOG_BYTES_PER_LINE)) != 0)
+		goto fail;
+	pthread_mutex_init(&cl->mu, NULL);
+	pthread_mutex_init(&cl->names_mu, NULL);
+	if ((cl->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 || (cl->evfd = wake_open()) < 0) {
+		rc = -errno;
+		goto fail_mu;
+	}
+	ev.data.ptr = &cl->tag_ev;
+	if (epoll_ctl(cl->epfd, EPOLL_CTL_ADD, cl->evfd, &ev) != 0) {
+		rc = -errno;
+		goto fail_mu;
+	}
+	bc->bus = (struct bus_hook){
+		.publish = hook_publish,
+		.member = hook_member,
+		.claim_nick = hook_claim_nick,
+		.tell = hook_tell,
+		.names = hook_names,
+		.arg = cl,
+	};
+	if ((rc = -pthread_create(&cl->thread, NULL, bus_main, cl)) != 0) {
+		memset(&bc->bus, 0, sizeof(bc->bus));
+		goto fail_mu;
+	}
+	log_info("cluster: node %s of cluster %s, Redis %s", cl->node, cfg->name, cl->where);
+	*out = cl;
+	return 0;
+
+fail_mu:
+	if (cl->evfd >= 0)
+		close(cl->evfd);
+	if (cl->epfd >= 0)
+		close(cl->epfd);
+	pthread_mutex_destroy(&cl->mu);
+	pthread_mutex_destroy(&cl->names_mu);
+	outbox_destroy(&cl->out);
+fail:
+	free(cl);
+	return rc;
+}
+
+void
+cluster_leaving(struct cluster *cl)
+{
+	atomic_store(&cl->leaving, true);
+}
+
+void
+cluster_stop(struct cluster *cl)
+{
+	size_t unsent = 0;
+
+	atomic_store(&cl->leaving, true);
+	atomic_store(&cl->stopping, true);
+	wake_bus(cl);
+	pthread_join(cl->thread, NULL);
+	memset(&cl->bc->bus, 0, sizeof(cl->bc->bus));
+
+	/* The thread is gone: everything is ours. */
+	for (size_t i = 0; i < cl->out.len; i++)
+		if (!outbox_at(&cl->out, i)->acked)
+			unsent++;
+	if (unsent > 0)
+		log_warn("cluster: %zu lines of ours never reached Redis", unsent);
+	if (cl->w.ac != NULL || cl->r.ac != NULL) {
+		cl->state = DOWN; /* no link_lost work from the callbacks below */
+		drop_link(&cl->w);
+		drop_link(&cl->r);
+	}
+	fail_ops(cl);
+	while (cl->kicks != NULL) {
+		struct kick *k = cl->kicks;
+
+		cl->kicks = k->next;
+		conn_unref(k->c);
+		free(k);
+	}
+	outbox_destroy(&cl->out);
+	free(cl->names);
+	close(cl->evfd);
+	close(cl->epfd);
+	pthread_mutex_destroy(&cl->mu);
+	pthread_mutex_destroy(&cl->names_mu);
+	free(cl);
+}

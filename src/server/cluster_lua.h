@@ -1,0 +1,128 @@
+/*
+ * The cluster's Lua scripts (cluster.c): what must happen in Redis at
+ * once or not at all.  Key names are built from ARGV[1], the namespace
+ * ("chat:"), where a script must reach another server's keys: fine for one
+ * Redis, which is what docs/cluster.md describes (sharding goes by room).
+ *
+ * Values: members:<node> maps a member id to "name<TAB>nick"; nicks maps
+ * a lower-case nick to its owner "node<TAB>incarnation<TAB>id".
+ */
+#ifndef CLUSTER_LUA_H
+#define CLUSTER_LUA_H
+
+/*
+ * Heartbeat.  KEYS: nodes incs inbox:me.  ARGV: prefix node inc ttl_ms.
+ * Redis's own clock scores the nodes, so the servers' clocks never
+ * disagree about who is late.  Returns Redis's time in ms.
+ */
+static const char LUA_BEAT[] =
+        "local t = redis.call('TIME')\n"
+        "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "redis.call('ZADD', KEYS[1], now, ARGV[2])\n"
+        "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
+        "redis.call('PEXPIRE', KEYS[3], ARGV[4])\n"
+        "return now\n";
+
+/*
+ * The reaper.  KEYS: nodes incs nicks room.  ARGV: prefix mode node inc
+ * timeout_ms maxlen.  mode "expired": every node whose heartbeat is older
+ * than timeout_ms; "self": node itself (an orderly shutdown); "stale":
+ * node if its recorded incarnation is not inc (a run that died and was
+ * restarted under the same name).  For each: one "left" notice per member
+ * into the room's stream, its nicks released, its keys gone; all in one
+ * script, so exactly one server does it, once.  Returns {node, count, ...}.
+ */
+static const char LUA_REAP[] =
+        "local gone = {}\n"
+        "if ARGV[2] == 'expired' then\n"
+        "  local t = redis.call('TIME')\n"
+        "  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "  gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[5]))\n"
+        "elseif ARGV[2] == 'self' then\n"
+        "  gone = {ARGV[3]}\n"
+        "else\n"
+        "  local inc = redis.call('HGET', KEYS[2], ARGV[3])\n"
+        "  if inc and inc ~= ARGV[4] then gone = {ARGV[3]} end\n"
+        "end\n"
+        "local out = {}\n"
+        "for _, node in ipairs(gone) do\n"
+        "  local why = 'server ' .. node .. ' is gone'\n"
+        "  if ARGV[2] == 'self' then why = 'server ' .. node .. ' shut down' end\n"
+        "  if ARGV[2] == 'stale' then why = 'server ' .. node .. ' restarted' end\n"
+        "  local mkey = ARGV[1] .. 'members:' .. node\n"
+        "  local all = redis.call('HGETALL', mkey)\n"
+        "  local n = 0\n"
+        "  for i = 1, #all, 2 do\n"
+        "    local name, nick = string.match(all[i + 1], '^([^\\t]*)\\t?(.*)$')\n"
+        "    if nick and nick ~= '' then\n"
+        "      local ln = string.lower(nick)\n"
+        "      local owner = redis.call('HGET', KEYS[3], ln)\n"
+        "      if owner and string.sub(owner, 1, #node + 1) == node .. '\\t' then\n"
+        "        redis.call('HDEL', KEYS[3], ln)\n"
+        "      end\n"
+        "    end\n"
+        "    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'o', node, 'k', 'n',\n"
+        "               'm', '* ' .. name .. ' left (' .. why .. ')\\r\\n')\n"
+        "    n = n + 1\n"
+        "  end\n"
+        "  redis.call('DEL', mkey)\n"
+        "  redis.call('ZREM', KEYS[1], node)\n"
+        "  redis.call('HDEL', KEYS[2], node)\n"
+        "  out[#out + 1] = node\n"
+        "  out[#out + 1] = n\n"
+        "end\n"
+        "return out\n";
+
+/*
+ * A nick for a member.  KEYS: nicks members:me.  ARGV: new(lower) owner
+ * old(lower or "") id "name<TAB>nick".  The first to ask wins; the loser
+ * sees someone else's owner.  Returns 1 (granted) or 0 (taken).
+ */
+static const char LUA_CLAIM[] =
+        "local cur = redis.call('HGET', KEYS[1], ARGV[1])\n"
+        "if cur and cur ~= ARGV[2] then return 0 end\n"
+        "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+        "if ARGV[3] ~= '' and ARGV[3] ~= ARGV[1] and\n"
+        "   redis.call('HGET', KEYS[1], ARGV[3]) == ARGV[2] then\n"
+        "  redis.call('HDEL', KEYS[1], ARGV[3])\n"
+        "end\n"
+        "redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])\n"
+        "return 1\n";
+
+/* A member left.  KEYS: nicks members:me.  ARGV: nick(lower or "") owner id. */
+static const char LUA_LEAVE[] =
+        "if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+        "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+        "end\n"
+        "redis.call('HDEL', KEYS[2], ARGV[3])\n"
+        "return 1\n";
+
+/*
+ * A private message.  KEYS: nicks.  ARGV: prefix nick(lower) message
+ * ttl_ms.  Into the inbox stream of the nick's server, addressed to its
+ * member by incarnation and id.  Returns 1, or 0 if nobody has the nick.
+ */
+static const char LUA_TELL[] =
+        "local o = redis.call('HGET', KEYS[1], ARGV[2])\n"
+        "if not o then return 0 end\n"
+        "local node, inc, id = string.match(o, '^(.*)\\t([^\\t]*)\\t([^\\t]*)$')\n"
+        "if not node then return 0 end\n"
+        "local key = ARGV[1] .. 'inbox:' .. node\n"
+        "redis.call('XADD', key, 'MAXLEN', '~', 1000, '*', 't', inc .. ':' .. id, 'm', ARGV[3])\n"
+        "redis.call('PEXPIRE', key, ARGV[4])\n"
+        "return 1\n";
+
+/* Everyone on the other servers.  KEYS: nodes.  ARGV: prefix node.
+ * Returns the "name<TAB>nick" values. */
+static const char LUA_NAMES[] =
+        "local out = {}\n"
+        "for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
+        "  if node ~= ARGV[2] then\n"
+        "    for _, v in ipairs(redis.call('HVALS', ARGV[1] .. 'members:' .. node)) do\n"
+        "      out[#out + 1] = v\n"
+        "    end\n"
+        "  end\n"
+        "end\n"
+        "return out\n";
+
+#endif /* CLUSTER_LUA_H */
