@@ -1222,8 +1222,9 @@ on_zscore(redisAsyncContext *ac, void *reply, void *priv)
 	(void)ac;
 	if (!need(cl, r, "ZSCORE"))
 		return;
-	/* Not among the nodes after we were: the reaper took us. */
-	cl->reaped = cl->ever_up && r->type == REDIS_REPLY_NIL;
+	/* Not among the nodes after we were, in a Redis that kept its data:
+	 * the reaper took us.  (An empty one never told anyone we left.) */
+	cl->reaped = cl->ever_up && !cl->epoch_changed && r->type == REDIS_REPLY_NIL;
 }
 
 /* Connect, log in, and set ourselves up; go_up() when both answer. */

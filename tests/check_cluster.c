@@ -1,0 +1,762 @@
+/*
+ * The cluster, end to end: a real redis-server on a free loopback port,
+ * started and stopped by each test, and two or three real chat-servers
+ * linked through it.  Faults are real too: CLIENT KILL, SIGKILL and
+ * restart of Redis (with and without persistence), SIGSTOP of Redis (a
+ * link that is up but answers nothing), SIGKILL of a chat-server.
+ *
+ * Skipped (exit 77, with the reason) when redis-server is not installed or
+ * the build has no hiredis; CI installs both and fails on a skip.
+ */
+#define _GNU_SOURCE /* O_TMPFILE */
+#include "config.h"
+
+#include "chat_test.h"
+#include "check_run.h"
+
+/* Short, so that faults are seen quickly; the defaults are 10 and 15 s. */
+#define REDIS_TIMEOUT "2"
+#define NODE_TIMEOUT "3"
+
+struct redis_proc {
+	pid_t pid;
+	int port;
+	char dir[64]; /* its working directory: the AOF lives there */
+};
+
+static int
+free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* One inline command to Redis; its first reply line into out.  False if
+ * Redis cannot be reached. */
+static bool
+redis_cmd(const struct redis_proc *rp, const char *cmd, char *out, size_t cap)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)rp->port) };
+	struct client c = { .fd = -1 };
+	char line[512];
+	bool ok;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c.fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (c.fd < 0 || connect(c.fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		client_close(&c);
+		return false;
+	}
+	client_say(&c, cmd);
+	client_say(&c, "\r\n");
+	ok = client_line(&c, line, sizeof(line), 5000) == 1;
+	if (out != NULL)
+		snprintf(out, cap, "%.*s", (int)(cap > 0 ? cap - 1 : 0), ok ? line : "");
+	client_close(&c);
+	return ok;
+}
+
+/* Start redis-server on rp->port (a new free one if 0), in rp->dir. */
+static void
+redis_start(struct redis_proc *rp, bool aof)
+{
+	char port[16], pong[64];
+	long end;
+
+	if (rp->port == 0)
+		rp->port = free_port();
+	if (rp->dir[0] == '\0') {
+		snprintf(rp->dir, sizeof(rp->dir), "/tmp/chat-redis-XXXXXX");
+		ck_assert_ptr_nonnull(mkdtemp(rp->dir));
+	}
+	snprintf(port, sizeof(port), "%d", rp->port);
+	rp->pid = fork();
+	ck_assert_int_ge(rp->pid, 0);
+	if (rp->pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, STDOUT_FILENO);
+		if (chdir(rp->dir) != 0)
+			_exit(127);
+		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
+		       "--save", "", "--appendonly", aof ? "yes" : "no", "--appendfsync", "always",
+		       "--dir", rp->dir, "--protected-mode", "no", (char *)NULL);
+		_exit(127);
+	}
+	end = ms_now() + WAIT_MS;
+	while (ms_now() < end) {
+		if (redis_cmd(rp, "PING", pong, sizeof(pong)) && strcmp(pong, "+PONG") == 0)
+			return;
+		pause_ms(20);
+	}
+	ck_abort_msg("redis-server did not start on port %d", rp->port);
+}
+
+static void
+redis_kill(struct redis_proc *rp, int sig)
+{
+	int status;
+
+	if (rp->pid <= 0)
+		return;
+	kill(rp->pid, sig);
+	waitpid(rp->pid, &status, 0);
+	rp->pid = 0;
+}
+
+static void
+redis_remove(struct redis_proc *rp)
+{
+	char cmd[128];
+
+	redis_kill(rp, SIGKILL);
+	if (rp->dir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", rp->dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", rp->dir);
+	}
+}
+
+static void
+url_of(const struct redis_proc *rp, char *out, size_t cap)
+{
+	snprintf(out, cap, "redis://127.0.0.1:%d", rp->port);
+}
+
+/* A chat-server of the cluster, linked before it returns. */
+static void
+node_start(struct server_proc *sp, const struct redis_proc *rp, const char *node,
+           const char *extra1, const char *extra2)
+{
+	char url[64];
+
+	url_of(rp, url, sizeof(url));
+	server_start(sp, "--redis", url, "--node", node, "--redis-timeout", REDIS_TIMEOUT,
+	             "--node-timeout", NODE_TIMEOUT, "--flood-rate", "0", "--log-level", "debug",
+	             extra1, extra2, NULL);
+	ck_assert_msg(server_log_wait(sp, "cluster: linked", WAIT_MS), "%s never linked: %s", node,
+	              server_log(sp));
+}
+
+/* A client of sp, past its own join (which it never hears of). */
+static void
+join(struct client *c, const struct server_proc *sp)
+{
+	client_open(c, sp->port, 0);
+}
+
+/* A client that takes a nick and sees it granted. */
+static void
+join_as(struct client *c, const struct server_proc *sp, const char *nick)
+{
+	char cmd[64], want[64];
+
+	join(c, sp);
+	snprintf(cmd, sizeof(cmd), "/nick %s\n", nick);
+	snprintf(want, sizeof(want), "you are now %s", nick);
+	client_say(c, cmd);
+	ck_assert_msg(client_wait_for(c, want, WAIT_MS), "no nick %s", nick);
+}
+
+/* The next chat line's text, or "" on timeout. */
+static const char *
+next_text(struct client *c, long ms)
+{
+	static char line[8192];
+	const char *t;
+
+	if (client_chat_line(c, line, sizeof(line), ms) != 1)
+		return "";
+	t = chat_text(line);
+	return t != NULL ? t : "";
+}
+
+/* Read n chat lines with texts "<tag> <i>" for i in [from, from+n), each
+ * exactly once and in order, ignoring other senders' lines. */
+static void
+expect_run(struct client *c, const char *tag, int from, int n)
+{
+	size_t tl = strlen(tag);
+	int want = from;
+
+	while (want < from + n) {
+		const char *t = next_text(c, WAIT_MS);
+
+		ck_assert_msg(t[0] != '\0', "%s %d never came", tag, want);
+		if (strncmp(t, tag, tl) != 0 || t[tl] != ' ')
+			continue;
+		ck_assert_msg(atoi(t + tl + 1) == want, "%s: got %d, wanted %d (a loss, a repeat or "
+		              "a reordering)", tag, atoi(t + tl + 1), want);
+		want++;
+	}
+}
+
+static void
+say_run(struct client *c, const char *tag, int from, int n)
+{
+	char line[64];
+
+	for (int i = from; i < from + n; i++) {
+		snprintf(line, sizeof(line), "%s %d\n", tag, i);
+		client_say(c, line);
+	}
+}
+
+/* Nothing more from this tag for ms: no repeat came late. */
+static void
+expect_no_more(struct client *c, const char *tag, long ms)
+{
+	long end = ms_now() + ms;
+	char line[8192];
+
+	while (ms_now() < end) {
+		const char *t;
+
+		if (client_line(c, line, sizeof(line), end - ms_now()) != 1)
+			return;
+		if ((t = chat_text(line)) != NULL)
+			ck_assert_msg(strncmp(t, tag, strlen(tag)) != 0, "a repeat: %s", line);
+	}
+}
+
+/* Count the lines containing needle that arrive within ms. */
+static int
+count_lines(struct client *c, const char *needle, long ms)
+{
+	long end = ms_now() + ms;
+	char line[8192];
+	int n = 0;
+
+	while (ms_now() < end && client_line(c, line, sizeof(line), end - ms_now()) == 1)
+		if (strstr(line, needle) != NULL)
+			n++;
+	return n;
+}
+
+/* /who until its answer lists needle (present) or not; other servers'
+ * names are refreshed each second. */
+static bool
+who_lists(struct client *c, const char *needle, bool present, long ms)
+{
+	long end = ms_now() + ms;
+	char line[8192];
+
+	while (ms_now() < end) {
+		client_say(c, "/who\n");
+		while (client_line(c, line, sizeof(line), 2000) == 1)
+			if (strncmp(line, "* ", 2) == 0 && strstr(line, " online: ") != NULL)
+				break;
+		if ((strstr(line, needle) != NULL) == present)
+			return true;
+		pause_ms(200);
+	}
+	return false;
+}
+
+/* --- the room across servers --------------------------------------------------------- */
+
+START_TEST(test_two_servers_are_one_room)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client ca, cb;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&ca, &a);
+	join(&cb, &b);
+	ck_assert_msg(client_wait_for(&ca, "joined", WAIT_MS), "a join on B is heard on A");
+
+	client_say(&ca, "hello from A\n");
+	ck_assert_str_eq(next_text(&cb, WAIT_MS), "hello from A");
+	client_say(&cb, "hello from B\n");
+	ck_assert_str_eq(next_text(&ca, WAIT_MS), "hello from B");
+	client_say(&ca, "/me waves\n");
+	ck_assert_int_eq(strncmp(next_text(&cb, WAIT_MS), "* 127.0.0.1:", 12), 0);
+
+	/* Nicks, cluster-wide: a's rename is heard on B, /msg finds it. */
+	client_say(&ca, "/nick alice\n");
+	ck_assert(client_wait_for(&ca, "you are now alice", WAIT_MS));
+	ck_assert(client_wait_for(&cb, "is now alice", WAIT_MS));
+	client_say(&cb, "/msg alice a secret\n");
+	ck_assert(client_wait_for(&cb, "sent to alice", WAIT_MS));
+	ck_assert(client_wait_for(&ca, "(private) | ", WAIT_MS));
+	client_say(&cb, "/msg nobody hello?\n");
+	ck_assert(client_wait_for(&cb, "no such nick: nobody", WAIT_MS));
+	client_say(&cb, "/nick alice\n");
+	ck_assert(client_wait_for(&cb, "nick alice is taken", WAIT_MS));
+
+	/* /who on B lists alice on A. */
+	ck_assert_msg(who_lists(&cb, "alice@127.0.0.1", true, WAIT_MS), "/who misses alice");
+
+	client_say(&ca, "/quit bye\n");
+	ck_assert(client_wait_for(&cb, "alice@127.0.0.1", WAIT_MS));
+	ck_assert_msg(who_lists(&cb, "alice@", false, WAIT_MS), "alice stays in /who");
+	client_close(&ca);
+	client_close(&cb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/*
+ * Four senders on two servers, all at once; a listener on each server.
+ * Both listeners see the same lines in the same order, and each sender's
+ * lines in its own order, each once.
+ */
+START_TEST(test_every_server_sees_one_order)
+{
+	enum { SENDERS = 4, LINES = 100 };
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client s[SENDERS], la, lb;
+	static char seen_a[SENDERS * LINES][32], seen_b[SENDERS * LINES][32];
+	int next[SENDERS] = { 0 };
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&la, &a);
+	join(&lb, &b);
+	for (int i = 0; i < SENDERS; i++)
+		join(&s[i], i % 2 ? &b : &a);
+	pause_ms(300); /* joins announced */
+	for (int k = 0; k < LINES; k++)
+		for (int i = 0; i < SENDERS; i++) {
+			char line[32];
+
+			snprintf(line, sizeof(line), "s%d %d\n", i, k);
+			client_say(&s[i], line);
+		}
+	for (int n = 0; n < SENDERS * LINES; n++) {
+		const char *t = next_text(&la, WAIT_MS);
+		int who, k;
+
+		ck_assert_msg(sscanf(t, "s%d %d", &who, &k) == 2, "A: line %d missing ('%s')", n, t);
+		ck_assert_msg(k == next[who]++, "A: s%d sent %d before %d", who, next[who] - 1, k);
+		snprintf(seen_a[n], sizeof(seen_a[n]), "%s", t);
+	}
+	for (int n = 0; n < SENDERS * LINES; n++) {
+		const char *t = next_text(&lb, WAIT_MS);
+
+		snprintf(seen_b[n], sizeof(seen_b[n]), "%s", t);
+		ck_assert_msg(strcmp(seen_a[n], seen_b[n]) == 0,
+		              "line %d: A saw '%s', B saw '%s'", n, seen_a[n], seen_b[n]);
+	}
+	expect_no_more(&la, "s", 500);
+	for (int i = 0; i < SENDERS; i++)
+		client_close(&s[i]);
+	client_close(&la);
+	client_close(&lb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* Two clients on two servers ask for one nick at the same moment: one. */
+START_TEST(test_one_nick_one_owner_across_servers)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client ca, cb;
+	int won_a = 0, won_b = 0;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&ca, &a);
+	join(&cb, &b);
+	for (int round = 0; round < 10; round++) {
+		char cmd[32], yes[48], no[48];
+		int ga, gb;
+
+		snprintf(cmd, sizeof(cmd), "/nick racer%d\n", round);
+		snprintf(yes, sizeof(yes), "you are now racer%d", round);
+		snprintf(no, sizeof(no), "nick racer%d is taken", round);
+		client_say(&ca, cmd);
+		client_say(&cb, cmd);
+		ga = 0;
+		gb = 0;
+		for (;;) {
+			char line[512];
+
+			ck_assert_int_eq(client_line(&ca, line, sizeof(line), WAIT_MS), 1);
+			if (strstr(line, yes) != NULL) {
+				ga = 1;
+				break;
+			}
+			if (strstr(line, no) != NULL)
+				break;
+		}
+		for (;;) {
+			char line[512];
+
+			ck_assert_int_eq(client_line(&cb, line, sizeof(line), WAIT_MS), 1);
+			if (strstr(line, yes) != NULL) {
+				gb = 1;
+				break;
+			}
+			if (strstr(line, no) != NULL)
+				break;
+		}
+		ck_assert_msg(ga + gb == 1, "round %d: %d owners", round, ga + gb);
+		won_a += ga;
+		won_b += gb;
+	}
+	ck_assert_int_eq(won_a + won_b, 10);
+	client_close(&ca);
+	client_close(&cb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* --history replays the cluster's lines, on a server that joined later too. */
+START_TEST(test_history_is_the_clusters)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client ca, late;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", "--history", "5");
+	join(&ca, &a);
+	say_run(&ca, "h", 0, 8);
+	pause_ms(300); /* into the stream */
+	node_start(&b, &rp, "B", "--history", "5");
+	join(&late, &b);
+	expect_run(&late, "h", 3, 5);
+	client_close(&ca);
+	client_close(&late);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* --- faults --------------------------------------------------------------------------- */
+
+/* Redis drops every client connection, again and again, under traffic:
+ * every line arrives once, in order, here and there. */
+START_TEST(test_client_kill_loses_and_repeats_nothing)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client sa, sb, la, lb;
+	char reply[128];
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&la, &a);
+	join(&lb, &b);
+	join(&sa, &a);
+	join(&sb, &b);
+	pause_ms(300);
+	for (int round = 0; round < 6; round++) {
+		say_run(&sa, "ka", round * 50, 50);
+		say_run(&sb, "kb", round * 50, 50);
+		ck_assert(redis_cmd(&rp, "CLIENT KILL TYPE normal", reply, sizeof(reply)));
+		pause_ms(50);
+	}
+	expect_run(&lb, "ka", 0, 300);
+	expect_run(&la, "kb", 0, 300);
+	expect_no_more(&lb, "ka", 1500);
+	ck_assert_msg(strstr(server_log(&a), "link to Redis 127.0.0.1:") != NULL,
+	              "CLIENT KILL never dropped A's link: %s", server_log(&a));
+	client_close(&sa);
+	client_close(&sb);
+	client_close(&la);
+	client_close(&lb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/*
+ * Redis goes away for a while (killed), then comes back, empty or with
+ * its AOF.  Meanwhile each server is a room of its own, says so once, and
+ * keeps what its clients send; back, it says so once, delivers that to the
+ * other server once, and nothing from before comes twice.
+ */
+static void
+outage(bool aof)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client sa, sb, la, lb;
+
+	redis_start(&rp, aof);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&la, &a);
+	join(&lb, &b);
+	join(&sa, &a);
+	join(&sb, &b);
+	pause_ms(300);
+	say_run(&sa, "before", 0, 20);
+	expect_run(&lb, "before", 0, 20);
+	expect_run(&la, "before", 0, 20);
+
+	redis_kill(&rp, SIGKILL);
+	ck_assert(client_wait_for(&la, "cluster link lost: only this server's clients hear you",
+	                          WAIT_MS));
+	ck_assert(client_wait_for(&lb, "cluster link lost", WAIT_MS));
+	say_run(&sa, "during", 0, 30);
+	say_run(&sb, "bduring", 0, 10);
+	expect_run(&la, "during", 0, 30); /* the local room works */
+	expect_run(&lb, "bduring", 0, 10);
+
+	redis_start(&rp, aof); /* same port, same directory */
+	ck_assert(client_wait_for(&la, "cluster link restored", WAIT_MS));
+	expect_run(&lb, "during", 0, 30);
+	expect_run(&la, "bduring", 0, 10);
+	say_run(&sa, "after", 0, 5);
+	expect_run(&lb, "after", 0, 5);
+	/* Once each: nothing before the outage, or during it, again. */
+	expect_no_more(&lb, "before", 1500);
+	expect_no_more(&la, "bduring", 200);
+	if (!aof)
+		ck_assert_ptr_nonnull(strstr(server_log(&a), "lost its data"));
+	client_close(&sa);
+	client_close(&sb);
+	client_close(&la);
+	client_close(&lb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+
+START_TEST(test_redis_restart_without_persistence)
+{
+	outage(false);
+}
+END_TEST
+
+START_TEST(test_redis_restart_with_aof)
+{
+	outage(true);
+}
+END_TEST
+
+/* Redis stopped (SIGSTOP): the link is up and answers nothing.  Noticed
+ * within the timeout, and nothing lost once it answers again. */
+START_TEST(test_a_wedged_redis_is_noticed)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client sa, la, lb;
+	long t0;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&la, &a);
+	join(&lb, &b);
+	join(&sa, &a);
+	pause_ms(300);
+	kill(rp.pid, SIGSTOP);
+	t0 = ms_now();
+	ck_assert(client_wait_for(&la, "cluster link lost", WAIT_MS));
+	ck_assert_msg(ms_now() - t0 < 30000, "a wedged Redis took %ld ms to notice", ms_now() - t0);
+	say_run(&sa, "wedged", 0, 10);
+	expect_run(&la, "wedged", 0, 10);
+	kill(rp.pid, SIGCONT);
+	expect_run(&lb, "wedged", 0, 10);
+	expect_no_more(&lb, "wedged", 1000);
+	client_close(&sa);
+	client_close(&la);
+	client_close(&lb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/*
+ * A server killed outright: within seconds its clients leave /who
+ * everywhere, and each survivor's clients hear of each departure once (one
+ * notice per client, not one per survivor).  Its nick is free again.
+ */
+START_TEST(test_a_killed_server_leaves_once)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b, c;
+	struct client x, lb, lc, y;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	node_start(&c, &rp, "C", NULL, NULL);
+	join(&lb, &b);
+	join(&lc, &c);
+	join_as(&x, &a, "xavier");
+	ck_assert(who_lists(&lb, "xavier@", true, WAIT_MS));
+	kill(a.pid, SIGKILL);
+	server_wait(&a, WAIT_MS);
+	ck_assert_msg(client_wait_for(&lb, "xavier@127.0.0.1", 30000), "no departure on B");
+	ck_assert_msg(client_wait_for(&lc, "xavier@127.0.0.1", 30000), "no departure on C");
+	/* Once: several reaper rounds pass, no second notice. */
+	ck_assert_int_eq(count_lines(&lb, "xavier@", 3000), 0);
+	ck_assert_int_eq(count_lines(&lc, "xavier@", 100), 0);
+	ck_assert(who_lists(&lb, "xavier@", false, WAIT_MS));
+	join_as(&y, &c, "xavier");
+	client_close(&x);
+	client_close(&y);
+	client_close(&lb);
+	client_close(&lc);
+	server_stop_ok(&b);
+	server_stop_ok(&c);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* An orderly shutdown says goodbye for its clients, once each. */
+START_TEST(test_a_server_that_stops_says_goodbye_for_its_clients)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client x, lb;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&lb, &b);
+	join_as(&x, &a, "yvonne");
+	server_stop_ok(&a);
+	ck_assert(client_wait_for(&lb, "yvonne@127.0.0.1", WAIT_MS));
+	ck_assert_int_eq(count_lines(&lb, "yvonne@", 1500), 0);
+	client_close(&x);
+	client_close(&lb);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* Unreachable at start: not fatal.  The server serves its own clients,
+ * says why in the log, and links once Redis is there. */
+START_TEST(test_a_server_starts_without_its_redis)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client c1, c2, cb;
+	char url[64];
+
+	rp.port = free_port();
+	url_of(&rp, url, sizeof(url));
+	server_start(&a, "--redis", url, "--node", "A", "--flood-rate", "0", "--log-level", "debug",
+	             NULL);
+	ck_assert(server_log_wait(&a, "cannot reach Redis 127.0.0.1:", WAIT_MS));
+	join(&c1, &a);
+	join(&c2, &a);
+	client_say(&c1, "alone\n");
+	ck_assert_str_eq(next_text(&c2, WAIT_MS), "alone");
+
+	redis_start(&rp, false);
+	ck_assert(server_log_wait(&a, "cluster: linked", WAIT_MS));
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&cb, &b);
+	pause_ms(300);
+	client_say(&cb, "together\n");
+	ck_assert_str_eq(next_text(&c1, WAIT_MS), "together");
+	client_close(&c1);
+	client_close(&c2);
+	client_close(&cb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/*
+ * An outage longer than --cluster-backlog: the oldest of A's lines never
+ * reach B.  Detected, never silent: B's clients get one notice saying how
+ * many may be missing, and B's log says so; the rest arrive once.
+ */
+START_TEST(test_an_outage_beyond_the_backlog_is_reported)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client sa, lb;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", "--cluster-backlog", "100");
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&lb, &b);
+	join(&sa, &a);
+	pause_ms(300);
+	say_run(&sa, "pre", 0, 5);
+	expect_run(&lb, "pre", 0, 5);
+	redis_kill(&rp, SIGKILL);
+	ck_assert(server_log_wait(&a, "link to Redis", WAIT_MS));
+	say_run(&sa, "over", 0, 150);
+	pause_ms(500);
+	redis_start(&rp, false);
+	ck_assert(client_wait_for(&lb, "lines may be missing: up to 50 from server A", WAIT_MS));
+	expect_run(&lb, "over", 50, 100);
+	ck_assert(server_log_wait(&b, "are missing", WAIT_MS));
+	ck_assert_int_eq(count_lines(&lb, "lines may be missing", 1000), 0);
+	client_close(&sa);
+	client_close(&lb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+static Suite *
+cluster_suite(void)
+{
+	Suite *s = suite_create("cluster");
+	TCase *tc = tcase_create("room");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_two_servers_are_one_room);
+	tcase_add_test(tc, test_every_server_sees_one_order);
+	tcase_add_test(tc, test_one_nick_one_owner_across_servers);
+	tcase_add_test(tc, test_history_is_the_clusters);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("faults");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_client_kill_loses_and_repeats_nothing);
+	tcase_add_test(tc, test_redis_restart_without_persistence);
+	tcase_add_test(tc, test_redis_restart_with_aof);
+	tcase_add_test(tc, test_a_wedged_redis_is_noticed);
+	tcase_add_test(tc, test_a_killed_server_leaves_once);
+	tcase_add_test(tc, test_a_server_that_stops_says_goodbye_for_its_clients);
+	tcase_add_test(tc, test_a_server_starts_without_its_redis);
+	tcase_add_test(tc, test_an_outage_beyond_the_backlog_is_reported);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+#ifndef HAVE_HIREDIS
+	printf("SKIP: this build has no hiredis (configure found no libhiredis-dev)\n");
+	return 77;
+#else
+	if (system("command -v redis-server >/dev/null 2>&1") != 0) {
+		printf("SKIP: redis-server is not installed (Debian: apt-get install redis-server)\n");
+		return 77;
+	}
+	return run_suite(cluster_suite());
+#endif
+}
