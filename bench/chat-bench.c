@@ -595,11 +595,22 @@ raise_fd_limit(size_t want)
 static void
 connect_all(struct bench *b, size_t n)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ais[16], *ai;
+	char ports[256], *save = NULL, *port;
+	size_t nports = 0;
 	int rc, one = 1;
 
-	if ((rc = getaddrinfo(b->o.host, b->o.port, &hints, &ai)) != 0)
-		die("cannot resolve %s:%s: %s", b->o.host, b->o.port, gai_strerror(rc));
+	/* -p PORT1,PORT2,...: the clients go round the servers (a cluster). */
+	snprintf(ports, sizeof(ports), "%s", b->o.port);
+	for (port = strtok_r(ports, ",", &save); port != NULL; port = strtok_r(NULL, ",", &save)) {
+		if (nports == sizeof(ais) / sizeof(ais[0]))
+			die("-p: at most 16 ports");
+		if ((rc = getaddrinfo(b->o.host, port, &hints, &ais[nports])) != 0)
+			die("cannot resolve %s:%s: %s", b->o.host, port, gai_strerror(rc));
+		nports++;
+	}
+	if (nports == 0)
+		die("-p: no port");
 	raise_fd_limit(n);
 	b->c = calloc(n, sizeof(*b->c));
 	if (b->c == NULL)
@@ -608,6 +619,7 @@ connect_all(struct bench *b, size_t n)
 		struct client *c = &b->c[i];
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 
+		ai = ais[i % nports];
 		c->id = i;
 		c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (c->fd < 0)
@@ -640,7 +652,8 @@ connect_all(struct bench *b, size_t n)
 					    ((struct client *)evs[j].data.ptr)->id);
 		}
 	}
-	freeaddrinfo(ai);
+	for (size_t k = 0; k < nports; k++)
+		freeaddrinfo(ais[k]);
 }
 
 /* One turn of the event loop, at most timeout_ms long. */
@@ -905,7 +918,8 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: chat-bench [options] -p PORT\n"
 	           "  -H, --host HOST         server address (default 127.0.0.1)\n"
-	           "  -p, --port PORT         server port (required)\n"
+	           "  -p, --port PORT[,PORT]  server port (required); several: the clients\n"
+	           "                          go round them (servers of one cluster)\n"
 	           "      --proto chat|resp   chat-server lines, or Redis pub/sub (default chat)\n"
 	           "      --channel NAME      the Redis channel (default chat)\n"
 	           "  -c, --clients N         connections (default 100)\n"

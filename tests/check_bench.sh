@@ -80,6 +80,21 @@ bench 0 -p "$port" -c 30 -s 3 -m 20 -r 50 --label throttled
 [ "$(field lost)" = 0 ] || fail "throttled: $(tail -1 "$tmp/out")"
 ok "throttled senders"
 
+# -p PORT,PORT spreads the clients over servers (a cluster's).  Two
+# standalone servers are two rooms: the probe line sent before the run
+# reaches only the two clients on its own server, and the bench says so.
+first=$port
+first_pid=$pid
+start other --flood-rate 0
+bench 2 -p "$first,$port" -c 4 -s 2 -m 5 -t 1
+grep -q "only 2 of 4 connections heard the probe" "$tmp/err" ||
+	fail "-p with two ports: $(cat "$tmp/err")"
+bench 0 -p "$first,$first" -c 4 -s 2 -m 5
+[ "$(field deliveries)" = 30 ] || fail "-p P,P: $(field deliveries) deliveries, not 2 x 5 x 3"
+ok "-p PORT,PORT spreads the clients over the servers"
+port=$first
+pid=$first_pid
+
 bench 0 -p "$port" --connect-only 300 --hold 0.2 --pid "$pid"
 [ "$(field reached)" = 300 ] || fail "idle: a line reached $(field reached) of 300"
 [ "$(field rss_before_kb)" -gt 0 ] 2>/dev/null || fail "idle: no server RSS read"

@@ -301,7 +301,11 @@ START_TEST(test_lines_the_bus_takes_go_out_when_it_delivers_them)
 	ck_assert_str_eq(drain(p[1].peer), ""); /* not yet */
 	ck_assert_uint_eq(b.hist_len, 0);
 
-	ck_assert_uint_eq(broadcast_deliver(&b, p[0].c->join_seq, &m, 1, true), 2);
+	{
+		uint64_t from = p[0].c->join_seq;
+
+		ck_assert_uint_eq(broadcast_deliver(&b, &from, &m, 1, true), 2);
+	}
 	ck_assert_int_eq(bl.chat, 1); /* not handed back */
 	ck_assert_uint_eq(b.hist_len, 1);
 	broadcast_flush(&b);

@@ -572,7 +572,8 @@ START_TEST(test_a_wedged_redis_is_noticed)
 	pause_ms(300);
 	kill(rp.pid, SIGSTOP);
 	t0 = ms_now();
-	ck_assert(client_wait_for(&la, "cluster link lost", WAIT_MS));
+	ck_assert_msg(client_wait_for(&la, "cluster link lost", WAIT_MS), "A's log: %s",
+	              server_log(&a));
 	ck_assert_msg(ms_now() - t0 < 30000, "a wedged Redis took %ld ms to notice", ms_now() - t0);
 	say_run(&sa, "wedged", 0, 10);
 	expect_run(&la, "wedged", 0, 10);

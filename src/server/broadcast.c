@@ -287,9 +287,39 @@ enqueue_except(struct conn *c, struct msg *const *msgs, struct conn *const *skip
 /* What a fan-out is: kept in the history, and seen by other servers. */
 enum { FAN_CHAT = 1, FAN_BUS = 2 };
 
+/*
+ * Queue msgs to member c but those it sent itself (from_seqs[i] is the
+ * sender's join_seq, 0: the server): the bus's delivery of what came back
+ * from the cluster's log, many senders in one batch.  Returns as
+ * enqueue_except does.
+ */
+static int
+enqueue_but_own(struct conn *c, struct msg *const *msgs, const uint64_t *from_seqs, size_t n)
+{
+	int rc = -ENODATA;
+	size_t i = 0, j;
+
+	while (i < n) {
+		while (i < n && from_seqs[i] == c->join_seq)
+			i++;
+		for (j = i; j < n && from_seqs[j] != c->join_seq; j++)
+			;
+		if (j > i) {
+			int r = conn_enqueue(c, msgs + i, j - i);
+
+			if (r < 0)
+				return r;
+			if (r > rc)
+				rc = r;
+		}
+		i = j;
+	}
+	return rc;
+}
+
 static size_t
-fan_out(struct broadcast *b, const struct conn *from, uint64_t from_seq, struct msg *const *msgs,
-        struct conn *const *skip, size_t n, int how)
+fan_out(struct broadcast *b, const struct conn *from, const uint64_t *from_seqs,
+        struct msg *const *msgs, struct conn *const *skip, size_t n, int how)
 {
 	bool chat = how & FAN_CHAT;
 	struct conn *noted[NOTE_CHUNK], *now[NOTE_CHUNK];
@@ -307,9 +337,10 @@ fan_out(struct broadcast *b, const struct conn *from, uint64_t from_seq, struct 
 		struct conn *c = b->conns[i];
 		int rc;
 
-		if (c == from || (from_seq != 0 && c->join_seq == from_seq))
+		if (c == from)
 			continue;
-		rc = enqueue_except(c, msgs, skip, n);
+		rc = from_seqs != NULL ? enqueue_but_own(c, msgs, from_seqs, n)
+		                       : enqueue_except(c, msgs, skip, n);
 		if (rc < 0)
 			continue;
 		sent++;
@@ -340,34 +371,34 @@ fan_out(struct broadcast *b, const struct conn *from, uint64_t from_seq, struct 
 size_t
 broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, 0, msgs, NULL, n, FAN_BUS);
+	return fan_out(b, from, NULL, msgs, NULL, n, FAN_BUS);
 }
 
 size_t
 broadcast_send_local(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                      size_t n)
 {
-	return fan_out(b, from, 0, msgs, NULL, n, 0);
+	return fan_out(b, from, NULL, msgs, NULL, n, 0);
 }
 
 size_t
 broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, 0, msgs, NULL, n, FAN_CHAT | FAN_BUS);
+	return fan_out(b, from, NULL, msgs, NULL, n, FAN_CHAT | FAN_BUS);
 }
 
 size_t
 broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                       size_t n)
 {
-	return fan_out(b, NULL, 0, msgs, skip, n, FAN_BUS);
+	return fan_out(b, NULL, NULL, msgs, skip, n, FAN_BUS);
 }
 
 size_t
-broadcast_deliver(struct broadcast *b, uint64_t from_seq, struct msg *const *msgs, size_t n,
-                  bool chat)
+broadcast_deliver(struct broadcast *b, const uint64_t *from_seqs, struct msg *const *msgs,
+                  size_t n, bool chat)
 {
-	return fan_out(b, NULL, from_seq, msgs, NULL, n, chat ? FAN_CHAT : 0);
+	return fan_out(b, NULL, from_seqs, msgs, NULL, n, chat ? FAN_CHAT : 0);
 }
 
 void

@@ -106,13 +106,14 @@ size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struc
                              size_t n);
 
 /*
- * For the bus (bus.h): msgs, in order, to the local members but the one
- * whose join_seq is from_seq (0: none), without handing them to the bus
- * again; chat lines enter the history.  What came back from the cluster's
- * log, or what the bus keeps for it while the link is down.
+ * For the bus (bus.h): msgs, in order, to the local members, each but to
+ * its own sender (from_seqs[i] is its join_seq; 0: the server), without
+ * handing them to the bus again; chat lines enter the history.  What came
+ * back from the cluster's log, many senders' lines in one batch, or what
+ * the bus keeps for it while the link is down.
  */
-size_t broadcast_deliver(struct broadcast *b, uint64_t from_seq, struct msg *const *msgs, size_t n,
-                         bool chat);
+size_t broadcast_deliver(struct broadcast *b, const uint64_t *from_seqs, struct msg *const *msgs,
+                         size_t n, bool chat);
 
 /* Chat lines into the history only (the bus, filling it from the
  * cluster's log at start). */

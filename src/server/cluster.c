@@ -265,7 +265,7 @@ deliver_own(void *arg, struct outbox_entry *e)
 	struct cluster *cl = arg;
 
 	if (!e->remote_only)
-		broadcast_deliver(cl->bc, e->from, &e->m, 1, e->kind == BUS_CHAT);
+		broadcast_deliver(cl->bc, &e->from, &e->m, 1, e->kind == BUS_CHAT);
 	if (e->seq > cl->self_delivered)
 		cl->self_delivered = e->seq;
 }
@@ -501,9 +501,46 @@ on_ignore(redisAsyncContext *ac, void *reply, void *priv)
 
 static void read_more(struct cluster *cl);
 
+/*
+ * What one XREAD brought, delivered in batches: one fan-out for up to
+ * DELIVER_BATCH lines of any senders (each kept from its own sender), so
+ * that a busy room costs the bus thread one lock per recipient per batch,
+ * not per line.
+ */
+#define DELIVER_BATCH 64
+
+struct batch {
+	struct msg *m[DELIVER_BATCH]; /* references */
+	uint64_t from[DELIVER_BATCH];
+	size_t n;
+	bool chat;
+};
+
+static void
+batch_flush(struct cluster *cl, struct batch *bt)
+{
+	if (bt->n == 0)
+		return;
+	broadcast_deliver(cl->bc, bt->from, bt->m, bt->n, bt->chat);
+	for (size_t i = 0; i < bt->n; i++)
+		msg_unref(bt->m[i]);
+	bt->n = 0;
+}
+
+/* Consumes m. */
+static void
+batch_add(struct cluster *cl, struct batch *bt, struct msg *m, uint64_t from, bool chat)
+{
+	if (bt->n > 0 && (bt->chat != chat || bt->n == DELIVER_BATCH))
+		batch_flush(cl, bt);
+	bt->chat = chat;
+	bt->m[bt->n] = m;
+	bt->from[bt->n++] = from;
+}
+
 /* One entry of the room's stream. */
 static void
-room_entry(struct cluster *cl, const redisReply *fv)
+room_entry(struct cluster *cl, struct batch *bt, const redisReply *fv)
 {
 	const redisReply *o = field(fv, "o"), *i = field(fv, "i"), *s = field(fv, "s");
 	const redisReply *k = field(fv, "k"), *f = field(fv, "f"), *mv = field(fv, "m");
@@ -522,7 +559,10 @@ room_entry(struct cluster *cl, const redisReply *fv)
 			struct outbox_entry *e = outbox_find(&cl->out, seq);
 
 			if (e != NULL && !e->delivered) {
-				deliver_own(cl, e);
+				if (!e->remote_only) {
+					msg_ref(e->m);
+					batch_add(cl, bt, e->m, e->from, e->kind == BUS_CHAT);
+				}
 				e->delivered = true;
 			}
 			cl->self_delivered = seq;
@@ -538,6 +578,7 @@ room_entry(struct cluster *cl, const redisReply *fv)
 		if ((gap = origins_see(&cl->origins, key, seq)) < 0)
 			return; /* had it */
 		if (gap > 0) {
+			batch_flush(cl, bt); /* what came before the gap, first */
 			log_warn("cluster: up to %lld lines from %s are missing (lost by Redis, or "
 			         "beyond that server's backlog)",
 			         gap, o->str);
@@ -550,8 +591,7 @@ room_entry(struct cluster *cl, const redisReply *fv)
 	if ((m = msg_from(mv)) == NULL)
 		return;
 	(void)f; /* the sender is on another server: every local client hears it */
-	broadcast_deliver(cl->bc, 0, &m, 1, chat);
-	msg_unref(m);
+	batch_add(cl, bt, m, 0, chat);
 }
 
 /* One entry of our inbox: a private message for one of our members. */
@@ -581,6 +621,7 @@ on_read(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct cluster *cl = priv;
 	redisReply *r = reply;
+	struct batch bt = { .n = 0 };
 
 	(void)ac;
 	cl->read_sent = 0;
@@ -605,10 +646,11 @@ on_read(redisAsyncContext *ac, void *reply, void *priv)
 					continue;
 				snprintf(pos, sizeof(cl->room_id), "%s", en->element[0]->str);
 				if (room)
-					room_entry(cl, en->element[1]);
+					room_entry(cl, &bt, en->element[1]);
 				else
 					inbox_entry(cl, en->element[1]);
 			}
+			batch_flush(cl, &bt);
 		}
 		broadcast_flush(cl->bc);
 	}
