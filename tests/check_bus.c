@@ -186,13 +186,16 @@ START_TEST(test_outbox_bound_drops_the_oldest_and_counts_it)
 	ck_assert_int_eq(outbox_init(&o, 3, 25), 0);
 	outbox_push(&o, BUS_CHAT, 0, false, m, false, count_delivery, NULL);
 	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL);
+	outbox_next_unsent(&o)->sent = true; /* 1 sent, and confirmed */
+	o.unsent--;
 	outbox_find(&o, 1)->acked = true;
 	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL); /* 30 > 25: 1 goes */
 	ck_assert_uint_eq(o.len, 2);
 	ck_assert_int_eq(delivered, 1); /* 1 was never delivered: now it is */
 	ck_assert_uint_eq(o.lost, 0);   /* and Redis had it */
 	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL); /* 2 goes */
-	ck_assert_uint_eq(o.lost, 1);
+	ck_assert_uint_eq(o.lost, 1); /* never sent */
+	ck_assert_uint_eq(o.early, 1);
 	ck_assert_int_eq(delivered, 1);
 	ck_assert_uint_eq(outbox_at(&o, 0)->seq, 3);
 	ck_assert_uint_eq(o.unsent, 2);

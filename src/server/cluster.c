@@ -137,6 +137,7 @@ struct cluster {
 	struct origins origins;
 	struct kick *kicks;
 	struct log_limit fail_limit;
+	struct log_limit behind_limit;
 	uint64_t lost_logged;
 	long stop_phase_due;
 	int stop_phase; /* 0 running, 1 flushing, 2 waiting for the goodbye, 3 done */
@@ -512,29 +513,60 @@ static void read_more(struct cluster *cl);
 struct batch {
 	struct msg *m[DELIVER_BATCH]; /* references */
 	uint64_t from[DELIVER_BATCH];
-	size_t n;
+	uint64_t own[DELIVER_BATCH]; /* our own seq, or 0: another server's */
+	size_t n, nown;
 	bool chat;
 };
 
+/*
+ * Our own lines in the batch are delivered under mu, and only if nothing
+ * delivered them meanwhile: a full outbox delivers its oldest line at once
+ * (outbox.h), and it must not reach our clients twice, nor after a later
+ * line of its sender.
+ */
 static void
 batch_flush(struct cluster *cl, struct batch *bt)
 {
+	size_t k = 0;
+
 	if (bt->n == 0)
 		return;
-	broadcast_deliver(cl->bc, bt->from, bt->m, bt->n, bt->chat);
+	if (bt->nown > 0) {
+		pthread_mutex_lock(&cl->mu);
+		for (size_t i = 0; i < bt->n; i++) {
+			struct outbox_entry *e = bt->own[i] ? outbox_find(&cl->out, bt->own[i]) : NULL;
+
+			if (bt->own[i] != 0 && (e == NULL || e->delivered)) {
+				msg_unref(bt->m[i]); /* delivered already */
+				continue;
+			}
+			if (e != NULL)
+				e->delivered = true;
+			bt->m[k] = bt->m[i];
+			bt->from[k++] = bt->from[i];
+		}
+		bt->n = k;
+		broadcast_deliver(cl->bc, bt->from, bt->m, bt->n, bt->chat);
+		pthread_mutex_unlock(&cl->mu);
+	} else {
+		broadcast_deliver(cl->bc, bt->from, bt->m, bt->n, bt->chat);
+	}
 	for (size_t i = 0; i < bt->n; i++)
 		msg_unref(bt->m[i]);
-	bt->n = 0;
+	bt->n = bt->nown = 0;
 }
 
-/* Consumes m. */
+/* Consumes m.  own: our seq for one of our lines, else 0. */
 static void
-batch_add(struct cluster *cl, struct batch *bt, struct msg *m, uint64_t from, bool chat)
+batch_add(struct cluster *cl, struct batch *bt, struct msg *m, uint64_t from, bool chat,
+          uint64_t own)
 {
 	if (bt->n > 0 && (bt->chat != chat || bt->n == DELIVER_BATCH))
 		batch_flush(cl, bt);
 	bt->chat = chat;
 	bt->m[bt->n] = m;
+	bt->own[bt->n] = own;
+	bt->nown += own != 0;
 	bt->from[bt->n++] = from;
 }
 
@@ -554,20 +586,30 @@ room_entry(struct cluster *cl, struct batch *bt, const redisReply *fv)
 	if (own && i != NULL && i->type == REDIS_REPLY_STRING && strcmp(i->str, cl->inc) == 0) {
 		/* Ours, back from the stream: now our clients hear it, unless
 		 * they already have (sent while the link was down). */
+		struct msg *mine = NULL;
+		uint64_t from = 0;
+		bool chat_ = false;
+
 		pthread_mutex_lock(&cl->mu);
 		if (seq > cl->self_delivered) {
 			struct outbox_entry *e = outbox_find(&cl->out, seq);
 
 			if (e != NULL && !e->delivered) {
-				if (!e->remote_only) {
+				if (e->remote_only) {
+					e->delivered = true;
+				} else {
+					/* Marked delivered when the batch goes. */
 					msg_ref(e->m);
-					batch_add(cl, bt, e->m, e->from, e->kind == BUS_CHAT);
+					mine = e->m;
+					from = e->from;
+					chat_ = e->kind == BUS_CHAT;
 				}
-				e->delivered = true;
 			}
 			cl->self_delivered = seq;
 		}
 		pthread_mutex_unlock(&cl->mu);
+		if (mine != NULL)
+			batch_add(cl, bt, mine, from, chat_, seq);
 		return;
 	}
 	if (seq != 0 && o != NULL && i != NULL && i->type == REDIS_REPLY_STRING) {
@@ -591,7 +633,7 @@ room_entry(struct cluster *cl, struct batch *bt, const redisReply *fv)
 	if ((m = msg_from(mv)) == NULL)
 		return;
 	(void)f; /* the sender is on another server: every local client hears it */
-	batch_add(cl, bt, m, 0, chat);
+	batch_add(cl, bt, m, 0, chat, 0);
 }
 
 /* One entry of our inbox: a private message for one of our members. */
@@ -621,7 +663,7 @@ on_read(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct cluster *cl = priv;
 	redisReply *r = reply;
-	struct batch bt = { .n = 0 };
+	struct batch bt = { .n = 0, .nown = 0 };
 
 	(void)ac;
 	cl->read_sent = 0;
@@ -695,7 +737,7 @@ static void
 send_outbox(struct cluster *cl)
 {
 	struct outbox_entry *e;
-	uint64_t lost;
+	uint64_t lost, unconfirmed, early;
 
 	pthread_mutex_lock(&cl->mu);
 	while ((e = outbox_next_unsent(&cl->out)) != NULL) {
@@ -718,12 +760,19 @@ send_outbox(struct cluster *cl)
 		cl->out.unsent--;
 	}
 	lost = cl->out.lost;
-	cl->out.lost = 0;
+	unconfirmed = cl->out.unconfirmed;
+	early = cl->out.early;
+	cl->out.lost = cl->out.unconfirmed = cl->out.early = 0;
 	pthread_mutex_unlock(&cl->mu);
 	if (lost > 0)
 		log_warn("cluster: backlog full (--cluster-backlog): %" PRIu64
 		         " lines of ours will not reach the other servers",
 		         lost);
+	if (early > 0 && log_limit_ok(&cl->behind_limit, 10000, NULL))
+		log_warn("cluster: more than --cluster-backlog lines in flight: %" PRIu64
+		         " of ours delivered here before the cluster ordered them (%" PRIu64
+		         " of them not yet confirmed by Redis)",
+		         early, unconfirmed);
 }
 
 static void

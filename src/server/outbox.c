@@ -18,6 +18,8 @@ outbox_init(struct outbox *o, size_t lines, size_t max_bytes)
 	o->max_bytes = max_bytes;
 	o->next_seq = 1;
 	o->lost = 0;
+	o->unconfirmed = 0;
+	o->early = 0;
 	o->unsent = 0;
 	return 0;
 }
@@ -46,11 +48,14 @@ drop_oldest(struct outbox *o, void (*deliver)(void *, struct outbox_entry *), vo
 	if (!e->delivered && deliver != NULL) {
 		deliver(arg, e);
 		e->delivered = true;
+		o->early++;
 	}
-	if (!e->acked)
-		o->lost++;
-	if (!e->sent)
+	if (!e->sent) {
+		o->lost++; /* never sent: nobody else will have it */
 		o->unsent--;
+	} else if (!e->acked) {
+		o->unconfirmed++; /* sent: others have it unless the link drops first */
+	}
 	o->bytes -= e->m->len;
 	msg_unref(e->m);
 	o->head = (o->head + 1) % o->cap;

@@ -11,10 +11,13 @@
  * a Redis that restarted empty, the bus sends what is kept again, and the
  * receivers' dedup (origins.h) drops what they already had.
  *
- * The bound is lines and bytes.  Pushing beyond it drops the oldest entry;
- * one not acked yet is a line other servers will never get, counted in
- * lost (their dedup sees the gap and says so).  Nothing here locks: the
- * cluster holds its mutex around every call.
+ * The bound is lines and bytes.  Pushing beyond it drops the oldest entry.
+ * One never sent is a line other servers will never get, counted in lost
+ * (their dedup sees the gap and says so); one sent and not yet confirmed
+ * reaches them unless the link drops first (unconfirmed); one our own
+ * clients have not heard yet is delivered to them first, out of the
+ * cluster's order (early: the link is behind by more than the bound).
+ * Nothing here locks: the cluster holds its mutex around every call.
  */
 #ifndef OUTBOX_H
 #define OUTBOX_H
@@ -40,7 +43,9 @@ struct outbox {
 	size_t cap, head, len;
 	size_t bytes, max_bytes;
 	uint64_t next_seq;   /* the seq of the next entry pushed */
-	uint64_t lost;       /* dropped before Redis had them, since the last take */
+	uint64_t lost;        /* dropped never sent, since the counts were last taken */
+	uint64_t unconfirmed; /* dropped sent but not confirmed, likewise */
+	uint64_t early;       /* delivered to our clients early, likewise */
 	size_t unsent;       /* entries not sent on the current link: the newest ones */
 };
 
