@@ -65,9 +65,11 @@ redis_cmd(const struct redis_proc *rp, const char *cmd, char *out, size_t cap)
 	return ok;
 }
 
-/* Start redis-server on rp->port (a new free one if 0), in rp->dir. */
+/* Start redis-server on rp->port (a new free one if 0), in rp->dir, with
+ * up to two more "--option value" pairs (NULL: none). */
 static void
-redis_start(struct redis_proc *rp, bool aof)
+redis_start_with(struct redis_proc *rp, bool aof, const char *o1, const char *v1, const char *o2,
+                 const char *v2)
 {
 	char port[16], pong[64];
 	long end;
@@ -90,16 +92,24 @@ redis_start(struct redis_proc *rp, bool aof)
 			_exit(127);
 		execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1",
 		       "--save", "", "--appendonly", aof ? "yes" : "no", "--appendfsync", "always",
-		       "--dir", rp->dir, "--protected-mode", "no", (char *)NULL);
+		       "--dir", rp->dir, "--protected-mode", "no", o1, v1, o2, v2, (char *)NULL);
 		_exit(127);
 	}
 	end = ms_now() + WAIT_MS;
 	while (ms_now() < end) {
-		if (redis_cmd(rp, "PING", pong, sizeof(pong)) && strcmp(pong, "+PONG") == 0)
+		/* With a password, PING answers NOAUTH: up all the same. */
+		if (redis_cmd(rp, "PING", pong, sizeof(pong)) &&
+		    (strcmp(pong, "+PONG") == 0 || strncmp(pong, "-NOAUTH", 7) == 0))
 			return;
 		pause_ms(20);
 	}
 	ck_abort_msg("redis-server did not start on port %d", rp->port);
+}
+
+static void
+redis_start(struct redis_proc *rp, bool aof)
+{
+	redis_start_with(rp, aof, NULL, NULL, NULL, NULL);
 }
 
 static void
@@ -685,6 +695,91 @@ START_TEST(test_a_server_starts_without_its_redis)
 END_TEST
 
 /*
+ * A Redis with a password, reached over TCP with it and over its unix
+ * socket; a wrong password is named in the log and retried, and the
+ * server serves its own clients meanwhile.
+ */
+START_TEST(test_redis_with_a_password_and_a_unix_socket)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b, bad;
+	struct client ca, cb, cbad1, cbad2;
+	char url[160], sock[128];
+
+	redis_start_with(&rp, false, "--requirepass", "s3cret", NULL, NULL);
+	snprintf(sock, sizeof(sock), "%s/redis.sock", rp.dir);
+	redis_kill(&rp, SIGKILL);
+	redis_start_with(&rp, false, "--requirepass", "s3cret", "--unixsocket", sock);
+
+	snprintf(url, sizeof(url), "redis://:s3cret@127.0.0.1:%d", rp.port);
+	server_start(&a, "--redis", url, "--node", "A", "--flood-rate", "0", NULL);
+	ck_assert_msg(server_log_wait(&a, "cluster: linked", WAIT_MS), "%s", server_log(&a));
+	ck_assert_ptr_null(strstr(server_log(&a), "s3cret")); /* never in the log */
+	snprintf(url, sizeof(url), "unix:%s", sock);
+	server_start(&bad, "--redis", url, "--node", "X", "--flood-rate", "0", NULL);
+	ck_assert_msg(server_log_wait(&bad, "NOAUTH", WAIT_MS), "%s", server_log(&bad));
+	join(&cbad1, &bad);
+	join(&cbad2, &bad);
+	client_say(&cbad1, "still here\n");
+	ck_assert_str_eq(next_text(&cbad2, WAIT_MS), "still here");
+
+	/* The socket, with the password: one room with A. */
+	{
+		char user_url[160];
+
+		snprintf(user_url, sizeof(user_url), "redis://default:s3cret@127.0.0.1:%d/0",
+		         rp.port);
+		server_start(&b, "--redis", user_url, "--node", "B", "--flood-rate", "0", NULL);
+	}
+	ck_assert_msg(server_log_wait(&b, "cluster: linked", WAIT_MS), "%s", server_log(&b));
+	join(&ca, &a);
+	join(&cb, &b);
+	pause_ms(300);
+	client_say(&ca, "through a password\n");
+	ck_assert_str_eq(next_text(&cb, WAIT_MS), "through a password");
+	client_close(&ca);
+	client_close(&cb);
+	client_close(&cbad1);
+	client_close(&cbad2);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	server_stop_ok(&bad);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* A unix socket, as operators run Redis on the same machine. */
+START_TEST(test_redis_over_a_unix_socket)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client ca, cb;
+	char url[160], sock[128];
+
+	redis_start(&rp, false);
+	snprintf(sock, sizeof(sock), "%s/redis.sock", rp.dir);
+	redis_kill(&rp, SIGKILL);
+	redis_start_with(&rp, false, "--unixsocket", sock, NULL, NULL);
+	snprintf(url, sizeof(url), "unix:%s", sock);
+	server_start(&a, "--redis", url, "--node", "A", "--flood-rate", "0", NULL);
+	server_start(&b, "--redis", url, "--node", "B", "--flood-rate", "0", NULL);
+	ck_assert_msg(server_log_wait(&a, "cluster: linked to Redis unix:", WAIT_MS), "%s",
+	              server_log(&a));
+	ck_assert(server_log_wait(&b, "cluster: linked", WAIT_MS));
+	join(&ca, &a);
+	join(&cb, &b);
+	pause_ms(300);
+	client_say(&cb, "over the socket\n");
+	ck_assert_str_eq(next_text(&ca, WAIT_MS), "over the socket");
+	client_close(&ca);
+	client_close(&cb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/*
  * An outage longer than --cluster-backlog: the oldest of A's lines never
  * reach B.  Detected, never silent: B's clients get one notice saying how
  * many may be missing, and B's log says so; the rest arrive once.
@@ -731,6 +826,8 @@ cluster_suite(void)
 	tcase_add_test(tc, test_every_server_sees_one_order);
 	tcase_add_test(tc, test_one_nick_one_owner_across_servers);
 	tcase_add_test(tc, test_history_is_the_clusters);
+	tcase_add_test(tc, test_redis_with_a_password_and_a_unix_socket);
+	tcase_add_test(tc, test_redis_over_a_unix_socket);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");

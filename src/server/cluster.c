@@ -108,6 +108,7 @@ struct cluster {
 	char where[300];                               /* the Redis, for logs */
 	struct broadcast *bc;
 	void (*kick_fn)(void *, struct conn *);
+	void (*flush_fn)(void *);
 	void *kick_arg;
 
 	pthread_t thread;
@@ -694,7 +695,7 @@ on_read(redisAsyncContext *ac, void *reply, void *priv)
 			}
 			batch_flush(cl, &bt);
 		}
-		broadcast_flush(cl->bc);
+		cl->flush_fn(cl->kick_arg);
 	}
 	if (cl->state == UP)
 		read_more(cl);
@@ -1204,6 +1205,13 @@ on_auth(redisAsyncContext *ac, void *reply, void *priv)
 }
 
 static void
+on_set_epoch(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)ac;
+	need(priv, reply, "SET epoch"); /* the first command: NOAUTH shows here */
+}
+
+static void
 on_epoch(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct cluster *cl = priv;
@@ -1418,7 +1426,7 @@ connect_links(struct cluster *cl)
 		char fresh[17];
 
 		random_hex(fresh, sizeof(fresh));
-		cmd(&cl->w, on_ignore, NULL, 4, (const char *[]){ "SET", cl->k_epoch, fresh, "NX" },
+		cmd(&cl->w, on_set_epoch, cl, 4, (const char *[]){ "SET", cl->k_epoch, fresh, "NX" },
 		    (size_t[]){ 3, strlen(cl->k_epoch), strlen(fresh), 2 });
 		cmd(&cl->w, on_epoch, cl, 2, (const char *[]){ "GET", cl->k_epoch },
 		    (size_t[]){ 3, strlen(cl->k_epoch) });
@@ -1589,7 +1597,7 @@ key(char *out, const struct cluster *cl, const char *what)
 
 int
 cluster_start(struct cluster **out, const struct cluster_config *cfg, struct broadcast *bc,
-              void (*kick)(void *, struct conn *), void *kick_arg)
+              void (*kick)(void *, struct conn *), void (*flush)(void *), void *kick_arg)
 {
 	struct cluster *cl = calloc(1, sizeof(*cl));
 	struct epoll_event ev = { .events = EPOLLIN };
@@ -1601,6 +1609,7 @@ cluster_start(struct cluster **out, const struct cluster_config *cfg, struct bro
 	cl->cfg = *cfg;
 	cl->bc = bc;
 	cl->kick_fn = kick;
+	cl->flush_fn = flush;
 	cl->kick_arg = kick_arg;
 	snprintf(cl->node, sizeof(cl->node), "%s", cfg->node);
 	snprintf(cl->prefix, sizeof(cl->prefix), "%s:", cfg->name);

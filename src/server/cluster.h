@@ -39,12 +39,16 @@ struct cluster;
 /*
  * Start the bus thread for registry bc, and set bc->bus.  An unreachable
  * Redis is not an error: the thread keeps trying, and until it succeeds
- * the server is a room of its own.  kick(kick_arg, c) asks the server to
- * run c's job soon (a nick answer waits there); it is called from the bus
- * thread.  Returns 0 or a negative errno.
+ * the server is a room of its own.  From the bus thread, kick(arg, c) asks
+ * the server to run c's job soon (a nick answer waits there), and
+ * flush(arg) to write what the bus queued to our clients (a write pass,
+ * broadcast_flush, which the server runs on its pool: the bus thread only
+ * queues, so that it is back on Redis at once and the writes of several
+ * batches go out together).  Returns 0 or a negative errno.
  */
 int cluster_start(struct cluster **out, const struct cluster_config *cfg, struct broadcast *bc,
-                  void (*kick)(void *arg, struct conn *c), void *kick_arg);
+                  void (*kick)(void *arg, struct conn *c), void (*flush)(void *arg),
+                  void *arg);
 
 /* The server is about to empty its registry for shutdown: those
  * departures are not presence changes, cluster_stop announces them. */

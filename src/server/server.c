@@ -69,6 +69,7 @@ struct server {
 	atomic_bool stopping;
 #ifdef HAVE_HIREDIS
 	struct cluster *cluster; /* NULL: standalone */
+	atomic_bool flush_queued; /* a write pass for the bus is submitted */
 #endif
 
 	/* epoll markers for the descriptors that are not clients */
@@ -506,6 +507,38 @@ kick(void *arg, struct conn *c)
 	wake_signal(s->wakefd);
 }
 
+/* A write pass on the pool, for what the bus delivered. */
+static int
+flush_job(void *arg, void **result)
+{
+	struct server *s = arg;
+
+	(void)result;
+	/* Cleared first: what the bus queues from now on gets a pass of
+	 * its own, or joins this one. */
+	atomic_store(&s->flush_queued, false);
+	broadcast_flush(&s->bc);
+	return 0;
+}
+
+/*
+ * From the bus thread: one write pass at a time is submitted; the batches
+ * the bus delivers meanwhile leave with it.  If it cannot be submitted the
+ * bus thread writes itself.
+ */
+static void
+bus_flush(void *arg)
+{
+	struct server *s = arg;
+
+	if (atomic_exchange(&s->flush_queued, true))
+		return;
+	if (tp_submit(s->pool, flush_job, s, NULL) != 0) {
+		atomic_store(&s->flush_queued, false);
+		broadcast_flush(&s->bc);
+	}
+}
+
 /* --node's default: this host and the port we listen on. */
 static void
 default_node(struct server *s, char *out, size_t len)
@@ -548,7 +581,8 @@ start_cluster(struct server *s)
 	cc.timeout_ms = s->cfg.redis_timeout * 1000;
 	cc.node_timeout_ms = s->cfg.node_timeout * 1000;
 	cc.history = s->cfg.history;
-	rc = cluster_start(&s->cluster, &cc, &s->bc, kick, s);
+	atomic_init(&s->flush_queued, false);
+	rc = cluster_start(&s->cluster, &cc, &s->bc, kick, bus_flush, s);
 	if (rc != 0)
 		fprintf(stderr, "chat-server: cannot start the cluster link: %s\n", strerror(-rc));
 	return rc;
