@@ -175,8 +175,8 @@ START_TEST(test_outbox_sends_again_what_redis_did_not_confirm)
 }
 END_TEST
 
-/* Full: the oldest goes, delivered to our clients first if it never was,
- * and counted as lost to the others if Redis never had it. */
+/* Full, with the link down (every line delivered here already): the
+ * oldest goes, counted as lost to the others if it was never sent. */
 START_TEST(test_outbox_bound_drops_the_oldest_and_counts_it)
 {
 	struct outbox o;
@@ -184,22 +184,51 @@ START_TEST(test_outbox_bound_drops_the_oldest_and_counts_it)
 
 	delivered = 0;
 	ck_assert_int_eq(outbox_init(&o, 3, 25), 0);
-	outbox_push(&o, BUS_CHAT, 0, false, m, false, count_delivery, NULL);
+	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL);
 	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL);
 	outbox_next_unsent(&o)->sent = true; /* 1 sent, and confirmed */
 	o.unsent--;
 	outbox_find(&o, 1)->acked = true;
 	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL); /* 30 > 25: 1 goes */
 	ck_assert_uint_eq(o.len, 2);
-	ck_assert_int_eq(delivered, 1); /* 1 was never delivered: now it is */
-	ck_assert_uint_eq(o.lost, 0);   /* and Redis had it */
+	ck_assert_uint_eq(o.lost, 0); /* Redis had it */
 	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL); /* 2 goes */
 	ck_assert_uint_eq(o.lost, 1); /* never sent */
-	ck_assert_uint_eq(o.early, 1);
-	ck_assert_int_eq(delivered, 1);
+	ck_assert_uint_eq(o.early, 0);
+	ck_assert_int_eq(delivered, 0);
 	ck_assert_uint_eq(outbox_at(&o, 0)->seq, 3);
 	ck_assert_uint_eq(o.unsent, 2);
 	ck_assert_uint_eq(o.bytes, 20);
+	outbox_destroy(&o);
+	msg_unref(m);
+}
+END_TEST
+
+/* Lines in flight (not delivered: the link is up but behind) are kept past
+ * the bound, up to OUTBOX_SLACK times, before the oldest is delivered early. */
+START_TEST(test_outbox_keeps_lines_in_flight_past_its_bound)
+{
+	struct outbox o;
+	struct msg *m = line("x\r\n");
+
+	delivered = 0;
+	ck_assert_int_eq(outbox_init(&o, 2, 1000), 0);
+	for (int i = 0; i < 2 * OUTBOX_SLACK; i++)
+		outbox_push(&o, BUS_CHAT, 0, false, m, false, count_delivery, NULL);
+	ck_assert_uint_eq(o.len, 2 * OUTBOX_SLACK);
+	ck_assert_int_eq(delivered, 0);
+	ck_assert_uint_eq(outbox_at(&o, 0)->seq, 1); /* in order after growing */
+	ck_assert_uint_eq(outbox_at(&o, o.len - 1)->seq, 2 * OUTBOX_SLACK);
+	outbox_push(&o, BUS_CHAT, 0, false, m, false, count_delivery, NULL);
+	ck_assert_int_eq(delivered, 1); /* now the oldest goes, heard first */
+	ck_assert_uint_eq(o.early, 1);
+	ck_assert_uint_eq(o.len, 2 * OUTBOX_SLACK);
+	/* Once delivered, lines are kept only to the bound. */
+	for (size_t i = 0; i < o.len; i++)
+		outbox_at(&o, i)->delivered = true;
+	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL);
+	ck_assert_uint_eq(o.len, 2);
+	ck_assert_int_eq(delivered, 1);
 	outbox_destroy(&o);
 	msg_unref(m);
 }
@@ -217,6 +246,7 @@ bus_suite(void)
 	tcase_add_test(tc, test_origins_table_is_bounded);
 	tcase_add_test(tc, test_outbox_sends_again_what_redis_did_not_confirm);
 	tcase_add_test(tc, test_outbox_bound_drops_the_oldest_and_counts_it);
+	tcase_add_test(tc, test_outbox_keeps_lines_in_flight_past_its_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }

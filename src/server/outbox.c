@@ -12,7 +12,7 @@ outbox_init(struct outbox *o, size_t lines, size_t max_bytes)
 	o->ring = calloc(lines, sizeof(*o->ring));
 	if (o->ring == NULL)
 		return -ENOMEM;
-	o->cap = lines;
+	o->cap = o->lines = lines;
 	o->head = o->len = 0;
 	o->bytes = 0;
 	o->max_bytes = max_bytes;
@@ -62,13 +62,42 @@ drop_oldest(struct outbox *o, void (*deliver)(void *, struct outbox_entry *), vo
 	o->len--;
 }
 
+/* Double the ring, oldest first at 0.  False if out of memory. */
+static bool
+grow(struct outbox *o)
+{
+	struct outbox_entry *r = malloc(2 * o->cap * sizeof(*r));
+
+	if (r == NULL)
+		return false;
+	for (size_t i = 0; i < o->len; i++)
+		r[i] = *outbox_at(o, i);
+	free(o->ring);
+	o->ring = r;
+	o->cap *= 2;
+	o->head = 0;
+	return true;
+}
+
 uint64_t
 outbox_push(struct outbox *o, enum bus_kind kind, uint64_t from, bool remote_only, struct msg *m,
             bool delivered, void (*deliver)(void *, struct outbox_entry *), void *arg)
 {
 	struct outbox_entry *e;
 
-	while (o->len > 0 && (o->len == o->cap || o->bytes + m->len > o->max_bytes))
+	while (o->len > 0 && (o->len >= o->lines || o->bytes + m->len > o->max_bytes)) {
+		/* Over the bound with every line still in flight (the link is
+		 * up, but behind): room for more, up to OUTBOX_SLACK times,
+		 * rather than deliver out of the cluster's order. */
+		bool in_flight = !outbox_at(o, 0)->delivered;
+
+		if (in_flight && o->len < o->lines * OUTBOX_SLACK &&
+		    o->bytes + m->len <= o->max_bytes * OUTBOX_SLACK &&
+		    (o->len < o->cap || grow(o)))
+			break;
+		drop_oldest(o, deliver, arg);
+	}
+	if (o->len == o->cap && !grow(o))
 		drop_oldest(o, deliver, arg);
 	e = outbox_at(o, o->len++);
 	msg_ref(m);

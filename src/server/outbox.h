@@ -11,7 +11,10 @@
  * a Redis that restarted empty, the bus sends what is kept again, and the
  * receivers' dedup (origins.h) drops what they already had.
  *
- * The bound is lines and bytes.  Pushing beyond it drops the oldest entry.
+ * The bound is lines and bytes.  Pushing beyond it drops the oldest entry,
+ * unless that one is still in flight (our clients have not heard it: the
+ * link is up but behind); then the outbox grows, up to OUTBOX_SLACK times
+ * the bound, rather than deliver out of the cluster's order.
  * One never sent is a line other servers will never get, counted in lost
  * (their dedup sees the gap and says so); one sent and not yet confirmed
  * reaches them unless the link drops first (unconfirmed); one our own
@@ -38,9 +41,14 @@ struct outbox_entry {
 	bool sent, acked, delivered;
 };
 
+/* How far past its bound the outbox grows while every line in it is still
+ * in flight (the link is up but behind), before it delivers early. */
+#define OUTBOX_SLACK 4
+
 struct outbox {
 	struct outbox_entry *ring;
-	size_t cap, head, len;
+	size_t lines;         /* the bound, in lines */
+	size_t cap, head, len; /* the ring: cap >= lines */
 	size_t bytes, max_bytes;
 	uint64_t next_seq;   /* the seq of the next entry pushed */
 	uint64_t lost;        /* dropped never sent, since the counts were last taken */
