@@ -435,6 +435,48 @@ START_TEST(test_one_nick_one_owner_across_servers)
 }
 END_TEST
 
+/* A client that asks for a nick and leaves before the answer does not
+ * keep it: the nick is free for someone else on another server. */
+START_TEST(test_a_nick_asked_by_one_who_left_is_free)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client x, y;
+	long end;
+	bool got = false;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&x, &a);
+	client_say(&x, "/nick ghost\n");
+	client_close(&x); /* before the answer can reach it */
+	pause_ms(500);    /* A has asked Redis, and seen it leave */
+	join(&y, &b);
+	end = ms_now() + 5000;
+	while (!got && ms_now() < end) {
+		char line[512];
+
+		client_say(&y, "/nick ghost\n");
+		while (client_line(&y, line, sizeof(line), WAIT_MS) == 1) {
+			if (strstr(line, "you are now ghost") != NULL) {
+				got = true;
+				break;
+			}
+			if (strstr(line, "is taken") != NULL)
+				break;
+		}
+		if (!got)
+			pause_ms(200);
+	}
+	ck_assert_msg(got, "ghost stays taken after its asker left");
+	client_close(&y);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
 /* --history replays the cluster's lines, on a server that joined later too. */
 START_TEST(test_history_is_the_clusters)
 {
@@ -825,6 +867,7 @@ cluster_suite(void)
 	tcase_add_test(tc, test_two_servers_are_one_room);
 	tcase_add_test(tc, test_every_server_sees_one_order);
 	tcase_add_test(tc, test_one_nick_one_owner_across_servers);
+	tcase_add_test(tc, test_a_nick_asked_by_one_who_left_is_free);
 	tcase_add_test(tc, test_history_is_the_clusters);
 	tcase_add_test(tc, test_redis_with_a_password_and_a_unix_socket);
 	tcase_add_test(tc, test_redis_over_a_unix_socket);

@@ -191,7 +191,7 @@ record(struct broadcast *b, struct msg *const *msgs, size_t n)
 
 /* Tell the bus the registry changed, if one listens. */
 static void
-member_changed(struct broadcast *b, const struct conn *c, enum bus_member op)
+member_changed(struct broadcast *b, struct conn *c, enum bus_member op)
 {
 	if (b->bus.member != NULL)
 		b->bus.member(b->bus.arg, c, op);

@@ -48,7 +48,7 @@ struct bus_hook {
 	bool (*publish)(void *arg, enum bus_kind kind, const struct conn *from,
 	                struct conn *const *each, struct msg *const *msgs, size_t n);
 	/* The registry changed (presence for other servers' /who). */
-	void (*member)(void *arg, const struct conn *c, enum bus_member op);
+	void (*member)(void *arg, struct conn *c, enum bus_member op);
 	/*
 	 * Ask for nick (valid, free on this server) for member c.  Returns 0
 	 * when asked: the answer reaches c's own job later, through

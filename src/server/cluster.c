@@ -345,7 +345,7 @@ op_free(struct op *op)
 }
 
 static void
-hook_member(void *arg, const struct conn *c, enum bus_member what)
+hook_member(void *arg, struct conn *c, enum bus_member what)
 {
 	struct cluster *cl = arg;
 	struct op *op;
@@ -356,6 +356,10 @@ hook_member(void *arg, const struct conn *c, enum bus_member what)
 		log_warn("cluster: out of memory: presence of %s not updated", c->name);
 		return;
 	}
+	/* A nick it asked for and never took may be granted after it left:
+	 * its departure releases that one too. */
+	if (what == BUS_LEFT)
+		conn_asked_nick(c, op->oldnick, sizeof(op->oldnick));
 	pthread_mutex_lock(&cl->mu);
 	if (cl->ops_on) {
 		queue_op_locked(cl, op);
@@ -870,9 +874,10 @@ send_ops(struct cluster *cl)
 			break;
 		}
 		case OP_MEMBER_DEL: {
-			const char *args[] = { lnick, owner, id };
+			const char *args[] = { lnick, owner, id, lold };
 
-			eval(cl, on_ignore, NULL, LUA_LEAVE, 2, keys, 3, args, NULL);
+			lower(lold, sizeof(lold), op->oldnick);
+			eval(cl, on_ignore, NULL, LUA_LEAVE, 2, keys, 4, args, NULL);
 			break;
 		}
 		case OP_CLAIM: {

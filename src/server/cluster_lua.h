@@ -89,10 +89,13 @@ static const char LUA_CLAIM[] =
         "redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])\n"
         "return 1\n";
 
-/* A member left.  KEYS: nicks members:me.  ARGV: nick(lower or "") owner id. */
+/* A member left.  KEYS: nicks members:me.  ARGV: nick(lower or "") owner id
+ * asked(lower or "": a nick it asked for and may be granted after it left). */
 static const char LUA_LEAVE[] =
-        "if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
-        "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+        "for _, n in ipairs({ARGV[1], ARGV[4]}) do\n"
+        "  if n ~= '' and redis.call('HGET', KEYS[1], n) == ARGV[2] then\n"
+        "    redis.call('HDEL', KEYS[1], n)\n"
+        "  end\n"
         "end\n"
         "redis.call('HDEL', KEYS[2], ARGV[3])\n"
         "return 1\n";

@@ -163,6 +163,14 @@ conn_take_nick(struct conn *c, char *nick, size_t len)
 	return st;
 }
 
+void
+conn_asked_nick(struct conn *c, char *nick, size_t len)
+{
+	pthread_mutex_lock(&c->mu);
+	snprintf(nick, len, "%s", c->nick_state != CONN_NICK_NONE ? c->nick_offer : "");
+	pthread_mutex_unlock(&c->mu);
+}
+
 bool
 conn_nick_answered(struct conn *c)
 {

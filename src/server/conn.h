@@ -228,6 +228,9 @@ bool conn_answer_nick(struct conn *c, enum conn_nick state);
 /* For c's own job: an answer waiting (its nick copied to nick, the state
  * returned and cleared), or CONN_NICK_NONE / CONN_NICK_PENDING. */
 enum conn_nick conn_take_nick(struct conn *c, char *nick, size_t len);
+/* The nick asked of the cluster and not yet applied, if any (copied to
+ * nick; "" if none): what a departure must release too. */
+void conn_asked_nick(struct conn *c, char *nick, size_t len);
 /* Whether an answer waits for c's job (for the bus, to see it was taken). */
 bool conn_nick_answered(struct conn *c);
 
