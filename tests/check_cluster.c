@@ -152,7 +152,7 @@ node_start(struct server_proc *sp, const struct redis_proc *rp, const char *node
 
 	url_of(rp, url, sizeof(url));
 	server_start(sp, "--redis", url, "--node", node, "--redis-timeout", REDIS_TIMEOUT,
-	             "--node-timeout", NODE_TIMEOUT, "--flood-rate", "0", "--log-level", "debug",
+	             "--node-timeout", NODE_TIMEOUT, "--flood-rate", "0", "--log-level", "info",
 	             extra1, extra2, NULL);
 	ck_assert_msg(server_log_wait(sp, "cluster: linked", WAIT_MS), "%s never linked: %s", node,
 	              server_log(sp));

@@ -249,15 +249,20 @@ relay_announce_job(void *arg, void **result)
 	struct conn *skip[RELAY_JOIN_BATCH];
 	size_t i, k = 0;
 
+	size_t online = j->late ? broadcast_online(r->cmd.bc) : 0;
+
 	(void)result;
 	for (i = 0; i < j->n; i++) {
 		struct conn *c = j->conns[i];
 
-		if (c->quiet)
+		if (c->quiet && !j->late)
 			continue; /* announced late, if at all: see accept.h */
-		msgs[k] = msg_notice("%s joined (%zu online)", c->addr, c->joined_online);
+		msgs[k] = msg_notice("%s joined (%zu online)", c->addr,
+		                     j->late ? online : c->joined_online);
 		if (msgs[k] != NULL)
 			skip[k++] = c;
+		if (j->late)
+			log_info("%s connected (announced late)", c->addr);
 	}
 	if (k > 0)
 		broadcast_send_except(r->cmd.bc, msgs, skip, k);
@@ -266,7 +271,7 @@ relay_announce_job(void *arg, void **result)
 	for (i = 0; i < j->n; i++) {
 		struct conn *c = j->conns[i];
 
-		atomic_store_explicit(&c->announced, !c->quiet, memory_order_relaxed);
+		atomic_store_explicit(&c->announced, !c->quiet || j->late, memory_order_relaxed);
 		conn_job_end(c); /* anything it sent meanwhile is reported now */
 		conn_unref(c);
 	}

@@ -21,6 +21,7 @@
 #define RELAY_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "broadcast.h"
@@ -68,6 +69,7 @@ int relay_job(void *conn, void **result);
 
 struct relay_joins {
 	size_t n;
+	bool late; /* quiet connections that stayed (accept.h), in join order */
 	struct conn *conns[RELAY_JOIN_BATCH]; /* each busy, with a reference for the job */
 };
 
@@ -77,7 +79,8 @@ struct relay_joins {
  * their join notices (each kept from its own subject), so that a storm of
  * joins costs one write per member per batch, not one per join.  Then it
  * arms each connection, whose lines can thus never be relayed before its
- * join is known.  Consumes joins (malloc'ed), the references, and one count
+ * join is known.  A late batch announces quiet connections that stayed
+ * (the loop's tick gathers them), with the count online now.  Consumes joins (malloc'ed), the references, and one count
  * with relay_submitted().  All conns of a batch belong to the same struct relay.
  */
 int relay_announce_job(void *joins, void **result);

@@ -132,6 +132,22 @@ announce(struct server *s, struct relay_joins *j)
 	free(j);
 }
 
+/* A batch of quiet joins that stayed, in join order (broadcast_send_except
+ * needs it), to one announce job. */
+static void
+announce_late(struct server *s, struct relay_joins *j)
+{
+	for (size_t i = 1; i < j->n; i++) {
+		struct conn *c = j->conns[i];
+		size_t k = i;
+
+		for (; k > 0 && j->conns[k - 1]->join_seq > c->join_seq; k--)
+			j->conns[k] = j->conns[k - 1];
+		j->conns[k] = c;
+	}
+	announce(s, j);
+}
+
 /* Accept what a listener has, and announce it in one job. */
 static void
 accept_some(struct server *s, int lfd)
@@ -150,6 +166,7 @@ accept_some(struct server *s, int lfd)
 		return;
 	}
 	j->n = n;
+	j->late = false;
 	memcpy(j->conns, got, n * sizeof(got[0]));
 	announce(s, j);
 }
@@ -279,14 +296,18 @@ loop_timeout(struct server *s, long next_tick)
 
 /*
  * Quiet connections (accept.h) that have stayed CONN_QUIET_MS are
- * announced by their own job, so that the announcement cannot cross their
- * departure: run it for those with none in flight (one in flight, or
- * parked, does it when it runs).
+ * announced by a job that holds them busy, so that the announcement cannot
+ * cross their departure: those with no job in flight go, in join order, in
+ * batches of RELAY_JOIN_BATCH to one announce job each (one fan-out per
+ * batch, as at accept: a crowd of quiet joins from one address must not
+ * cost a fan-out each).  One in flight, or parked, announces itself when
+ * its job runs.
  */
 static void
 announce_quiet(struct server *s)
 {
 	long now = mono_ms();
+	struct relay_joins *j = NULL;
 	struct conn **all;
 	size_t n;
 
@@ -297,13 +318,29 @@ announce_quiet(struct server *s)
 		struct conn *c = all[i];
 
 		if (c->quiet && now - c->joined_ms >= CONN_QUIET_MS &&
-		    !atomic_load_explicit(&c->announced, memory_order_relaxed) &&
-		    conn_job_begin(c)) {
-			conn_ref(c);
-			start_job(s, c);
+		    !atomic_load_explicit(&c->announced, memory_order_relaxed)) {
+			if (j == NULL && (j = malloc(sizeof(*j))) != NULL) {
+				j->n = 0;
+				j->late = true;
+			}
+			if (j != NULL && conn_job_begin(c)) {
+				conn_ref(c);
+				j->conns[j->n++] = c;
+			} else if (j == NULL && conn_job_begin(c)) {
+				conn_ref(c); /* no memory for a batch: its own job */
+				start_job(s, c);
+			}
+			if (j != NULL && j->n == RELAY_JOIN_BATCH) {
+				announce_late(s, j);
+				j = NULL;
+			}
 		}
 		conn_unref(c);
 	}
+	if (j != NULL && j->n > 0)
+		announce_late(s, j);
+	else
+		free(j);
 	free(all);
 }
 
@@ -685,9 +722,18 @@ server_run(const struct server_config *cfg)
 	run_loop(&s);
 	stop(&s);
 #ifdef HAVE_HIREDIS
-	if (s.cluster != NULL)
+	if (s.cluster != NULL) {
+		struct conn *c;
+
 		cluster_stop(s.cluster); /* says goodbye for our clients */
-	s.cluster = NULL;
+		s.cluster = NULL;
+		/* A kick from the bus (a nick answer) that saw us running just
+		 * before we stopped may have parked one more: no job will run
+		 * for it now, and the park must give its reference back. */
+		if (park_collect(&s.park) == 0)
+			while ((c = park_pop(&s.park, LONG_MAX)) != NULL)
+				conn_unref(c);
+	}
 #endif
 	status = 0;
 	goto out;
