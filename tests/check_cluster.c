@@ -748,6 +748,48 @@ START_TEST(test_a_killed_server_leaves_once)
 }
 END_TEST
 
+/*
+ * A server stopped (SIGSTOP) longer than --node-timeout, its link up all
+ * along: the others take it for gone, and its client's nick goes to
+ * someone else.  Resumed, it notices, joins again (its clients are
+ * announced back), and its client gives the nick up: never two owners.
+ */
+START_TEST(test_a_server_taken_for_gone_comes_back_without_stealing_nicks)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client x, lb, y;
+
+	redis_start(&rp, false);
+	/* A's own timeout longer than its pause: its link looks healthy
+	 * when it resumes, and only the heartbeat's answer tells it. */
+	node_start(&a, &rp, "A", "--redis-timeout", "30");
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&lb, &b);
+	join_as(&x, &a, "zelda");
+	ck_assert(who_lists(&lb, "zelda@", true, WAIT_MS));
+	kill(a.pid, SIGSTOP);
+	ck_assert_msg(client_wait_for(&lb, "left (server A is gone)", 30000), "A never reaped");
+	join_as(&y, &b, "zelda"); /* free now: granted */
+	kill(a.pid, SIGCONT);
+	ck_assert_msg(client_wait_for(&x, "nick zelda was taken on another server", WAIT_MS),
+	              "A's log: %s", server_log_tail(&a));
+	ck_assert(server_log_wait(&a, "took this one for gone", WAIT_MS));
+	ck_assert(server_log_wait(&a, "nick zelda of 127.0.0.1:", WAIT_MS));
+	ck_assert(client_wait_for(&lb, "joined (server A is back)", WAIT_MS));
+	/* One zelda in the cluster: B's; A's client is its address again. */
+	ck_assert(who_lists(&lb, "zelda@127.0.0.1", true, WAIT_MS));
+	client_say(&x, "/nick zelda\n");
+	ck_assert(client_wait_for(&x, "nick zelda is taken", WAIT_MS));
+	client_close(&x);
+	client_close(&y);
+	client_close(&lb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
 /* An orderly shutdown says goodbye for its clients, once each. */
 START_TEST(test_a_server_that_stops_says_goodbye_for_its_clients)
 {
@@ -950,6 +992,7 @@ cluster_suite(void)
 	tcase_add_test(tc, test_a_wedged_redis_is_noticed);
 	tcase_add_test(tc, test_a_killed_server_leaves_once);
 	tcase_add_test(tc, test_a_server_that_stops_says_goodbye_for_its_clients);
+	tcase_add_test(tc, test_a_server_taken_for_gone_comes_back_without_stealing_nicks);
 	tcase_add_test(tc, test_a_server_starts_without_its_redis);
 	tcase_add_test(tc, test_an_outage_beyond_the_backlog_is_reported);
 	suite_add_tcase(s, tc);

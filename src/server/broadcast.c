@@ -465,6 +465,16 @@ broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick)
 	return 0;
 }
 
+void
+broadcast_clear_nick(struct broadcast *b, struct conn *c)
+{
+	pthread_rwlock_wrlock(&b->lock);
+	c->nick[0] = '\0';
+	snprintf(c->name, sizeof(c->name), "%s", c->addr);
+	pthread_rwlock_unlock(&b->lock);
+	member_changed(b, c, BUS_RENAMED);
+}
+
 struct conn *
 broadcast_find_nick(struct broadcast *b, const char *nick, char *out, size_t len)
 {

@@ -145,6 +145,10 @@ long long broadcast_flush_age(struct broadcast *b, long long now_ns);
  */
 int broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick);
 
+/* Take member c's nick away: its name is its address again.  Call only from
+ * c's own job. */
+void broadcast_clear_nick(struct broadcast *b, struct conn *c);
+
 /* The member with this nick (without regard to case), with a reference for
  * the caller, its nick as it is now copied to out (len bytes); NULL if
  * none.  The copy is what the caller may print: the member's own job may

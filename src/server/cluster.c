@@ -134,6 +134,7 @@ struct cluster {
 	long ping_sent, read_sent; /* 0: nothing outstanding */
 	char epoch[40];
 	bool have_epoch, epoch_changed, reaped, ever_up, told_lost, first;
+	bool taken_for_gone; /* the heartbeat found us reaped: rejoin as such */
 	char room_id[48], inbox_id[48];
 	struct origins origins;
 	struct kick *kicks;
@@ -941,10 +942,22 @@ static void
 on_beat(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct cluster *cl = priv;
+	redisReply *r = reply;
 
 	(void)ac;
-	if (need(cl, reply, "heartbeat"))
-		cl->ping_sent = 0;
+	if (!need(cl, r, "heartbeat"))
+		return;
+	cl->ping_sent = 0;
+	/* Reaped while our link stayed up (we were stopped, or too slow for
+	 * --node-timeout): the others heard our clients leave.  Connect
+	 * again, which registers them and tells the others they are back. */
+	if (cl->state == UP && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_INTEGER && r->element[1]->integer == 0) {
+		log_warn("cluster: the other servers took this one for gone (silent longer than "
+		         "--node-timeout); joining again");
+		cl->taken_for_gone = true; /* this beat put us back among the nodes */
+		link_lost(cl, "taken for gone");
+	}
 }
 
 static void
@@ -1135,6 +1148,7 @@ go_up(struct cluster *cl)
 	cl->backoff = RETRY_MIN_MS;
 	cl->ever_up = true;
 	cl->reaped = false;
+	cl->taken_for_gone = false;
 	if (rejoin)
 		all = broadcast_snapshot(cl->bc, &n);
 	pthread_mutex_lock(&cl->mu);
@@ -1328,7 +1342,8 @@ on_zscore(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	/* Not among the nodes after we were, in a Redis that kept its data:
 	 * the reaper took us.  (An empty one never told anyone we left.) */
-	cl->reaped = cl->ever_up && !cl->epoch_changed && r->type == REDIS_REPLY_NIL;
+	cl->reaped = (cl->ever_up && !cl->epoch_changed && r->type == REDIS_REPLY_NIL) ||
+	             cl->taken_for_gone;
 }
 
 /* Connect, log in, and set ourselves up; go_up() when both answer. */
@@ -1371,6 +1386,26 @@ open_ctx(struct cluster *cl, struct link *l)
 	return ac;
 }
 
+/* A nick we held, claimed again on reconnect: someone else may have taken
+ * it while we were reaped.  Then our member gives it up (its own job). */
+static void
+on_reclaim(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = ((struct link *)ac->data)->cl;
+	struct op *op = priv;
+	redisReply *r = reply;
+
+	if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+		log_warn("cluster: nick %s of %s was taken on another server while we were cut off",
+		         op->nick, op->c->addr);
+		if (conn_revoke_nick(op->c, op->nick)) {
+			kick_later(cl, op->c);
+			op->c = NULL;
+		}
+	}
+	op_free(op);
+}
+
 static void
 write_members(struct cluster *cl)
 {
@@ -1394,14 +1429,18 @@ write_members(struct cluster *cl)
 			if (op->nick[0] != '\0') {
 				lower(lnick, sizeof(lnick), op->nick);
 				owner_of(cl, op->id, owner, sizeof(owner));
-				eval(cl, on_ignore, NULL, LUA_CLAIM, 2, keys, 5, args, NULL);
+				conn_ref(all[i]);
+				op->c = all[i];
+				if (eval(cl, on_reclaim, op, LUA_CLAIM, 2, keys, 5, args, NULL))
+					op = NULL; /* the callback's */
 			} else {
 				const char *argv[] = { "HSET", cl->k_members, id, val };
 				size_t lens[] = { 4, strlen(cl->k_members), strlen(id), strlen(val) };
 
 				cmd(&cl->w, on_ignore, NULL, 4, argv, lens);
 			}
-			free(op);
+			if (op != NULL)
+				op_free(op);
 		}
 		conn_unref(all[i]);
 	}

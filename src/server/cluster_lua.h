@@ -13,15 +13,17 @@
 /*
  * Heartbeat.  KEYS: nodes incs inbox:me.  ARGV: prefix node inc ttl_ms.
  * Redis's own clock scores the nodes, so the servers' clocks never
- * disagree about who is late.  Returns Redis's time in ms.
+ * disagree about who is late.  Returns {Redis's time in ms, 1 if we were
+ * still among the nodes (0: reaped, or the first beat)}.
  */
 static const char LUA_BEAT[] =
         "local t = redis.call('TIME')\n"
         "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+        "local was = redis.call('ZSCORE', KEYS[1], ARGV[2]) and 1 or 0\n"
         "redis.call('ZADD', KEYS[1], now, ARGV[2])\n"
         "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
         "redis.call('PEXPIRE', KEYS[3], ARGV[4])\n"
-        "return now\n";
+        "return {now, was}\n";
 
 /*
  * The reaper.  KEYS: nodes incs nicks room.  ARGV: prefix mode node inc

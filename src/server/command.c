@@ -128,6 +128,16 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 	case CONN_NICK_FAILED:
 		msg_tell(c, msg_notice("cluster link down: nick %s not taken; try again", nick));
 		break;
+	case CONN_NICK_REVOKED:
+		if (strcasecmp(c->nick, nick) != 0)
+			break; /* changed since */
+		memcpy(old, c->name, sizeof(old));
+		broadcast_clear_nick(cx->bc, c);
+		msg_tell(c, msg_notice("nick %s was taken on another server while this one was cut "
+		                       "off; you are %s again (/nick to pick one)",
+		                       nick, c->addr));
+		msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, c->addr));
+		break;
 	default:
 		break;
 	}

@@ -148,6 +148,21 @@ conn_answer_nick(struct conn *c, enum conn_nick state)
 	return open;
 }
 
+bool
+conn_revoke_nick(struct conn *c, const char *nick)
+{
+	bool done;
+
+	pthread_mutex_lock(&c->mu);
+	done = c->nick_state == CONN_NICK_NONE;
+	if (done) {
+		c->nick_state = CONN_NICK_REVOKED;
+		snprintf(c->nick_offer, sizeof(c->nick_offer), "%s", nick);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return done;
+}
+
 enum conn_nick
 conn_take_nick(struct conn *c, char *nick, size_t len)
 {

@@ -141,6 +141,8 @@ enum conn_nick {
 	CONN_NICK_GRANTED, /* the cluster gave it: apply it */
 	CONN_NICK_TAKEN,   /* someone on another server has it */
 	CONN_NICK_FAILED,  /* the link went down before the answer */
+	CONN_NICK_REVOKED, /* its nick went to someone else while this server
+	                    * was cut off: give it up */
 };
 
 /*
@@ -225,6 +227,9 @@ int conn_ask_nick(struct conn *c, const char *nick);
 /* The answer (state > CONN_NICK_PENDING), from the bus's thread.  Returns
  * true if the question was still open (the answer is recorded). */
 bool conn_answer_nick(struct conn *c, enum conn_nick state);
+/* From the bus: c must give up nick (CONN_NICK_REVOKED), unless another
+ * question is open.  Returns true if recorded. */
+bool conn_revoke_nick(struct conn *c, const char *nick);
 /* For c's own job: an answer waiting (its nick copied to nick, the state
  * returned and cleared), or CONN_NICK_NONE / CONN_NICK_PENDING. */
 enum conn_nick conn_take_nick(struct conn *c, char *nick, size_t len);
