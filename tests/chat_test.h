@@ -76,7 +76,7 @@ server_log(const struct server_proc *sp)
 static inline const char *
 server_log_tail(const struct server_proc *sp)
 {
-	static char buf[4096];
+	static char buf[2048]; /* Check's messages must stay under 4 KiB */
 	struct stat st;
 	off_t off = 0;
 	ssize_t n;

@@ -512,6 +512,26 @@ broadcast_names(struct broadcast *b, size_t *n)
 	return out;
 }
 
+struct broadcast_member *
+broadcast_members(struct broadcast *b, size_t *n)
+{
+	struct broadcast_member *all = NULL;
+
+	pthread_rwlock_rdlock(&b->lock);
+	*n = 0;
+	if (b->n > 0 && (all = malloc(b->n * sizeof(*all))) != NULL) {
+		for (size_t i = 0; i < b->n; i++) {
+			conn_ref(b->conns[i]);
+			all[i].c = b->conns[i];
+			memcpy(all[i].nick, b->conns[i]->nick, sizeof(all[i].nick));
+			memcpy(all[i].name, b->conns[i]->name, sizeof(all[i].name));
+		}
+		*n = b->n;
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return all;
+}
+
 struct conn **
 broadcast_snapshot(struct broadcast *b, size_t *n)
 {

@@ -159,6 +159,18 @@ struct conn *broadcast_find_nick(struct broadcast *b, const char *nick, char *ou
  * and their count in *n; NULL when out of memory. */
 char *broadcast_names(struct broadcast *b, size_t *n);
 
+/* A member and its names as they were, copied under the lock: what a
+ * thread other than the member's own job may read of them. */
+struct broadcast_member {
+	struct conn *c; /* a reference for the caller */
+	char nick[CONN_NICK_MAX + 1];
+	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN];
+};
+
+/* The members with their names, in a new array (NULL with *n == 0 when
+ * empty or out of memory); the caller drops each reference. */
+struct broadcast_member *broadcast_members(struct broadcast *b, size_t *n);
+
 /* The members, each with a reference for the caller, in a new array (NULL
  * with *n == 0 when empty or out of memory). */
 struct conn **broadcast_snapshot(struct broadcast *b, size_t *n);

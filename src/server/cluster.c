@@ -321,8 +321,10 @@ queue_op_locked(struct cluster *cl, struct op *op)
 	cl->ops_tail = &op->next;
 }
 
+/* An op about member c, with its names (read by c's own thread, or
+ * copied under the registry's lock: broadcast_members). */
 static struct op *
-op_new(enum op_type type, const struct conn *c)
+op_make(enum op_type type, const struct conn *c, const char *name, const char *nick)
 {
 	struct op *op = calloc(1, sizeof(*op));
 
@@ -330,9 +332,16 @@ op_new(enum op_type type, const struct conn *c)
 		return NULL;
 	op->type = type;
 	op->id = c->join_seq;
-	snprintf(op->name, sizeof(op->name), "%s", c->name);
-	snprintf(op->nick, sizeof(op->nick), "%s", c->nick);
+	snprintf(op->name, sizeof(op->name), "%s", name);
+	snprintf(op->nick, sizeof(op->nick), "%s", nick);
 	return op;
+}
+
+/* For the hooks, which run in c's own job (or before its first). */
+static struct op *
+op_new(enum op_type type, const struct conn *c)
+{
+	return op_make(type, c, c->name, c->nick);
 }
 
 static void
@@ -1140,7 +1149,7 @@ on_connect(const redisAsyncContext *ac, int status)
 static void
 go_up(struct cluster *cl)
 {
-	struct conn **all = NULL;
+	struct broadcast_member *all = NULL;
 	size_t n = 0;
 	bool rejoin = cl->reaped;
 
@@ -1150,7 +1159,7 @@ go_up(struct cluster *cl)
 	cl->reaped = false;
 	cl->taken_for_gone = false;
 	if (rejoin)
-		all = broadcast_snapshot(cl->bc, &n);
+		all = broadcast_members(cl->bc, &n);
 	pthread_mutex_lock(&cl->mu);
 	cl->up = true;
 	/* Redis lost its data: send again all we keep; the receivers drop
@@ -1159,17 +1168,17 @@ go_up(struct cluster *cl)
 	/* The others heard our clients leave while we were away: tell them
 	 * they are here (them only: ours never heard otherwise). */
 	for (size_t i = 0; i < n; i++) {
-		struct msg *m = msg_notice("%s joined (server %s is back)", all[i]->name, cl->node);
+		struct msg *m = msg_notice("%s joined (server %s is back)", all[i].name, cl->node);
 
 		if (m != NULL) {
-			outbox_push(&cl->out, BUS_NOTICE, all[i]->join_seq, true, m, true, deliver_own,
-			            cl);
+			outbox_push(&cl->out, BUS_NOTICE, all[i].c->join_seq, true, m, true,
+			            deliver_own, cl);
 			msg_unref(m);
 		}
 	}
 	pthread_mutex_unlock(&cl->mu);
 	for (size_t i = 0; i < n; i++)
-		conn_unref(all[i]);
+		conn_unref(all[i].c);
 	free(all);
 	cl->epoch_changed = false;
 	log_info("cluster: linked to Redis %s as node %s of cluster %s (epoch %s)", cl->where,
@@ -1409,14 +1418,14 @@ on_reclaim(redisAsyncContext *ac, void *reply, void *priv)
 static void
 write_members(struct cluster *cl)
 {
-	struct conn **all;
+	struct broadcast_member *all;
 	size_t n;
 
 	cmd(&cl->w, on_ignore, NULL, 2, (const char *[]){ "DEL", cl->k_members },
 	    (size_t[]){ 3, strlen(cl->k_members) });
-	all = broadcast_snapshot(cl->bc, &n);
+	all = broadcast_members(cl->bc, &n);
 	for (size_t i = 0; i < n; i++) {
-		struct op *op = op_new(OP_MEMBER_SET, all[i]);
+		struct op *op = op_make(OP_MEMBER_SET, all[i].c, all[i].name, all[i].nick);
 
 		if (op != NULL) {
 			/* What the member has now; a nick needs its claim too. */
@@ -1429,8 +1438,8 @@ write_members(struct cluster *cl)
 			if (op->nick[0] != '\0') {
 				lower(lnick, sizeof(lnick), op->nick);
 				owner_of(cl, op->id, owner, sizeof(owner));
-				conn_ref(all[i]);
-				op->c = all[i];
+				conn_ref(all[i].c);
+				op->c = all[i].c;
 				if (eval(cl, on_reclaim, op, LUA_CLAIM, 2, keys, 5, args, NULL))
 					op = NULL; /* the callback's */
 			} else {
@@ -1442,7 +1451,7 @@ write_members(struct cluster *cl)
 			if (op != NULL)
 				op_free(op);
 		}
-		conn_unref(all[i]);
+		conn_unref(all[i].c);
 	}
 	free(all);
 }
