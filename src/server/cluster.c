@@ -104,7 +104,6 @@ struct cluster {
 	char k_epoch[KEY_MAX], k_nodes[KEY_MAX], k_incs[KEY_MAX], k_nicks[KEY_MAX];
 	char k_room[KEY_MAX], k_members[KEY_MAX], k_inbox[KEY_MAX];
 	char inc[17];                                  /* this run's incarnation */
-	char origin_key[ORIGIN_KEY_MAX];               /* "node/inc" */
 	char where[300];                               /* the Redis, for logs */
 	struct broadcast *bc;
 	void (*kick_fn)(void *, struct conn *);
@@ -590,7 +589,7 @@ static void
 room_entry(struct cluster *cl, struct batch *bt, const redisReply *fv)
 {
 	const redisReply *o = field(fv, "o"), *i = field(fv, "i"), *s = field(fv, "s");
-	const redisReply *k = field(fv, "k"), *f = field(fv, "f"), *mv = field(fv, "m");
+	const redisReply *k = field(fv, "k"), *mv = field(fv, "m");
 	bool chat = k != NULL && k->type == REDIS_REPLY_STRING && k->str[0] == 'c';
 	bool own = o != NULL && o->type == REDIS_REPLY_STRING && strcmp(o->str, cl->node) == 0;
 	uint64_t seq = s != NULL && s->type == REDIS_REPLY_STRING ? strtoull(s->str, NULL, 10) : 0;
@@ -647,7 +646,7 @@ room_entry(struct cluster *cl, struct batch *bt, const redisReply *fv)
 	}
 	if ((m = msg_from(mv)) == NULL)
 		return;
-	(void)f; /* the sender is on another server: every local client hears it */
+	/* The sender is on another server: every local client hears it. */
 	batch_add(cl, bt, m, 0, chat, 0);
 }
 
@@ -1199,28 +1198,17 @@ maybe_up(struct cluster *cl)
 		go_up(cl);
 }
 
+/* The handshake's last PING on one link (priv) came back. */
 static void
-on_w_ready(redisAsyncContext *ac, void *reply, void *priv)
+on_ready(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct cluster *cl = priv;
+	struct link *l = priv;
 
 	(void)ac;
-	if (!need(cl, reply, "PING"))
+	if (!need(l->cl, reply, "PING"))
 		return;
-	cl->w.ready = true;
-	maybe_up(cl);
-}
-
-static void
-on_r_ready(redisAsyncContext *ac, void *reply, void *priv)
-{
-	struct cluster *cl = priv;
-
-	(void)ac;
-	if (!need(cl, reply, "PING"))
-		return;
-	cl->r.ready = true;
-	maybe_up(cl);
+	l->ready = true;
+	maybe_up(l->cl);
 }
 
 static void
@@ -1495,8 +1483,8 @@ connect_links(struct cluster *cl)
 	reap(cl, "stale", on_reap, NULL);
 	write_members(cl);
 	beat(cl);
-	cmd(&cl->w, on_w_ready, cl, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
-	cmd(&cl->r, on_r_ready, cl, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
+	cmd(&cl->w, on_ready, &cl->w, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
+	cmd(&cl->r, on_ready, &cl->r, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
 	cl->ping_sent = 0; /* the handshake deadline covers these */
 }
 
@@ -1677,7 +1665,6 @@ cluster_start(struct cluster **out, const struct cluster_config *cfg, struct bro
 	snprintf(what, sizeof(what), "inbox:%s", cl->node);
 	key(cl->k_inbox, cl, what);
 	random_hex(cl->inc, sizeof(cl->inc));
-	snprintf(cl->origin_key, sizeof(cl->origin_key), "%s/%s", cl->node, cl->inc);
 	redis_url_format(&cfg->url, cl->where, sizeof(cl->where));
 	cl->w = (struct link){ .cl = cl, .what = "writer", .fd = -1 };
 	cl->r = (struct link){ .cl = cl, .what = "reader", .fd = -1 };

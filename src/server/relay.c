@@ -347,7 +347,8 @@ relay_job(void *arg, void **result)
 		announce_self(r, c);
 	if (conn_pending(c) > 0)
 		conn_flush(c); /* we may be here for EPOLLOUT */
-	command_nick_answer(&r->cmd, c); /* or for the cluster's answer */
+	if (r->cmd.bc->bus.claim_nick != NULL)
+		command_nick_answer(&r->cmd, c); /* or for the cluster's answer */
 
 	/* What it sent when it had no tokens goes first. */
 	bt.unlimited = !flood_limit_on(&r->flood) || atomic_load(r->stopping) ||
