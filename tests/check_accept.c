@@ -58,13 +58,13 @@ START_TEST(test_a_connection_that_cannot_be_watched_gives_its_slot_back)
 	a.stopping = &stopping;
 	ck_assert_int_eq(admission_init(&a), 0);
 
-	ck_assert_ptr_null(admission_admit(&a, new_fd(&peer1), (struct sockaddr *)&sa));
+	ck_assert_ptr_null(admission_admit(&a, new_fd(&peer1), (struct sockaddr *)&sa, NULL));
 	ipcount_key((struct sockaddr *)&sa, key);
 	ck_assert_uint_eq(ipcount_get(a.perip, key), 0);
 	ck_assert_uint_eq(broadcast_online(&bc), 0);
 
 	a.epfd = epfd;
-	c = admission_admit(&a, new_fd(&peer2), (struct sockaddr *)&sa);
+	c = admission_admit(&a, new_fd(&peer2), (struct sockaddr *)&sa, NULL);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_uint_eq(ipcount_get(a.perip, key), 1);
 	ck_assert_uint_eq(broadcast_online(&bc), 1);

@@ -46,14 +46,16 @@ static void
 pair_open(struct pair *p, size_t max_sendq, int sndbuf)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct io io;
 	int sv[2];
 
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
 	if (sndbuf > 0)
 		ck_assert_int_eq(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)),
 		                 0);
-	ck_assert_int_eq(
-	        conn_new(&p->c, sv[0], (struct sockaddr *)&sa, epfd, max_sendq, &no_read, NULL), 0);
+	ck_assert_int_eq(io_init(&io, &io_plain, sv[0]), 0);
+	ck_assert_int_eq(conn_new(&p->c, &io, (struct sockaddr *)&sa, epfd, max_sendq, &no_read, NULL),
+	                 0);
 	p->peer = sv[1];
 }
 
@@ -341,8 +343,11 @@ START_TEST(test_lines_of_several_fan_outs_leave_in_one_write)
 	ck_assert_int_eq(broadcast_init(&b, 0), 0);
 	for (i = 0; i < 2; i++) {
 		ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv[i]), 0);
-		ck_assert_int_eq(conn_new(&c[i], sv[i][0], (struct sockaddr *)&sa, epfd, 1 << 20,
-		                          &no_read, NULL),
+		struct io io;
+
+		ck_assert_int_eq(io_init(&io, &io_plain, sv[i][0]), 0);
+		ck_assert_int_eq(conn_new(&c[i], &io, (struct sockaddr *)&sa, epfd, 1 << 20, &no_read,
+		                          NULL),
 		                 0);
 		ck_assert_int_eq(broadcast_join(&b, c[i], &online), 0);
 	}

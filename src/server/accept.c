@@ -15,6 +15,7 @@
 
 #include "accept.h"
 #include "mono.h"
+#include "tls.h"
 #include "wake.h"
 
 /* Refusals of one kind are logged at most this often; quiet joins too. */
@@ -34,6 +35,7 @@ admission_init(struct admission *a)
 	memset(&a->perip_log, 0, sizeof(a->perip_log));
 	memset(&a->emfile_log, 0, sizeof(a->emfile_log));
 	memset(&a->quiet_log, 0, sizeof(a->quiet_log));
+	memset(&a->hs_log, 0, sizeof(a->hs_log));
 	flood_limit_init(&a->joins, JOIN_RATE, JOIN_BURST);
 	a->last_quiet_ms = 0;
 	if ((a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
@@ -60,14 +62,15 @@ admission_destroy(struct admission *a)
 
 /*
  * Tell a connection we will not take it why, and close it.  Best effort:
- * the socket is new, its buffer empty.  Logged at most once every
- * REFUSE_LOG_MS per reason.
+ * the socket is new, its buffer empty.  A TLS client is not told (it
+ * expects a handshake, and plain text would only confuse its library).
+ * Logged at most once every REFUSE_LOG_MS per reason.
  */
-static void refuse(int fd, struct log_limit *lim, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+static void refuse(int fd, bool tell, struct log_limit *lim, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
 
 static void
-refuse(int fd, struct log_limit *lim, const char *fmt, ...)
+refuse(int fd, bool tell, struct log_limit *lim, const char *fmt, ...)
 {
 	char text[128], line[160];
 	unsigned long held;
@@ -79,7 +82,7 @@ refuse(int fd, struct log_limit *lim, const char *fmt, ...)
 		text[0] = '\0';
 	va_end(ap);
 	n = snprintf(line, sizeof(line), "* %s\r\n", text);
-	if (send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	if (tell && send(fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("refusal not sent: %s", strerror(errno));
 	close(fd);
 	if (log_limit_ok(lim, REFUSE_LOG_MS, &held)) {
@@ -137,59 +140,104 @@ leaving_from(struct admission *a, const unsigned char *key)
 	return n;
 }
 
+/* A TLS connection, set up and in epoll: it starts its handshake. */
+static int
+begin_handshake(struct admission *a, struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT, .data.ptr = c };
+
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, c->io.fd, &ev) < 0) {
+		log_warn("%s: cannot watch: %s", c->addr, strerror(errno));
+		return -errno;
+	}
+	if (handshake_add(a->hs, c, mono_ms()) != 0) {
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+/* A plain connection, set up: registered disarmed and busy, and a member.
+ * The job that announces its join arms it, so none of its lines can
+ * overtake the announcement. */
+static int
+join_now(struct admission *a, struct conn *c, size_t *online)
+{
+	struct epoll_event ev = { .events = EPOLLONESHOT, .data.ptr = c };
+	int rc;
+
+	conn_job_begin(c);
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, c->io.fd, &ev) < 0) {
+		log_warn("%s: cannot watch: %s", c->addr, strerror(errno));
+		return -errno;
+	}
+	if ((rc = broadcast_join(a->bc, c, online)) != 0) {
+		log_warn("%s: cannot register: %s", c->addr, strerror(-rc));
+		epoll_ctl(a->epfd, EPOLL_CTL_DEL, c->io.fd, NULL);
+		return rc;
+	}
+	c->joined_online = *online;
+	return 0;
+}
+
 struct conn *
-admission_admit(struct admission *a, int fd, const struct sockaddr *peer)
+admission_admit(struct admission *a, int fd, const struct sockaddr *peer, struct tls_ctx *tls)
 {
 	unsigned char key[IPCOUNT_KEYLEN];
-	struct epoll_event ev;
 	struct conn *c;
+	struct io io;
 	size_t online = broadcast_online(a->bc);
+	size_t shaking = a->hs != NULL ? handshake_count(a->hs) : 0;
+	bool tell = tls == NULL;
 	int one = 1, rc;
 
-	if (online >= a->max_clients) {
-		refuse(fd, &a->full_log, "server full (%zu online)", online);
+	/* Those still in their handshake hold descriptors too. */
+	if (online + shaking >= a->max_clients) {
+		refuse(fd, tell, &a->full_log, "server full (%zu online)", online);
 		return NULL;
 	}
 	ipcount_key(peer, key);
 	if (a->max_per_ip > 0) {
 		if (ipcount_get(a->perip, key) - leaving_from(a, key) >= a->max_per_ip) {
-			refuse(fd, &a->perip_log, "too many connections from your address (%u)",
+			refuse(fd, tell, &a->perip_log, "too many connections from your address (%u)",
 			       a->max_per_ip);
 			return NULL;
 		}
+	}
+	if (tls != NULL && shaking >= a->hs->max) {
+		refuse(fd, false, &a->hs_log, "%zu TLS handshakes in progress (--tls-max-handshakes)",
+		       shaking);
+		return NULL;
 	}
 	/* Chat lines are small and wanted now: no Nagle delay.  Keepalive
 	 * finds peers that vanished without a word. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 
-	if ((rc = conn_new(&c, fd, peer, a->epfd, a->max_sendq, a->stopping, a->relay)) != 0) {
+	rc = tls != NULL ? io_tls_init(&io, tls, fd) : io_init(&io, &io_plain, fd);
+	if (rc != 0) {
+		log_warn("cannot accept a connection: %s", strerror(-rc));
+		close(fd);
+		return NULL;
+	}
+	if ((rc = conn_new(&c, &io, peer, a->epfd, a->max_sendq, a->stopping, a->relay)) != 0) {
 		log_warn("cannot accept a connection: %s", strerror(-rc));
 		return NULL;
 	}
-	/* Registered disarmed and busy: the job that announces its join arms
-	 * it, so none of its lines can overtake the announcement. */
-	conn_job_begin(c);
-	ev.events = EPOLLONESHOT;
-	ev.data.ptr = c;
-	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		log_warn("%s: cannot watch: %s", c->addr, strerror(errno));
+	if ((tls != NULL ? begin_handshake(a, c) : join_now(a, c, &online)) != 0) {
 		conn_unref(c);
 		return NULL;
 	}
-	if ((rc = broadcast_join(a->bc, c, &online)) != 0) {
-		log_warn("%s: cannot register: %s", c->addr, strerror(-rc));
-		epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL);
-		conn_unref(c);
-		return NULL;
-	}
-	c->joined_online = online;
 	/* Counted last, once nothing can fail: a slot counted for a
 	 * connection that never got in would never be given back. */
 	memcpy(c->ipkey, key, sizeof(c->ipkey));
 	c->counted = ipcount_add(a->perip, key) == 0;
 	c->joined_ms = mono_ms();
 	c->quiet = c->counted && !ipcount_take_join(a->perip, key, &a->joins, mono_ns());
+	if (tls != NULL) {
+		log_debug("%s: TLS handshake begins (%zu in progress)", c->addr, shaking + 1);
+		return c; /* the loop's reference; its steps take their own */
+	}
 	if (c->quiet) {
 		a->last_quiet_ms = c->joined_ms;
 		unsigned long held;
@@ -207,7 +255,7 @@ admission_admit(struct admission *a, int fd, const struct sockaddr *peer)
 }
 
 size_t
-admission_accept(struct admission *a, int lfd, struct conn **out, size_t max)
+admission_accept(struct admission *a, int lfd, struct tls_ctx *tls, struct conn **out, size_t max)
 {
 	size_t n = 0;
 
@@ -218,7 +266,8 @@ admission_accept(struct admission *a, int lfd, struct conn **out, size_t max)
 		struct conn *c;
 
 		if (fd >= 0) {
-			if ((c = admission_admit(a, fd, (struct sockaddr *)&ss)) != NULL)
+			if ((c = admission_admit(a, fd, (struct sockaddr *)&ss, tls)) != NULL &&
+			    tls == NULL)
 				out[n++] = c;
 			continue;
 		}

@@ -29,11 +29,13 @@
 
 #include "broadcast.h"
 #include "conn.h"
+#include "handshake.h"
 #include "ipcount.h"
 #include "linger.h"
 #include "log.h"
 
 struct relay;
+struct tls_ctx;
 
 struct admission {
 	/* Set before the loop runs, immutable after. */
@@ -44,6 +46,7 @@ struct admission {
 	int wakefd; /* written when a connection is pushed for reaping */
 	struct broadcast *bc;
 	struct relay *relay;
+	struct handshake *hs; /* TLS handshakes in progress; NULL: no TLS port */
 	const atomic_bool *stopping;
 
 	/* The accept loop's. */
@@ -52,7 +55,7 @@ struct admission {
 	struct log_limit quiet_log;
 	long last_quiet_ms; /* when the last quiet connection was admitted */
 	int spare_fd;       /* held open so that EMFILE can still be shed */
-	struct log_limit full_log, perip_log, emfile_log;
+	struct log_limit full_log, perip_log, emfile_log, hs_log;
 
 	pthread_mutex_t reap_mu;
 	struct conn *reap_head; /* reap_mu: connections whose job has ended */
@@ -65,19 +68,27 @@ void admission_destroy(struct admission *a);
 
 /*
  * Take or refuse one accepted, non-blocking descriptor (ownership passes
- * here).  A connection taken is a member of the registry, watched by epoll
- * disarmed and busy, with two references: the loop's (kept until it is
- * reaped) and one for its first job, which the caller starts.  NULL if it
- * was refused (and told why) or could not be set up.
+ * here).  Plain (tls NULL): a connection taken is a member of the
+ * registry, watched by epoll disarmed and busy, with two references: the
+ * loop's (kept until it is reaped) and one for its first job, which the
+ * caller starts.  TLS (the current tls_ctx): it is in handshake
+ * (handshake.h), not yet a member, armed for input, with the loop's
+ * reference only.  Either way its address is counted now, before any
+ * cryptography.  NULL if it was refused (a plain one is told why; a TLS
+ * one could not read it) or could not be set up.
  */
-struct conn *admission_admit(struct admission *a, int fd, const struct sockaddr *peer);
+struct conn *admission_admit(struct admission *a, int fd, const struct sockaddr *peer,
+                             struct tls_ctx *tls);
 
 /*
  * accept4() on lfd until it would block, a batch of max is taken, or the
  * process is out of descriptors (then one connection is shed: told and
- * closed).  Connections taken go to out.  Returns their number.
+ * closed).  Plain connections taken go to out, for their announce job;
+ * TLS ones (tls not NULL) wait for their handshake.  Returns the number
+ * put in out.
  */
-size_t admission_accept(struct admission *a, int lfd, struct conn **out, size_t max);
+size_t admission_accept(struct admission *a, int lfd, struct tls_ctx *tls, struct conn **out,
+                        size_t max);
 
 /* Any thread (the relay's reap hook, arg is the admission): c's job has
  * ended and gives its reference; the loop reaps c after this batch. */

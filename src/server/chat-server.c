@@ -28,6 +28,8 @@
 #define DEFAULT_BACKLOG 10000
 #define DEFAULT_REDIS_TIMEOUT 10
 #define DEFAULT_NODE_TIMEOUT 15
+#define DEFAULT_TLS_TIMEOUT 10
+#define DEFAULT_TLS_HANDSHAKES 256
 
 static void
 usage(FILE *fp)
@@ -59,6 +61,16 @@ usage(FILE *fp)
 	        "                           10000, and 839 bytes a line: 8 MiB)\n"
 	        "      --redis-timeout SECS a Redis silent this long is dropped (default 10)\n"
 	        "      --node-timeout SECS  a server silent this long is gone (default 15)\n"
+	        "      --tls-port PORT      also listen for TLS clients here (0: any free);\n"
+	        "                           needs --tls-cert and --tls-key\n"
+	        "      --tls-cert FILE      PEM certificate, with its chain (reread on SIGHUP)\n"
+	        "      --tls-key FILE       PEM private key of that certificate\n"
+	        "      --no-plain           no plain-text listener: TLS clients only\n"
+	        "      --tls-handshake-timeout SECS\n"
+	        "                           close a TLS client whose handshake takes longer\n"
+	        "                           (default 10)\n"
+	        "      --tls-max-handshakes N\n"
+	        "                           TLS handshakes in progress at once (default 256)\n"
 	        "  -l, --log-level LEVEL    error, warn, info or debug (default info)\n"
 	        "  -h, --help               this help\n"
 	        "  -V, --version            the version\n");
@@ -95,6 +107,25 @@ check_together(const struct server_config *cfg)
 		        "chat-server: --history %zu with --max-line %zu needs --max-sendq of at "
 		        "least %zu bytes (the replay and one line more), not %zu\n",
 		        cfg->history, cfg->max_line, (cfg->history + 1) * line, cfg->max_sendq);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The TLS options go together; files are checked when they are loaded. */
+static int
+check_tls(const struct server_config *cfg)
+{
+	if (cfg->tls_port == NULL) {
+		if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->no_plain) {
+			fprintf(stderr, "chat-server: %s needs --tls-port\n",
+			        cfg->no_plain ? "--no-plain" : cfg->tls_cert ? "--tls-cert" : "--tls-key");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+		fprintf(stderr, "chat-server: --tls-port needs --tls-cert FILE and --tls-key FILE\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -151,7 +182,13 @@ main(int argc, char **argv)
 		OPT_NODE,
 		OPT_BACKLOG,
 		OPT_REDIS_TIMEOUT,
-		OPT_NODE_TIMEOUT
+		OPT_NODE_TIMEOUT,
+		OPT_TLS_PORT,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY,
+		OPT_NO_PLAIN,
+		OPT_TLS_TIMEOUT,
+		OPT_TLS_HANDSHAKES
 	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -171,6 +208,12 @@ main(int argc, char **argv)
 		{ "cluster-backlog", required_argument, NULL, OPT_BACKLOG },
 		{ "redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT },
 		{ "node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT },
+		{ "tls-port", required_argument, NULL, OPT_TLS_PORT },
+		{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+		{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+		{ "no-plain", no_argument, NULL, OPT_NO_PLAIN },
+		{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_TIMEOUT },
+		{ "tls-max-handshakes", required_argument, NULL, OPT_TLS_HANDSHAKES },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -189,6 +232,8 @@ main(int argc, char **argv)
 		.cluster_backlog = DEFAULT_BACKLOG,
 		.redis_timeout = DEFAULT_REDIS_TIMEOUT,
 		.node_timeout = DEFAULT_NODE_TIMEOUT,
+		.tls_handshake_timeout = DEFAULT_TLS_TIMEOUT,
+		.tls_max_handshakes = DEFAULT_TLS_HANDSHAKES,
 	};
 	struct redis_url url;
 	char err[200];
@@ -284,6 +329,36 @@ main(int argc, char **argv)
 			cfg.node_timeout = (unsigned)parse_number("--node-timeout", optarg, 2, 300,
 			                                          "a number of seconds from 2 to 300");
 			break;
+		case OPT_TLS_PORT:
+#ifndef HAVE_OPENSSL
+			fprintf(stderr, "chat-server: --tls-port: this chat-server was built without "
+			                "OpenSSL (configure --with-openssl; Debian: libssl-dev)\n");
+			return 2;
+#endif
+			parse_number("--tls-port", optarg, 0, 65535, "a port number from 0 to 65535");
+			cfg.tls_port = optarg;
+			break;
+		case OPT_TLS_CERT:
+			if (optarg[0] == '\0')
+				bad_value("--tls-cert", optarg, "a PEM file");
+			cfg.tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			if (optarg[0] == '\0')
+				bad_value("--tls-key", optarg, "a PEM file");
+			cfg.tls_key = optarg;
+			break;
+		case OPT_NO_PLAIN: cfg.no_plain = true; break;
+		case OPT_TLS_TIMEOUT:
+			cfg.tls_handshake_timeout =
+			        (unsigned)parse_number("--tls-handshake-timeout", optarg, 1, 300,
+			                               "a number of seconds from 1 to 300");
+			break;
+		case OPT_TLS_HANDSHAKES:
+			cfg.tls_max_handshakes =
+			        (size_t)parse_number("--tls-max-handshakes", optarg, 1, 1000000,
+			                             "a number from 1 to 1000000");
+			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)
 				bad_value("--log-level", optarg, "error, warn, info or debug");
@@ -309,7 +384,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (check_together(&cfg) != 0)
+	if (check_together(&cfg) != 0 || check_tls(&cfg) != 0)
 		return 2;
 	log_set_level(level);
 	return server_run(&cfg);

@@ -19,22 +19,22 @@
 #define FLUSH_IOV 64
 
 int
-conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_t max_sendq,
-         const atomic_bool *no_read, struct relay *relay)
+conn_new(struct conn **out, struct io *io, const struct sockaddr *peer, int epfd,
+         size_t max_sendq, const atomic_bool *no_read, struct relay *relay)
 {
 	struct conn *c;
 
 	*out = NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		close(fd);
+		io_close(io);
 		return -ENOMEM;
 	}
 	if (pthread_mutex_init(&c->mu, NULL) != 0) {
 		free(c);
-		close(fd);
+		io_close(io);
 		return -ENOMEM;
 	}
-	io_init(&c->io, &io_plain, fd);
+	c->io = *io;
 	c->epfd = epfd;
 	c->max_sendq = max_sendq;
 	c->no_read = no_read;
@@ -219,7 +219,7 @@ rearm_locked(struct conn *c)
 	ev.data.ptr = c;
 	if (c->dead || !atomic_load_explicit(c->no_read, memory_order_relaxed))
 		ev.events |= EPOLLIN | EPOLLRDHUP;
-	if (c->blocked)
+	if (c->blocked || c->want_out)
 		ev.events |= EPOLLOUT;
 	if (ev.events == EPOLLONESHOT)
 		return;
@@ -419,6 +419,8 @@ conn_job_begin(struct conn *c)
 	pthread_mutex_lock(&c->mu);
 	ok = !c->busy;
 	c->busy = true;
+	if (ok)
+		c->want_out = false; /* whatever it waited for, this job looks again */
 	pthread_mutex_unlock(&c->mu);
 	return ok;
 }
@@ -427,6 +429,16 @@ void
 conn_job_end(struct conn *c)
 {
 	pthread_mutex_lock(&c->mu);
+	c->busy = false;
+	rearm_locked(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+conn_job_end_want_out(struct conn *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->want_out = true;
 	c->busy = false;
 	rearm_locked(c);
 	pthread_mutex_unlock(&c->mu);

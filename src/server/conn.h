@@ -84,6 +84,13 @@ struct conn {
 	long joined_ms;            /* immutable: CLOCK_MONOTONIC ms of its admission */
 	bool quiet;                /* immutable once its first job runs: its join is
 	                            * announced late, if at all (accept.h, churn) */
+	/* TLS (handshake.h): set at admission, cleared by the job that
+	 * finishes the handshake, before it joins the registry.  Read by the
+	 * accept loop only after conn_job_begin() (mu orders the two). */
+	atomic_bool handshaking;
+	long hs_due;                    /* handshake.h's mu: CLOCK_MONOTONIC ms deadline */
+	struct conn *hs_prev, *hs_next; /* handshake.h's mu: connections in handshake */
+	struct conn *hs_ready_next;     /* handshake.h's mu: waiting for a handshake lane */
 
 	/* Owned by the job in flight. */
 	struct line_buf in;
@@ -123,6 +130,7 @@ struct conn {
 	size_t qbytes; /* mu: bytes queued and not yet sent */
 	bool busy;     /* mu: a job is in flight */
 	bool blocked;  /* mu: the socket was full with output left: wait for EPOLLOUT */
+	bool want_out; /* mu: the job ended waiting to write (a TLS handshake step) */
 	bool writing;  /* mu: a thread is in sendmsg for it, without mu */
 	bool dead;     /* mu: no more output; queue emptied */
 	char why[96];  /* mu: why it died, for the log */
@@ -146,12 +154,13 @@ enum conn_nick {
 };
 
 /*
- * A connection for an accepted, non-blocking fd.  Takes ownership of fd
- * (closed on failure too).  One reference, for the caller.
+ * A connection over io, the transport of an accepted, non-blocking socket
+ * (io_init() for plain, io_tls_init() for TLS).  Takes ownership of the
+ * transport (closed on failure too).  One reference, for the caller.
  * Returns 0 or -ENOMEM.
  */
-int conn_new(struct conn **out, int fd, const struct sockaddr *peer, int epfd, size_t max_sendq,
-             const atomic_bool *no_read, struct relay *relay);
+int conn_new(struct conn **out, struct io *io, const struct sockaddr *peer, int epfd,
+             size_t max_sendq, const atomic_bool *no_read, struct relay *relay);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 
@@ -193,6 +202,9 @@ bool conn_job_begin(struct conn *c);
 /* The job is done: re-arm for input (unless the server stopped reading)
  * and for output if the socket was full. */
 void conn_job_end(struct conn *c);
+/* The same, armed for output too: the transport must write before it can
+ * go on (a TLS handshake step that found the socket full). */
+void conn_job_end_want_out(struct conn *c);
 
 /*
  * Input for the job in flight (or the accept loop, once the connection

@@ -229,8 +229,8 @@ relay_unsubmitted(struct relay *r)
  * job happens before its decrement, so the last job's pass sees them all.
  * Then the server may be waiting for the last job to finish.
  */
-static void
-job_done(struct relay *r)
+void
+relay_done(struct relay *r)
 {
 	if (atomic_fetch_sub(&r->unwritten, 1) == 1 ||
 	    broadcast_flush_age(r->cmd.bc, mono_ns()) >= FLUSH_AFTER_NS)
@@ -276,7 +276,7 @@ relay_announce_job(void *arg, void **result)
 		conn_unref(c);
 	}
 	free(j);
-	job_done(r);
+	relay_done(r);
 	return 0;
 }
 
@@ -383,6 +383,6 @@ relay_job(void *arg, void **result)
 		conn_job_end(c);
 		conn_unref(c);
 	}
-	job_done(r);
+	relay_done(r);
 	return 0;
 }

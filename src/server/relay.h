@@ -56,6 +56,10 @@ struct relay {
  * submit fails, relay_unsubmitted() takes it back. */
 void relay_submitted(struct relay *r);
 void relay_unsubmitted(struct relay *r);
+/* A job counted with relay_submitted() that is not relay_job() itself (a
+ * TLS handshake lane) has ended: write what its fan-outs queued if it was
+ * the last, and let shutdown go on. */
+void relay_done(struct relay *r);
 
 /*
  * The job, for tp_submit(pool, relay_job, conn, NULL).  The caller has done

@@ -36,6 +36,7 @@
 #include "cluster.h"
 #endif
 #include "conn.h"
+#include "handshake.h"
 #include "linger.h"
 #include "log.h"
 #include "mono.h"
@@ -43,6 +44,7 @@
 #include "park.h"
 #include "relay.h"
 #include "server.h"
+#include "tls.h"
 #include "wake.h"
 
 #define MAX_LISTEN 8
@@ -58,6 +60,7 @@ struct server {
 	struct server_config cfg;
 	int epfd, sigfd, wakefd;
 	int lfds[MAX_LISTEN];
+	bool lfd_tls[MAX_LISTEN]; /* a TLS listener */
 	size_t nlisten;
 	tp_pool *pool;
 	struct broadcast bc;
@@ -65,7 +68,9 @@ struct server {
 	struct park park;         /* clients waiting for flood tokens */
 	struct admission adm;     /* who gets in; reaping */
 	struct linger_set linger; /* departed clients, closed politely */
-	bool bc_ready, park_ready, adm_ready;
+	struct tls_ctx *tls;      /* the loop's: what new TLS handshakes use; NULL: no TLS */
+	struct handshake hs;      /* TLS clients not yet members */
+	bool bc_ready, park_ready, adm_ready, hs_ready;
 	atomic_bool stopping;
 #ifdef HAVE_HIREDIS
 	struct cluster *cluster; /* NULL: standalone */
@@ -148,13 +153,15 @@ announce_late(struct server *s, struct relay_joins *j)
 	announce(s, j);
 }
 
-/* Accept what a listener has, and announce it in one job. */
+/* Accept what a listener has, and announce it in one job (TLS clients
+ * are announced once their handshake is done: handshake.h). */
 static void
-accept_some(struct server *s, int lfd)
+accept_some(struct server *s, size_t which)
 {
 	struct relay_joins *j = malloc(sizeof(*j));
 	struct conn *got[RELAY_JOIN_BATCH];
-	size_t n = admission_accept(&s->adm, lfd, got, RELAY_JOIN_BATCH);
+	size_t n = admission_accept(&s->adm, s->lfds[which], s->lfd_tls[which] ? s->tls : NULL,
+	                            got, RELAY_JOIN_BATCH);
 
 	if (j == NULL || n == 0) {
 		/* No memory for a batch: each one's own first job announces it. */
@@ -210,6 +217,51 @@ read_signal(struct server *s)
 	return (int)si.ssi_signo;
 }
 
+/* Load the certificate and key, and say what they are.  Returns 0 or a
+ * negative errno (err says why). */
+static int
+load_tls(struct server *s, struct tls_ctx **out, char *err, size_t len)
+{
+	char what[400];
+	bool expired;
+	int rc = tls_ctx_load(out, s->cfg.tls_cert, s->cfg.tls_key, err, len);
+
+	if (rc != 0)
+		return rc;
+	tls_ctx_describe(*out, what, sizeof(what), &expired);
+	if (expired)
+		log_warn("TLS certificate %s: %s: EXPIRED, clients will refuse it", s->cfg.tls_cert,
+		         what);
+	else
+		log_info("TLS certificate %s: %s", s->cfg.tls_cert, what);
+	return 0;
+}
+
+/*
+ * SIGHUP: new handshakes use the certificate and key as they are on disk
+ * now (a renewal).  Sessions under way keep theirs (OpenSSL holds a
+ * reference to the context each began with); if the new pair does not
+ * load, the old one stays.
+ */
+static void
+reload(struct server *s)
+{
+	struct tls_ctx *t;
+	char err[512];
+
+	if (s->tls == NULL) {
+		log_info("SIGHUP: nothing to reload");
+		return;
+	}
+	if (load_tls(s, &t, err, sizeof(err)) != 0) {
+		log_warn("SIGHUP: %s; keeping the certificate loaded before", err);
+		return;
+	}
+	tls_ctx_free(s->tls);
+	s->tls = t;
+	log_info("SIGHUP: TLS certificate reloaded; new handshakes use it");
+}
+
 static void
 on_signal(struct server *s)
 {
@@ -217,6 +269,10 @@ on_signal(struct server *s)
 
 	if (sig == 0)
 		return;
+	if (sig == SIGHUP) {
+		reload(s);
+		return;
+	}
 	if (atomic_load(&s->stopping)) {
 		/* While shutting down: a second signal means now. */
 		log_warn("%s again: exiting at once", strsignal(sig));
@@ -241,7 +297,10 @@ on_conn_event(struct server *s, struct conn *c, uint32_t events)
 		conn_flush(c);
 	else if (conn_job_begin(c)) {
 		conn_ref(c);
-		start_job(s, c);
+		if (atomic_load(&c->handshaking))
+			handshake_ready(&s->hs, c);
+		else
+			start_job(s, c);
 	}
 }
 
@@ -269,7 +328,7 @@ poll_once(struct server *s, int timeout_ms)
 			wake_drain(s->wakefd);
 		else if (p >= (void *)s->tag_listen && p < (void *)(s->tag_listen + MAX_LISTEN)) {
 			if (!atomic_load(&s->stopping))
-				accept_some(s, s->lfds[(char *)p - s->tag_listen]);
+				accept_some(s, (size_t)((char *)p - s->tag_listen));
 		} else {
 			on_conn_event(s, p, evs[i].events);
 		}
@@ -352,6 +411,8 @@ tick(struct server *s)
 		sweep_idle(s);
 	announce_quiet(s);
 	admission_tick(&s->adm);
+	if (s->tls != NULL)
+		handshake_expire(&s->hs, mono_ms());
 }
 
 static void
@@ -404,6 +465,16 @@ stop(struct server *s)
 	/* The last jobs may have left their connections for the reaper
 	 * after the last poll: no job is left to push more. */
 	admission_reap(&s->adm, &s->linger, mono_ms());
+	/* TLS clients still in their handshake were never members: closed
+	 * without a word (no step runs now: lanes count as jobs). */
+	if (s->hs_ready) {
+		struct conn *c;
+
+		while ((c = handshake_take(&s->hs)) != NULL) {
+			admission_release(&s->adm, c);
+			linger_add(&s->linger, c, mono_ms()); /* ours, from accept */
+		}
+	}
 
 #ifdef HAVE_HIREDIS
 	/* These departures are the cluster's goodbye (cluster_stop), not
@@ -516,7 +587,10 @@ log_listening(struct server *s, unsigned workers)
 			net_format_addr((struct sockaddr *)&ss, addr, sizeof(addr));
 		else
 			snprintf(addr, sizeof(addr), "?");
-		log_info("listening on %s (%u workers)", addr, workers);
+		if (s->lfd_tls[i])
+			log_info("listening on %s (tls)", addr);
+		else
+			log_info("listening on %s (%u workers)", addr, workers);
 	}
 }
 
@@ -655,13 +729,33 @@ server_run(const struct server_config *cfg)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	rc = net_listen(s.cfg.bind, s.cfg.port, SOMAXCONN, s.lfds, MAX_LISTEN, &s.nlisten, err,
-	                sizeof(err));
-	if (rc != 0) {
+	if (s.cfg.tls_port != NULL && load_tls(&s, &s.tls, err, sizeof(err)) != 0) {
 		fprintf(stderr, "chat-server: %s\n", err);
 		goto out;
+	}
+	if (!s.cfg.no_plain) {
+		rc = net_listen(s.cfg.bind, s.cfg.port, SOMAXCONN, s.lfds, MAX_LISTEN, &s.nlisten,
+		                err, sizeof(err));
+		if (rc != 0) {
+			fprintf(stderr, "chat-server: %s\n", err);
+			goto out;
+		}
+	}
+	if (s.cfg.tls_port != NULL) {
+		size_t n = 0;
+
+		rc = net_listen(s.cfg.bind, s.cfg.tls_port, SOMAXCONN, s.lfds + s.nlisten,
+		                MAX_LISTEN - s.nlisten, &n, err, sizeof(err));
+		if (rc != 0) {
+			fprintf(stderr, "chat-server: %s\n", err);
+			goto out;
+		}
+		for (i = s.nlisten; i < s.nlisten + n; i++)
+			s.lfd_tls[i] = true;
+		s.nlisten += n;
 	}
 	if ((s.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
 	    (s.sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
@@ -692,6 +786,7 @@ server_run(const struct server_config *cfg)
 	s.adm.wakefd = s.wakefd;
 	s.adm.bc = &s.bc;
 	s.adm.relay = &s.relay;
+	s.adm.hs = s.tls != NULL ? &s.hs : NULL;
 	s.adm.stopping = &s.stopping;
 	if ((rc = admission_init(&s.adm)) != 0)
 		goto out_rc;
@@ -709,6 +804,18 @@ server_run(const struct server_config *cfg)
 	s.relay.wakefd = s.wakefd;
 	atomic_init(&s.relay.inflight, 0);
 	atomic_init(&s.relay.unwritten, 0);
+
+	if (s.tls != NULL) {
+		s.hs.max = s.cfg.tls_max_handshakes;
+		s.hs.timeout_ms = (long)s.cfg.tls_handshake_timeout * 1000L;
+		/* Half the workers at most do handshakes, the rest relay. */
+		s.hs.lanes = popts.max_workers > 1 ? popts.max_workers / 2 : 1;
+		s.hs.pool = s.pool;
+		s.hs.relay = &s.relay;
+		if ((rc = handshake_init(&s.hs)) != 0)
+			goto out_rc;
+		s.hs_ready = true;
+	}
 
 #ifdef HAVE_HIREDIS
 	if (s.cfg.redis != NULL && start_cluster(&s) != 0)
@@ -756,6 +863,9 @@ out:
 		park_destroy(&s.park);
 	if (s.adm_ready)
 		admission_destroy(&s.adm);
+	if (s.hs_ready)
+		handshake_destroy(&s.hs);
+	tls_ctx_free(s.tls);
 	for (i = 0; i < s.nlisten; i++)
 		close(s.lfds[i]);
 	if (s.wakefd >= 0)

@@ -9,6 +9,7 @@
 #ifndef SERVER_H
 #define SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct server_config {
@@ -31,6 +32,13 @@ struct server_config {
 	size_t cluster_backlog;  /* lines kept while the link is down */
 	unsigned redis_timeout;  /* seconds */
 	unsigned node_timeout;   /* seconds */
+
+	/* TLS (tls.h): tls_port NULL is none. */
+	const char *tls_port;             /* decimal; "0" lets the kernel choose */
+	const char *tls_cert, *tls_key;   /* PEM files, reloaded on SIGHUP */
+	bool no_plain;                    /* no plain listener: TLS only */
+	unsigned tls_handshake_timeout;   /* seconds from accept to a finished handshake */
+	size_t tls_max_handshakes;        /* handshakes in progress at once */
 };
 
 /*
