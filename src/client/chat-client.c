@@ -35,11 +35,15 @@
 
 #include "edit.h"
 #include "line.h"
+#include "link.h"
 #include "net.h"
 #include "term.h"
 
 #define DEFAULT_HOST "localhost"
 #define DEFAULT_PORT "4333"
+#define DEFAULT_TLS_PORT "4334"
+/* The TLS handshake, from connect to a checked certificate. */
+#define TLS_TIMEOUT_MS 10000
 #define PROMPT "> "
 /* Longest line shown; a longer one is cut.  Bounds what a hostile server
  * can make the client hold. */
@@ -49,7 +53,7 @@
 #define EXIT_INTERRUPTED 130 /* 128 + SIGINT, as shells report Ctrl-C */
 
 struct client {
-	int fd;   /* the connection; the sender writes, main reads */
+	struct link link; /* the connection; the sender writes, main reads */
 	bool tty; /* terminal mode; fixed before the sender starts */
 	struct term term;
 	int wake[2]; /* main -> sender: stop */
@@ -67,10 +71,15 @@ struct client {
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: chat-client [-v] [-n NICK] [HOST [PORT]]\n"
+	fprintf(fp, "usage: chat-client [-v] [-n NICK] [--tls [--ca FILE] [--insecure]] [HOST [PORT]]\n"
 	            "  HOST                     server name or address (default " DEFAULT_HOST ")\n"
-	            "  PORT                     its port (default " DEFAULT_PORT ")\n"
+	            "  PORT                     its port (default " DEFAULT_PORT
+	            ", with --tls " DEFAULT_TLS_PORT ")\n"
 	            "  -n, --nick NICK          take this nick once connected\n"
+	            "      --tls                connect with TLS, checking the server's certificate\n"
+	            "                           against the system's CAs and HOST\n"
+	            "      --ca FILE            trust the CA certificates in FILE (PEM) instead\n"
+	            "      --insecure           do not check the certificate at all (unsafe)\n"
 	            "  -v, --verbose            connection details on stderr\n"
 	            "  -h, --help               this help\n"
 	            "  -V, --version            the version\n");
@@ -87,16 +96,8 @@ is_quit(const char *line, size_t len)
 static void
 send_all(struct client *cl, const char *s, size_t len)
 {
-	while (len > 0 && !cl->send_failed) {
-		ssize_t n = send(cl->fd, s, len, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			s += n;
-			len -= (size_t)n;
-		} else if (n < 0 && errno != EINTR) {
-			cl->send_failed = true; /* the receiver will hear why */
-		}
-	}
+	if (!cl->send_failed && link_send(&cl->link, s, len) != 0)
+		cl->send_failed = true; /* the receiver will hear why */
 }
 
 /* One line typed or read, without its line end. */
@@ -120,7 +121,7 @@ static void
 end_input(struct client *cl)
 {
 	atomic_store(&cl->leaving, true);
-	shutdown(cl->fd, SHUT_WR);
+	link_shutdown_write(&cl->link);
 }
 
 /* Keys typed on the terminal.  Returns false when the sender is done. */
@@ -140,7 +141,7 @@ on_keys(struct client *cl, const char *buf, size_t n)
 		case EDIT_EOF: end_input(cl); return false;
 		case EDIT_INTERRUPT:
 			atomic_store(&cl->interrupted, true);
-			shutdown(cl->fd, SHUT_RDWR); /* the receiver wakes and ends */
+			link_abort(&cl->link); /* the receiver wakes and ends */
 			return false;
 		default: break;
 		}
@@ -216,17 +217,15 @@ receive(struct client *cl)
 	char buf[16384];
 
 	for (;;) {
-		ssize_t n = recv(cl->fd, buf, sizeof(buf), 0);
+		ssize_t n = link_recv(&cl->link, buf, sizeof(buf));
 
 		if (n > 0) {
 			if (line_feed(&cl->in, MAX_IN, buf, (size_t)n, show_line, cl) != 0)
 				fprintf(stderr, "chat-client: out of memory: a line lost\n");
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
 		line_finish(&cl->in, show_line, cl);
-		return n == 0 ? 0 : errno;
+		return n == 0 ? 0 : (int)-n;
 	}
 }
 
@@ -267,22 +266,29 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "nick", required_argument, NULL, 'n' },
+		{ "tls", no_argument, NULL, 'T' },
+		{ "ca", required_argument, NULL, 'C' },
+		{ "insecure", no_argument, NULL, 'I' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct client cl = { .fd = -1, .wake = { -1, -1 } };
-	const char *host = DEFAULT_HOST, *port = DEFAULT_PORT, *nick = NULL;
-	bool verbose = false;
-	char err[256];
+	struct client cl = { .link = { .fd = -1 }, .wake = { -1, -1 } };
+	const char *host = DEFAULT_HOST, *port = NULL, *nick = NULL;
+	struct link_tls tls = { .ca = NULL, .insecure = false };
+	bool verbose = false, use_tls = false;
+	char err[512];
 	pthread_t tid;
-	int c, rc, status;
+	int c, fd, rc, status;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":n:vhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n': nick = optarg; break;
+		case 'T': use_tls = true; break;
+		case 'C': tls.ca = optarg; break;
+		case 'I': tls.insecure = true; break;
 		case 'v': verbose = true; break;
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("chat-client (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); return 0;
@@ -298,16 +304,45 @@ main(int argc, char **argv)
 		bad_usage("unexpected argument '%s'", argv[optind]);
 	if (nick != NULL && (nick[0] == '\0' || strpbrk(nick, "\r\n") != NULL))
 		bad_usage("invalid nick '%s'", nick);
+	if (!use_tls && (tls.ca != NULL || tls.insecure))
+		bad_usage("%s needs --tls", tls.ca != NULL ? "--ca" : "--insecure");
+	if (use_tls && tls.ca != NULL && tls.insecure)
+		bad_usage("--ca and --insecure contradict each other");
+	if (use_tls && !link_have_tls()) {
+		fprintf(stderr, "chat-client: --tls: this chat-client was built without OpenSSL "
+		                "(configure --with-openssl; Debian: libssl-dev)\n");
+		return EXIT_USAGE;
+	}
+	if (port == NULL)
+		port = use_tls ? DEFAULT_TLS_PORT : DEFAULT_PORT;
+	if (tls.insecure)
+		fprintf(stderr, "chat-client: warning: --insecure: the server's certificate is not "
+		                "checked; anyone between you and it can read and change the chat\n");
 
 	setlocale(LC_CTYPE, ""); /* character widths, for the line editor */
 	if ((cl.shown = malloc(3 * MAX_IN + 4)) == NULL || pipe2(cl.wake, O_CLOEXEC) != 0) {
 		fprintf(stderr, "chat-client: cannot start: %s\n", strerror(errno));
 		return 1;
 	}
-	if ((cl.fd = net_connect(host, port, verbose ? stderr : NULL, err, sizeof(err))) < 0) {
+	if ((fd = net_connect(host, port, verbose ? stderr : NULL, err, sizeof(err))) < 0) {
 		fprintf(stderr, "chat-client: %s\n", err);
 		status = 1;
 		goto out;
+	}
+	if (use_tls) {
+		tls.host = host;
+		if (link_tls(&cl.link, fd, &tls, TLS_TIMEOUT_MS, err, sizeof(err)) != 0) {
+			fprintf(stderr, "chat-client: %s\n", err);
+			status = 1;
+			goto out;
+		}
+		if (verbose) {
+			link_describe(&cl.link, err, sizeof(err));
+			fprintf(stderr, "chat-client: %s%s\n", err,
+			        tls.insecure ? " (certificate not checked)" : ", certificate verified");
+		}
+	} else {
+		link_plain(&cl.link, fd);
 	}
 	if (nick != NULL) {
 		send_all(&cl, "/nick ", 6);
@@ -331,7 +366,7 @@ main(int argc, char **argv)
 
 	/* The connection is over: stop the sender (shutdown also ends a send
 	 * that a server no longer reading would block), then tidy up. */
-	shutdown(cl.fd, SHUT_RDWR);
+	link_abort(&cl.link);
 	if (write(cl.wake[1], "x", 1) < 0)
 		fprintf(stderr, "chat-client: cannot stop the sender: %s\n", strerror(errno));
 	pthread_join(tid, NULL);
@@ -352,8 +387,7 @@ main(int argc, char **argv)
 		status = 1;
 	}
 out:
-	if (cl.fd >= 0)
-		close(cl.fd);
+	link_close(&cl.link);
 	close(cl.wake[0]);
 	close(cl.wake[1]);
 	line_buf_free(&cl.in);
