@@ -274,12 +274,31 @@ server_cpu_seconds(const struct server_proc *sp)
 }
 
 /* A client: a socket and what it has read but not yet consumed, which is
- * buf[start..len). */
+ * buf[start..len).  tls is set for a TLS client (tls_test.h), whose bytes
+ * go through client_tls_ops. */
 struct client {
 	int fd;
+	void *tls;
 	char buf[1 << 16];
 	size_t start, len;
 };
+
+/* How a TLS client reads, writes and closes: set by tls_test.h (the
+ * other suites do not link OpenSSL).  read and write block, as the plain
+ * socket calls they replace do; read may return -1 with EAGAIN when a
+ * record is not whole yet. */
+struct client_tls_ops {
+	ssize_t (*read)(void *tls, void *buf, size_t len);
+	ssize_t (*write)(void *tls, const void *buf, size_t len);
+	void (*close)(void *tls);
+};
+static const struct client_tls_ops *client_tls_ops;
+
+static inline ssize_t
+client_recv(struct client *c, void *buf, size_t len)
+{
+	return c->tls != NULL ? client_tls_ops->read(c->tls, buf, len) : read(c->fd, buf, len);
+}
 
 static inline void
 raise_nofile_for_test(void)
@@ -301,6 +320,7 @@ client_open(struct client *c, int port, int rcvbuf)
 
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	c->start = c->len = 0;
+	c->tls = NULL;
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(c->fd, 0);
 	if (rcvbuf > 0)
@@ -333,6 +353,7 @@ client_open6(struct client *c, int port)
 
 	sa.sin6_addr = in6addr_loopback;
 	c->start = c->len = 0;
+	c->tls = NULL;
 	c->fd = socket(AF_INET6, SOCK_STREAM, 0);
 	if (c->fd < 0)
 		return false;
@@ -347,6 +368,9 @@ client_open6(struct client *c, int port)
 static inline void
 client_close(struct client *c)
 {
+	if (c->tls != NULL)
+		client_tls_ops->close(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -356,7 +380,8 @@ static inline void
 client_send(struct client *c, const char *data, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
+		ssize_t n = c->tls != NULL ? client_tls_ops->write(c->tls, data, len)
+		                           : send(c->fd, data, len, MSG_NOSIGNAL);
 
 		ck_assert_msg(n > 0 || errno == EINTR, "send: %s", strerror(errno));
 		if (n > 0) {
@@ -408,11 +433,12 @@ client_line(struct client *c, char *line, size_t cap, long ms)
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 			return -1;
-		ssize_t n = read(c->fd, c->buf + c->len, sizeof(c->buf) - c->len);
+		ssize_t n = client_recv(c, c->buf + c->len, sizeof(c->buf) - c->len);
 
 		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return 0;
-		ck_assert_msg(n > 0 || errno == EINTR, "read: %s", strerror(errno));
+		ck_assert_msg(n > 0 || errno == EINTR || errno == EAGAIN, "read: %s",
+		              strerror(errno));
 		if (n > 0)
 			c->len += (size_t)n;
 	}
@@ -471,10 +497,10 @@ client_drain_to_eof(struct client *c, long ms)
 
 		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 			return false;
-		n = recv(c->fd, buf, sizeof(buf), 0);
+		n = client_recv(c, buf, sizeof(buf));
 		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return true;
-		if (n < 0 && errno != EINTR)
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
 			return false;
 	}
 }

@@ -60,6 +60,7 @@ cli_start(struct cli *c, const char **args)
 	close(out[1]);
 	c->in = in[1];
 	c->out.fd = out[0];
+	c->out.tls = NULL;
 	c->out.start = c->out.len = 0;
 }
 

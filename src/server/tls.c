@@ -34,11 +34,12 @@ struct tls_conn {
 	                     * byte was seen to be TLS */
 };
 
-/* OpenSSL's reason for the last error of this thread, then a clean queue. */
+/* OpenSSL's reason for the first error of this thread (the cause: later
+ * ones are the callers that gave up, "PEM lib"), then a clean queue. */
 static void
 ssl_reason(char *buf, size_t len)
 {
-	unsigned long e = ERR_peek_last_error();
+	unsigned long e = ERR_peek_error();
 	const char *r = e != 0 ? ERR_reason_error_string(e) : NULL;
 
 	if (r != NULL)
@@ -107,8 +108,15 @@ tls_ctx_load(struct tls_ctx **out, const char *cert, const char *key, char *err,
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(t->ctx, key, SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the pair as it loads the key. */
+		bool pair = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
+
 		ssl_reason(why, sizeof(why));
-		snprintf(err, errlen, "cannot load TLS key %s: %s", key, why);
+		if (pair)
+			snprintf(err, errlen, "TLS certificate %s and key %s do not match: %s", cert,
+			         key, why);
+		else
+			snprintf(err, errlen, "cannot load TLS key %s: %s", key, why);
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(t->ctx) != 1) {
