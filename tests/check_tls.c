@@ -128,6 +128,30 @@ tls_open(struct client *c, int port, int rcvbuf)
 	ck_assert_msg(tls_attach(c, NULL, why, sizeof(why)) == 1, "TLS handshake: %s", why);
 }
 
+/*
+ * A TLS client of sp's TLS port that is a member: the client's handshake
+ * ends before the server's (the server reads the client's last message
+ * after the client is done), so wait for the server's word that it joined.
+ */
+static void
+tls_joined(const struct server_proc *sp, struct client *c)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	char want[96];
+
+	ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(want, sizeof(want), "127.0.0.1:%d connected over TLS", ntohs(sa.sin_port));
+	ck_assert_msg(server_log_wait(sp, want, WAIT_MS), "%s: not in the log", want);
+}
+
+static void
+tls_member(const struct server_proc *sp, struct client *c, int port, int rcvbuf)
+{
+	tls_open(c, port, rcvbuf);
+	tls_joined(sp, c);
+}
+
 /* The common name of the certificate c's server presented. */
 static void
 tls_peer_cn(struct client *c, char *cn, size_t len)
@@ -325,7 +349,7 @@ START_TEST(test_sighup_reloads_the_certificate_and_keeps_sessions)
 	char cn[64], path[128];
 
 	tls_server_start(&ts, NULL);
-	tls_open(&a, ts.tls_port, 0);
+	tls_member(&ts.sp, &a, ts.tls_port, 0);
 	tls_peer_cn(&a, cn, sizeof(cn));
 	ck_assert_str_eq(cn, "localhost");
 	ck_assert_ptr_nonnull(strstr(server_log(&ts.sp), "subject CN=localhost, expires "));
@@ -337,7 +361,7 @@ START_TEST(test_sighup_reloads_the_certificate_and_keeps_sessions)
 	kill(ts.sp.pid, SIGHUP);
 	ck_assert(server_log_wait(&ts.sp, "SIGHUP: TLS certificate reloaded", WAIT_MS));
 	ck_assert_ptr_nonnull(strstr(server_log(&ts.sp), "subject CN=renewed.example"));
-	tls_open(&b, ts.tls_port, 0);
+	tls_member(&ts.sp, &b, ts.tls_port, 0);
 	tls_peer_cn(&b, cn, sizeof(cn));
 	ck_assert_str_eq(cn, "renewed.example");
 
@@ -358,7 +382,7 @@ START_TEST(test_sighup_reloads_the_certificate_and_keeps_sessions)
 	kill(ts.sp.pid, SIGHUP);
 	ck_assert(server_log_wait(&ts.sp, "keeping the certificate loaded before", WAIT_MS));
 	ck_assert(server_log_wait(&ts.sp, ts.cert, WAIT_MS));
-	tls_open(&c, ts.tls_port, 0);
+	tls_member(&ts.sp, &c, ts.tls_port, 0);
 	tls_peer_cn(&c, cn, sizeof(cn));
 	ck_assert_str_eq(cn, "renewed.example");
 	client_say(&a, "still talking\n");
@@ -390,7 +414,7 @@ START_TEST(test_a_stalled_handshake_is_closed_at_its_deadline_while_others_chat)
 	client_send(&half, (const char *)half_hello, sizeof(half_hello));
 	t0 = ms_now();
 
-	tls_open(&a, ts.tls_port, 0);
+	tls_member(&ts.sp, &a, ts.tls_port, 0);
 	client_open(&b, ts.sp.port, 0);
 	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
 	client_say(&a, "while they stall\n");
@@ -442,7 +466,7 @@ START_TEST(test_plain_text_and_garbage_on_the_tls_port_are_closed_at_once)
 	ck_assert(server_log_wait(&ts.sp, "not a TLS client", WAIT_MS));
 
 	/* Nobody heard of them; a real TLS client is served. */
-	tls_open(&t, ts.tls_port, 0);
+	tls_member(&ts.sp, &t, ts.tls_port, 0);
 	expect_member(&t, ts.tls_port);
 	client_close(&typist);
 	client_close(&noise);
@@ -486,6 +510,7 @@ START_TEST(test_handshakes_in_progress_are_capped)
 	client_close(&s1);
 	client_close(&s2);
 	ck_assert(eventually_served(&t, ts.tls_port, why, sizeof(why)));
+	tls_joined(&ts.sp, &t);
 	expect_member(&t, ts.tls_port);
 	client_close(&s2);
 	client_close(&over);
@@ -507,7 +532,7 @@ START_TEST(test_no_plain_serves_tls_only)
 	             cert_path(key, sizeof(key), dir, "s", "key"), NULL);
 	ck_assert_ptr_null(strstr(server_log(&sp), "workers)"));
 	ck_assert_int_eq(tls_port_of(&sp), sp.port);
-	tls_open(&t, sp.port, 0);
+	tls_member(&sp, &t, sp.port, 0);
 	expect_member(&t, sp.port);
 	client_close(&t);
 	server_stop_ok(&sp);
