@@ -171,6 +171,25 @@ server_start_at(struct server_proc *sp, const char *bind, ...)
 	va_end(ap);
 }
 
+/* The TLS port of a server started with --tls-port, from its log
+ * ("listening on 127.0.0.1:P (tls)"). */
+static inline int
+server_tls_port(const struct server_proc *sp)
+{
+	const char *p = server_log(sp), *q;
+	int port = 0;
+
+	while ((q = strstr(p, "listening on 127.0.0.1:")) != NULL) {
+		int n = 0;
+
+		if (sscanf(q, "listening on 127.0.0.1:%d (tls)%n", &port, &n) == 1 && n > 0)
+			return port;
+		p = q + 1;
+	}
+	ck_abort_msg("no TLS listener in the log: %s", server_log(sp));
+	return 0;
+}
+
 /* Wait for the server to exit (up to ms); returns its wait status, or -1
  * after killing it when it did not exit in time. */
 static inline int

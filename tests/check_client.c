@@ -12,6 +12,7 @@
 
 #include "chat_test.h"
 #include "check_run.h"
+#include "tls_cert.h"
 
 /* A chat-client process: stdin and stdout are pipes (or one terminal). */
 struct cli {
@@ -757,6 +758,137 @@ START_TEST(test_terminal_ctrl_d_on_an_empty_line_leaves_with_0)
 }
 END_TEST
 
+/* --- TLS ------------------------------------------------------------------------------ */
+
+#ifdef HAVE_OPENSSL
+/* A server with a TLS port whose certificate (for cn only, or also for
+ * localhost and 127.0.0.1) is dir/server.pem; its TLS port in tport. */
+static void
+tls_server(struct server_proc *sp, char *dir, size_t dirlen, const char *cn, bool only_cn,
+           char *tport, size_t plen)
+{
+	char cert[128], key[128];
+
+	cert_dir(dir, dirlen);
+	cert_make(dir, "server", cn, only_cn);
+	server_start(sp, "--tls-port", "0", "--tls-cert",
+	             cert_path(cert, sizeof(cert), dir, "server", "pem"), "--tls-key",
+	             cert_path(key, sizeof(key), dir, "server", "key"), NULL);
+	port_str(tport, plen, server_tls_port(sp));
+}
+
+START_TEST(test_tls_client_verifies_the_server_and_chats)
+{
+	struct server_proc sp;
+	struct cli a;
+	struct client p;
+	char dir[64], ca[128], tport[16], line[1024];
+
+	tls_server(&sp, dir, sizeof(dir), "localhost", false, tport, sizeof(tport));
+	client_open(&p, sp.port, 0);
+	ck_assert(server_log_wait(&sp, "connected (1 online)", WAIT_MS));
+
+	/* printf 'hi over tls\n' | chat-client --tls --ca CERT -n bob localhost PORT */
+	cli_start(&a, (const char *[]){ "-v", "--tls", "--ca",
+	                                cert_path(ca, sizeof(ca), dir, "server", "pem"), "-n",
+	                                "bob", "localhost", tport, NULL });
+	ck_assert(client_wait_for(&p, "is now bob", WAIT_MS));
+	type_into(a.in, "hi over tls\n");
+	ck_assert_int_eq(client_chat_line(&p, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_ptr_nonnull(strstr(line, "bob@127.0.0.1:"));
+	ck_assert_str_eq(chat_text(line), "hi over tls");
+	client_say(&p, "welcome, bob\n");
+	ck_assert_int_eq(client_chat_line(&a.out, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "welcome, bob");
+
+	/* End of input: close_notify and FIN, the server closes, exit 0. */
+	cli_close_input(&a);
+	ck_assert_int_eq(cli_exit(&a), 0);
+	ck_assert_msg(strstr(server_log(&a.p), "certificate verified") != NULL, "stderr: %s",
+	              server_log(&a.p));
+	ck_assert(client_wait_for(&p, "left (1 online)", WAIT_MS));
+	cli_free(&a);
+	client_close(&p);
+	ck_assert_int_eq(server_stop(&sp), 0);
+	cert_dir_remove(dir);
+}
+END_TEST
+
+/* Run chat-client with args and no input; its exit status, stderr in err. */
+static int
+cli_run(const char **args, char *err, size_t len)
+{
+	struct cli a;
+	int status;
+
+	cli_start(&a, args);
+	cli_close_input(&a);
+	status = cli_exit(&a);
+	strncpy(err, server_log(&a.p), len - 1);
+	err[len - 1] = '\0';
+	cli_free(&a);
+	return status;
+}
+
+START_TEST(test_tls_client_refuses_a_server_it_cannot_verify)
+{
+	struct server_proc sp, other;
+	char dir[64], odir[64], tport[16], otport[16], ca[128], err[2048];
+
+	tls_server(&sp, dir, sizeof(dir), "localhost", false, tport, sizeof(tport));
+
+	/* Self-signed, and nothing says to trust it: exit 1, why, and what
+	 * to do. */
+	ck_assert_int_eq(cli_run((const char *[]){ "--tls", "localhost", tport, NULL }, err,
+	                         sizeof(err)),
+	                 1);
+	ck_assert_msg(strstr(err, "cannot verify the certificate of localhost: self-signed "
+	                          "certificate") != NULL &&
+	                      strstr(err, "--ca FILE") != NULL,
+	              "stderr: %s", err);
+
+	/* Trusted, but for another name than the one connected to. */
+	tls_server(&other, odir, sizeof(odir), "other.example", true, otport, sizeof(otport));
+	ck_assert_int_eq(cli_run((const char *[]){ "--tls", "--ca",
+	                                           cert_path(ca, sizeof(ca), odir, "server", "pem"),
+	                                           "localhost", otport, NULL },
+	                         err, sizeof(err)),
+	                 1);
+	ck_assert_msg(strstr(err, "hostname mismatch") != NULL, "stderr: %s", err);
+
+	/* --insecure: explicit, warned, and then it works. */
+	{
+		struct cli a;
+
+		cli_start(&a, (const char *[]){ "--tls", "--insecure", "localhost", tport, NULL });
+		ck_assert(server_log_wait(&sp, "connected over TLS", WAIT_MS));
+		cli_close_input(&a);
+		ck_assert_int_eq(cli_exit(&a), 0);
+		ck_assert_msg(strstr(server_log(&a.p), "warning: --insecure") != NULL, "stderr: %s",
+		              server_log(&a.p));
+		cli_free(&a);
+	}
+
+	/* Options that need --tls, and a --ca that does not load. */
+	ck_assert_int_eq(cli_run((const char *[]){ "--ca", "x.pem", "localhost", NULL }, err,
+	                         sizeof(err)),
+	                 2);
+	ck_assert_ptr_nonnull(strstr(err, "--ca needs --tls"));
+	ck_assert_int_eq(cli_run((const char *[]){ "--tls", "--ca", "/nonexistent/ca.pem",
+	                                           "localhost", tport, NULL },
+	                         err, sizeof(err)),
+	                 1);
+	ck_assert_msg(strstr(err, "cannot load --ca /nonexistent/ca.pem") != NULL, "stderr: %s",
+	              err);
+
+	ck_assert_int_eq(server_stop(&other), 0);
+	ck_assert_int_eq(server_stop(&sp), 0);
+	cert_dir_remove(dir);
+	cert_dir_remove(odir);
+}
+END_TEST
+#endif /* HAVE_OPENSSL */
+
 static Suite *
 client_suite(void)
 {
@@ -772,6 +904,16 @@ client_suite(void)
 	tcase_add_test(tc, test_server_shutting_down_under_a_client_exit_1);
 	tcase_add_test(tc, test_hostile_bytes_from_the_network_are_shown_safe);
 	tcase_add_test(tc, test_bad_arguments_print_the_problem_and_usage_exit_2);
+#ifdef HAVE_OPENSSL
+	if (have_openssl_cmd()) {
+		tcase_add_test(tc, test_tls_client_verifies_the_server_and_chats);
+		tcase_add_test(tc, test_tls_client_refuses_a_server_it_cannot_verify);
+	} else {
+		printf("TLS tests skipped: the openssl command is not installed\n");
+	}
+#else
+	printf("TLS tests skipped: this build has no OpenSSL\n");
+#endif
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("terminal");

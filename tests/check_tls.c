@@ -166,24 +166,6 @@ tls_peer_cn(struct client *c, char *cn, size_t len)
 
 /* --- the server ------------------------------------------------------------------------ */
 
-/* The TLS port from the server's log ("listening on 127.0.0.1:P (tls)"). */
-static int
-tls_port_of(const struct server_proc *sp)
-{
-	const char *p = server_log(sp), *q;
-	int port = 0;
-
-	while ((q = strstr(p, "listening on 127.0.0.1:")) != NULL) {
-		int n = 0;
-
-		if (sscanf(q, "listening on 127.0.0.1:%d (tls)%n", &port, &n) == 1 && n > 0)
-			return port;
-		p = q + 1;
-	}
-	ck_abort_msg("no TLS listener in the log: %s", server_log(sp));
-	return 0;
-}
-
 struct tls_server {
 	struct server_proc sp;
 	int tls_port;
@@ -210,7 +192,7 @@ tls_server_start(struct tls_server *ts, ...)
 	va_end(ap);
 	server_start(&ts->sp, "--tls-port", "0", "--tls-cert", ts->cert, "--tls-key", ts->key,
 	             more[0], more[1], more[2], more[3], more[4], more[5], more[6], more[7], NULL);
-	ts->tls_port = tls_port_of(&ts->sp);
+	ts->tls_port = server_tls_port(&ts->sp);
 }
 
 static void
@@ -531,7 +513,7 @@ START_TEST(test_no_plain_serves_tls_only)
 	             cert_path(cert, sizeof(cert), dir, "s", "pem"), "--tls-key",
 	             cert_path(key, sizeof(key), dir, "s", "key"), NULL);
 	ck_assert_ptr_null(strstr(server_log(&sp), "workers)"));
-	ck_assert_int_eq(tls_port_of(&sp), sp.port);
+	ck_assert_int_eq(server_tls_port(&sp), sp.port);
 	tls_member(&sp, &t, sp.port, 0);
 	expect_member(&t, sp.port);
 	client_close(&t);

@@ -107,8 +107,9 @@ handshake(SSL *ssl, int fd, const struct link_tls *t, long timeout_ms, char *err
 			continue;
 		}
 		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			snprintf(err, errlen, "TLS handshake with %s: no answer in %ld s", t->host,
-			         timeout_ms / 1000);
+			snprintf(err, errlen,
+			         "TLS handshake with %s: no answer in %ld s (is it a TLS port?)",
+			         t->host, timeout_ms / 1000);
 			return -ETIMEDOUT;
 		}
 		if (SSL_get_verify_result(ssl) != X509_V_OK) {
