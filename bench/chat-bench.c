@@ -16,6 +16,12 @@
  * nothing, hold them, then check that one line still reaches every one.
  * With --pid, the server's resident memory per connection is reported.
  *
+ * With --tls every connection speaks TLS (OpenSSL; the certificate is not
+ * checked: this measures, it does not trust).  Handshake mode (--handshakes
+ * SECS) keeps --clients TLS handshakes going for SECS seconds, each counted
+ * when the server's session ticket arrives (the server has finished too),
+ * and reports handshakes per second.
+ *
  * One thread and one epoll set: the tool must not be what limits the
  * figures.  It reports its own CPU time; a figure is sound while that
  * stays clearly below one core (see docs/performance.md).
@@ -43,6 +49,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HAVE_OPENSSL
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
+
 enum proto { PROTO_CHAT, PROTO_RESP };
 
 struct opts {
@@ -54,11 +65,14 @@ struct opts {
 	size_t connect_only;
 	double hold;
 	long pid; /* the server's, for its memory; 0: unknown */
+	bool tls;
+	double handshakes; /* seconds of handshake churn; 0: not that mode */
 };
 
 /* One connection. */
 struct client {
 	int fd;
+	void *ssl; /* SSL *, with --tls */
 	size_t id;
 	char *in; /* an incomplete line or frame left by the last read */
 	size_t inlen;
@@ -97,6 +111,7 @@ struct bench {
 	int64_t t_last;     /* the last delivery */
 	struct stats st;
 	char rbuf[1 << 18]; /* leftover + one read */
+	void *ctx;          /* SSL_CTX *, with --tls */
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -273,6 +288,102 @@ queue_raw(struct client *c, const char *s)
 	c->outlen += len;
 }
 
+/* --- the transport: plain, or TLS ---------------------------------------- */
+
+#ifdef HAVE_OPENSSL
+static int tickets; /* session tickets seen by the callback (handshake mode) */
+
+static int
+on_ticket(SSL *ssl, SSL_SESSION *sess)
+{
+	(void)sess;
+	SSL_set_app_data(ssl, (void *)1);
+	tickets++;
+	return 0; /* not kept */
+}
+
+static void
+tls_init(struct bench *b)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (ctx == NULL)
+		die("cannot set up TLS");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                              SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+	SSL_CTX_sess_set_new_cb(ctx, on_ticket);
+	b->ctx = ctx;
+}
+
+static SSL *
+tls_new(struct bench *b, int fd)
+{
+	SSL *ssl = SSL_new(b->ctx);
+
+	if (ssl == NULL || SSL_set_fd(ssl, fd) != 1)
+		die("cannot set up TLS");
+	SSL_set_connect_state(ssl);
+	return ssl;
+}
+
+/* A negative errno for what the call did not do (-EAGAIN: later). */
+static ssize_t
+tls_fail(SSL *ssl, int rc)
+{
+	switch (SSL_get_error(ssl, rc)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE: return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN: return 0;
+	case SSL_ERROR_SYSCALL: ERR_clear_error(); return errno != 0 ? -errno : 0;
+	default: ERR_clear_error(); return -EPROTO;
+	}
+}
+#endif
+
+/* send(2) or SSL_write: the count, or a negative errno (-EAGAIN: full). */
+static ssize_t
+xsend(struct client *c, const char *p, size_t len)
+{
+	ssize_t n;
+
+#ifdef HAVE_OPENSSL
+	if (c->ssl != NULL) {
+		size_t put = 0;
+		int rc;
+
+		errno = 0;
+		rc = SSL_write_ex(c->ssl, p, len, &put);
+		n = rc == 1 ? (ssize_t)put : tls_fail(c->ssl, rc);
+		return n == 0 ? -EPIPE : n;
+	}
+#endif
+	n = send(c->fd, p, len, MSG_NOSIGNAL);
+	return n >= 0 ? n : errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
+/* recv(2) or SSL_read: the count, 0 at the end, or a negative errno. */
+static ssize_t
+xrecv(struct client *c, char *p, size_t len)
+{
+	ssize_t n;
+
+#ifdef HAVE_OPENSSL
+	if (c->ssl != NULL) {
+		size_t got = 0;
+		int rc;
+
+		errno = 0;
+		rc = SSL_read_ex(c->ssl, p, len, &got);
+		return rc == 1 ? (ssize_t)got : tls_fail(c->ssl, rc);
+	}
+#endif
+	n = recv(c->fd, p, len, 0);
+	return n >= 0 ? n : errno == EWOULDBLOCK ? -EAGAIN : -errno;
+}
+
 static void
 watch(struct bench *b, struct client *c, bool out)
 {
@@ -309,13 +420,13 @@ write_out(struct bench *b, struct client *c)
 				break;
 			}
 		}
-		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff, MSG_NOSIGNAL);
+		n = xsend(c, c->out + c->outoff, c->outlen - c->outoff);
 		if (n < 0) {
-			if (errno == EINTR)
+			if (n == -EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (n == -EAGAIN)
 				break;
-			die("client %zu: send: %s", c->id, strerror(errno));
+			die("client %zu: send: %s", c->id, strerror((int)-n));
 		}
 		c->outoff += (size_t)n;
 	}
@@ -551,10 +662,10 @@ read_in(struct bench *b, struct client *c)
 
 		if (have > 0)
 			memcpy(b->rbuf, c->in, have);
-		n = recv(c->fd, b->rbuf + have, sizeof(b->rbuf) - have, 0);
-		if (n < 0 && errno == EINTR)
+		n = xrecv(c, b->rbuf + have, sizeof(b->rbuf) - have);
+		if (n == -EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -EAGAIN)
 			return true;
 		if (n <= 0)
 			return false;
@@ -570,8 +681,8 @@ read_in(struct bench *b, struct client *c)
 			c->in = xmalloc(c->inlen);
 			memcpy(c->in, b->rbuf + used, c->inlen);
 		}
-		if ((size_t)n < sizeof(b->rbuf) - c->inlen - 1)
-			return true; /* drained */
+		if (c->ssl == NULL && (size_t)n < sizeof(b->rbuf) - c->inlen - 1)
+			return true; /* drained (TLS: a record at a time, until EAGAIN) */
 	}
 }
 
@@ -628,6 +739,14 @@ connect_all(struct bench *b, size_t n)
 			die("cannot connect to %s:%s (connection %zu): %s", b->o.host, b->o.port, i,
 			    strerror(errno));
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+#ifdef HAVE_OPENSSL
+		if (b->o.tls) {
+			c->ssl = tls_new(b, c->fd);
+			if (SSL_connect(c->ssl) != 1) /* blocking, still */
+				die("connection %zu: TLS handshake failed (is %s a TLS port?)", i,
+				    b->o.port);
+		}
+#endif
 		if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) != 0)
 			die("fcntl: %s", strerror(errno));
 		if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
@@ -805,8 +924,8 @@ run_fanout(struct bench *b)
 	rate = secs > 0 ? (double)b->st.deliveries / secs : 0;
 	bad = b->st.lost || b->st.dup || b->st.reordered || b->st.corrupt;
 
-	printf("%-12s %s:%s (%s)\n", "server", o->host, o->port,
-	       o->proto == PROTO_RESP ? "redis pub/sub" : "chat");
+	printf("%-12s %s:%s (%s%s)\n", "server", o->host, o->port,
+	       o->proto == PROTO_RESP ? "redis pub/sub" : "chat", o->tls ? ", TLS" : "");
 	printf("%-12s %zu clients, %zu senders x %zu lines of %zu bytes, %s\n", "workload",
 	       o->clients, o->senders, o->lines, o->payload,
 	       o->rate > 0 ? "throttled" : "unthrottled");
@@ -892,6 +1011,109 @@ run_idle(struct bench *b)
 	return ok ? 0 : 1;
 }
 
+#ifdef HAVE_OPENSSL
+/* One connection of the churn: connect (non-blocking) and begin. */
+static void
+churn_open(struct bench *b, struct client *c, const struct addrinfo *ai)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.ptr = c };
+	int one = 1;
+
+	c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0)
+		die("socket: %s", strerror(errno));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS)
+		die("cannot connect to %s:%s: %s", b->o.host, b->o.port, strerror(errno));
+	c->ssl = tls_new(b, c->fd);
+	if (epoll_ctl(b->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+		die("epoll_ctl: %s", strerror(errno));
+}
+
+static void
+churn_close(struct client *c)
+{
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	close(c->fd); /* also leaves the epoll set */
+}
+
+/*
+ * Handshake mode: --clients handshakes at a time for --handshakes seconds.
+ * One is done when the server's session ticket arrives, which the server
+ * sends once it has read our Finished: its side is done too.  Then it is
+ * closed and another begins.
+ */
+static int
+run_handshakes(struct bench *b)
+{
+	const struct opts *o = &b->o;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	int64_t t0, end;
+	uint64_t done = 0, failed = 0;
+	double secs, cpu0, cpu;
+	int rc;
+
+	if ((rc = getaddrinfo(o->host, o->port, &hints, &ai)) != 0)
+		die("cannot resolve %s:%s: %s", o->host, o->port, gai_strerror(rc));
+	raise_fd_limit(o->clients);
+	if ((b->c = calloc(o->clients, sizeof(*b->c))) == NULL)
+		die("out of memory");
+	cpu0 = cpu_seconds();
+	t0 = now_ns();
+	end = t0 + (int64_t)(o->handshakes * 1e9);
+	for (size_t i = 0; i < o->clients; i++) {
+		b->c[i].id = i;
+		churn_open(b, &b->c[i], ai);
+	}
+	while (now_ns() < end) {
+		struct epoll_event evs[512];
+		int n = epoll_wait(b->ep, evs, 512, 50);
+
+		for (int k = 0; k < n; k++) {
+			struct client *c = evs[k].data.ptr;
+			char buf[256];
+			int r;
+
+			ERR_clear_error();
+			errno = 0;
+			r = SSL_is_init_finished(c->ssl) ? SSL_read(c->ssl, buf, sizeof(buf))
+			                                 : SSL_connect(c->ssl);
+			if (SSL_get_app_data(c->ssl) != NULL) {
+				done++;
+			} else if (r > 0 || tls_fail(c->ssl, r) == -EAGAIN) {
+				/* Not yet: wait for what it wants, and only that. */
+				struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+
+				if (r <= 0 && SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE)
+					ev.events = EPOLLOUT;
+				epoll_ctl(b->ep, EPOLL_CTL_MOD, c->fd, &ev);
+				continue;
+			} else {
+				failed++;
+			}
+			churn_close(c);
+			churn_open(b, c, ai);
+		}
+	}
+	secs = (double)(now_ns() - t0) / 1e9;
+	cpu = cpu_seconds() - cpu0;
+	for (size_t i = 0; i < o->clients; i++)
+		churn_close(&b->c[i]);
+	freeaddrinfo(ai);
+	printf("%-12s %s:%s (chat, TLS)\n", "server", o->host, o->port);
+	printf("%-12s %zu handshakes at a time for %.1f s\n", "workload", o->clients, secs);
+	printf("%-12s %" PRIu64 " done, %" PRIu64 " failed: %.0f per second\n", "handshakes", done,
+	       failed, (double)done / secs);
+	printf("%-12s %.0f%% of one core\n", "bench cpu", 100 * cpu / secs);
+	printf("{\"label\":\"%s\",\"proto\":\"chat\",\"mode\":\"handshakes\",\"clients\":%zu,"
+	       "\"seconds\":%.2f,\"done\":%" PRIu64 ",\"failed\":%" PRIu64
+	       ",\"handshakes_per_s\":%.0f,\"bench_cpu\":%.3f}\n",
+	       o->label, o->clients, secs, done, failed, (double)done / secs, cpu / secs);
+	return done > 0 && failed == 0 ? 0 : 1;
+}
+#endif
+
 /* A port the kernel gives for 127.0.0.1:0, released at once.  Another
  * program could take it before the caller does; bench/run-peers checks
  * that the server it starts came up. */
@@ -935,6 +1157,9 @@ usage(FILE *f)
 	           "through\n"
 	           "      --pid PID           the server's process, to report its memory\n"
 	           "      --label TEXT        a name for the JSON line\n"
+	           "      --tls               every connection speaks TLS (not verified)\n"
+	           "      --handshakes SECS   TLS handshakes, --clients at a time, for SECS\n"
+	           "                          seconds: report handshakes per second\n"
 	           "      --free-port         print a loopback port free now, and exit (for\n"
 	           "                          starting servers that cannot bind port 0)\n"
 	           "  -h, --help              this text\n");
@@ -985,6 +1210,8 @@ main(int argc, char **argv)
 		{ "pid", required_argument, NULL, 'i' },
 		{ "label", required_argument, NULL, 'L' },
 		{ "free-port", no_argument, NULL, 'F' },
+		{ "tls", no_argument, NULL, 'T' },
+		{ "handshakes", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1031,6 +1258,8 @@ main(int argc, char **argv)
 		case 'i': b.o.pid = (long)opt_size("--pid", optarg, 1, INT_MAX); break;
 		case 'L': b.o.label = optarg; break;
 		case 'F': return print_free_port();
+		case 'T': b.o.tls = true; break;
+		case 'K': b.o.handshakes = opt_double("--handshakes", optarg, 3600); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1053,6 +1282,17 @@ main(int argc, char **argv)
 	snprintf(b.tag, sizeof(b.tag), "cb%08" PRIx32 " ", b.run);
 	if ((b.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		die("epoll_create1: %s", strerror(errno));
+	if (b.o.handshakes > 0)
+		b.o.tls = true;
+#ifdef HAVE_OPENSSL
+	if (b.o.tls)
+		tls_init(&b);
+	if (b.o.handshakes > 0)
+		return run_handshakes(&b);
+#else
+	if (b.o.tls)
+		die("--tls: this chat-bench was built without OpenSSL");
+#endif
 	rc = b.o.connect_only > 0 ? run_idle(&b) : run_fanout(&b);
 	fflush(stdout);
 	/* Exit without closing each socket: the kernel does it at once. */
