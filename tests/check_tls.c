@@ -678,6 +678,29 @@ START_TEST(test_the_transport_reports_what_openssl_holds)
 	ck_assert_int_eq(got, sizeof(big) - 100);
 	ck_assert_int_eq(io.ops->read(&io, buf, sizeof(buf)), -EAGAIN);
 
+	/* Half a record: OpenSSL holds its first bytes, but there is
+	 * nothing to read until the rest comes, which epoll will report, so
+	 * nothing is pending (else the job would spin until then).  Written
+	 * through a memory BIO so that the record can be cut in two. */
+	{
+		BIO *mem = BIO_new(BIO_s_mem()), *sock = SSL_get_wbio(cl);
+		char rec[20000];
+		int len;
+
+		BIO_up_ref(sock);
+		SSL_set0_wbio(cl, mem);
+		ck_assert_int_eq(SSL_write(cl, "partial\n", 8), 8);
+		len = BIO_read(mem, rec, sizeof(rec));
+		ck_assert_int_gt(len, 10);
+		SSL_set0_wbio(cl, sock);
+		ck_assert_int_eq(write(sv[1], rec, 10), 10);
+		ck_assert_int_eq(io.ops->read(&io, buf, sizeof(buf)), -EAGAIN);
+		ck_assert_msg(!io_pending(&io), "half a record reported as pending input");
+		ck_assert_int_eq(write(sv[1], rec + 10, (size_t)len - 10), len - 10);
+		ck_assert_int_eq(io.ops->read(&io, buf, sizeof(buf)), 8);
+		ck_assert(memcmp(buf, "partial\n", 8) == 0);
+	}
+
 	/* Server to client until the socket is full, then read and retry. */
 	iov.iov_base = big;
 	iov.iov_len = sizeof(big);

@@ -279,9 +279,15 @@ tls_pending(struct io *io)
 	bool any;
 
 	pthread_mutex_lock(&tc->mu);
-	/* Decrypted bytes not yet read, or a whole record OpenSSL took from
-	 * the socket that epoll will therefore never report. */
-	any = SSL_is_init_finished(tc->ssl) && SSL_has_pending(tc->ssl);
+	/*
+	 * Decrypted bytes not yet read: a record longer than the reader's
+	 * buffer.  Not SSL_has_pending(), which is also true for part of a
+	 * record: its rest comes through the socket, and epoll reports it,
+	 * while "pending" would run the job again and again until it came.
+	 * Without read-ahead (not set), OpenSSL never holds more than the
+	 * record it is reading, so nothing else can hide from epoll.
+	 */
+	any = SSL_is_init_finished(tc->ssl) && SSL_pending(tc->ssl) > 0;
 	pthread_mutex_unlock(&tc->mu);
 	return any;
 }
