@@ -19,6 +19,11 @@
 
 /* The first byte of every TLS handshake record (ContentType handshake). */
 #define TLS_RECORD_HANDSHAKE 0x16
+/* What we offer, best first (the server's order wins). */
+#define TLS_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define TLS12_CIPHERS                                                                        \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 /* One record's worth of plaintext, gathered from the queue per write. */
 #define TLS_WRITE_CHUNK 16384
 
@@ -95,6 +100,15 @@ tls_ctx_load(struct tls_ctx **out, const char *cert, const char *key, char *err,
 	 * a plain client does; no compression (CRIME). */
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
 	                                    SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* Mozilla's "intermediate" choice and order: AES-128-GCM first, as
+	 * strong in practice as AES-256 and a quarter cheaper per byte,
+	 * which a fan-out pays for every recipient. */
+	if (SSL_CTX_set_ciphersuites(t->ctx, TLS_SUITES) != 1 ||
+	    SSL_CTX_set_cipher_list(t->ctx, TLS12_CIPHERS) != 1) {
+		ssl_reason(why, sizeof(why));
+		snprintf(err, errlen, "cannot set up TLS ciphers: %s", why);
+		goto fail;
+	}
 	SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 	                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Resumption by stateless tickets only: no session cache to grow
