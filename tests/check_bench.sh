@@ -118,6 +118,37 @@ bench 2 -p "$port" --clients 1
 grep -q "clients" "$tmp/err" || fail "bad --clients: no message"
 ok "bad options are refused"
 
+# --tls and --handshakes against a TLS listener (a certificate made here).
+if grep -q '^#define HAVE_OPENSSL 1' "$builddir/config.h" 2>/dev/null &&
+	command -v openssl >/dev/null 2>&1; then
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 ||
+		fail "cannot make a certificate"
+	"$server" -p 0 -b 127.0.0.1 --flood-rate 0 --no-plain --tls-port 0 \
+		--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" >"$tmp/tls.log" 2>&1 &
+	pids="$pids $!"
+	i=0
+	tport=
+	while [ $i -lt 100 ] && [ -z "$tport" ]; do
+		tport=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\) (tls).*/\1/p' "$tmp/tls.log")
+		sleep 0.1
+		i=$((i + 1))
+	done
+	bench 0 -p "$tport" --tls -c 20 -s 5 -m 50 -P 80
+	[ "$(field deliveries)" = 4750 ] && [ "$(field lost)" = 0 ] ||
+		fail "--tls: $(tail -1 "$tmp/out")"
+	grep -q '(chat, TLS)' "$tmp/out" || fail "--tls: the table does not say TLS"
+	bench 0 -p "$tport" --handshakes 0.5 -c 2
+	[ "$(field done)" -gt 0 ] 2>/dev/null && [ "$(field failed)" = 0 ] ||
+		fail "--handshakes: $(tail -1 "$tmp/out")"
+	# A TLS bench against a plain port fails, saying why.
+	bench 2 -p "$port" --tls -c 2 -s 1 -m 1 -t 1
+	grep -q "TLS handshake failed" "$tmp/err" || fail "--tls on a plain port: $(cat "$tmp/err")"
+	ok "--tls fan-out, 4750 deliveries checked; --handshakes"
+else
+	echo "note: no OpenSSL in this build; --tls not exercised"
+fi
+
 if command -v redis-server >/dev/null 2>&1; then
 	rport=$("$bench" --free-port)
 	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
