@@ -44,7 +44,10 @@ tls_read(void *tls, void *buf, size_t len)
 		if (errno == 0)
 			return 0;
 		return -1;
-	default: ERR_clear_error(); errno = ECONNRESET; return -1;
+	default:
+		ERR_clear_error();
+		errno = ECONNRESET;
+		return -1;
 	}
 }
 
@@ -424,9 +427,9 @@ END_TEST
 
 START_TEST(test_plain_text_and_garbage_on_the_tls_port_are_closed_at_once)
 {
-	static const unsigned char junk[] = { 0x16, 0xfe, 0x77, 0x00, 0x10, 0xde, 0xad, 0xbe,
-		                              0xef, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
-		                              0x07, 0x08, 0x09, 0x0a, 0x0b };
+	static const unsigned char junk[] = { 0x16, 0xfe, 0x77, 0x00, 0x10, 0xde, 0xad,
+		                              0xbe, 0xef, 0x00, 0x01, 0x02, 0x03, 0x04,
+		                              0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b };
 	struct tls_server ts;
 	struct client typist, noise, t;
 	char line[512];
@@ -589,29 +592,29 @@ START_TEST(test_bad_tls_settings_are_refused_at_start)
 	ck_assert_int_eq(run_server(out, sizeof(out), (const char *[]){ "--no-plain", NULL }), 2);
 
 	/* Files that do not load: exit 1, naming the file and the reason. */
-	ck_assert_int_eq(run_server(out, sizeof(out),
-	                            (const char *[]){ "--bind", "127.0.0.1", "--port", "0",
-	                                              "--tls-port", "0", "--tls-cert", missing,
-	                                              "--tls-key", key, NULL }),
-	                 1);
+	ck_assert_int_eq(
+	        run_server(out, sizeof(out),
+	                   (const char *[]){ "--bind", "127.0.0.1", "--port", "0", "--tls-port",
+	                                     "0", "--tls-cert", missing, "--tls-key", key, NULL }),
+	        1);
 	ck_assert_msg(strstr(out, "cannot load TLS certificate") && strstr(out, missing) &&
 	                      strstr(out, "No such file or directory"),
 	              "%s", out);
-	ck_assert_int_eq(run_server(out, sizeof(out),
-	                            (const char *[]){ "--bind", "127.0.0.1", "--port", "0",
-	                                              "--tls-port", "0", "--tls-cert", bad,
-	                                              "--tls-key", key, NULL }),
-	                 1);
+	ck_assert_int_eq(
+	        run_server(out, sizeof(out),
+	                   (const char *[]){ "--bind", "127.0.0.1", "--port", "0", "--tls-port",
+	                                     "0", "--tls-cert", bad, "--tls-key", key, NULL }),
+	        1);
 	ck_assert_msg(strstr(out, "cannot load TLS certificate") && strstr(out, bad) &&
 	                      strstr(out, "no start line"),
 	              "%s", out);
-	ck_assert_int_eq(run_server(out, sizeof(out),
-	                            (const char *[]){ "--bind", "127.0.0.1", "--port", "0",
-	                                              "--tls-port", "0", "--tls-cert", cert,
-	                                              "--tls-key", other, NULL }),
-	                 1);
-	ck_assert_msg(strstr(out, "do not match") && strstr(out, cert) && strstr(out, other),
-	              "%s", out);
+	ck_assert_int_eq(
+	        run_server(out, sizeof(out),
+	                   (const char *[]){ "--bind", "127.0.0.1", "--port", "0", "--tls-port",
+	                                     "0", "--tls-cert", cert, "--tls-key", other, NULL }),
+	        1);
+	ck_assert_msg(strstr(out, "do not match") && strstr(out, cert) && strstr(out, other), "%s",
+	              out);
 	ck_assert_ptr_null(strstr(out, "listening on"));
 	cert_dir_remove(dir);
 }

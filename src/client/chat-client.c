@@ -54,7 +54,7 @@
 
 struct client {
 	struct link link; /* the connection; the sender writes, main reads */
-	bool tty; /* terminal mode; fixed before the sender starts */
+	bool tty;         /* terminal mode; fixed before the sender starts */
 	struct term term;
 	int wake[2]; /* main -> sender: stop */
 
@@ -71,18 +71,19 @@ struct client {
 static void
 usage(FILE *fp)
 {
-	fprintf(fp, "usage: chat-client [-v] [-n NICK] [--tls [--ca FILE] [--insecure]] [HOST [PORT]]\n"
-	            "  HOST                     server name or address (default " DEFAULT_HOST ")\n"
-	            "  PORT                     its port (default " DEFAULT_PORT
-	            ", with --tls " DEFAULT_TLS_PORT ")\n"
-	            "  -n, --nick NICK          take this nick once connected\n"
-	            "      --tls                connect with TLS, checking the server's certificate\n"
-	            "                           against the system's CAs and HOST\n"
-	            "      --ca FILE            trust the CA certificates in FILE (PEM) instead\n"
-	            "      --insecure           do not check the certificate at all (unsafe)\n"
-	            "  -v, --verbose            connection details on stderr\n"
-	            "  -h, --help               this help\n"
-	            "  -V, --version            the version\n");
+	fprintf(fp,
+	        "usage: chat-client [-v] [-n NICK] [--tls [--ca FILE] [--insecure]] [HOST [PORT]]\n"
+	        "  HOST                     server name or address (default " DEFAULT_HOST ")\n"
+	        "  PORT                     its port (default " DEFAULT_PORT
+	        ", with --tls " DEFAULT_TLS_PORT ")\n"
+	        "  -n, --nick NICK          take this nick once connected\n"
+	        "      --tls                connect with TLS, checking the server's certificate\n"
+	        "                           against the system's CAs and HOST\n"
+	        "      --ca FILE            trust the CA certificates in FILE (PEM) instead\n"
+	        "      --insecure           do not check the certificate at all (unsafe)\n"
+	        "  -v, --verbose            connection details on stderr\n"
+	        "  -h, --help               this help\n"
+	        "  -V, --version            the version\n");
 }
 
 /* --- sending (the sender thread) ------------------------------------------------ */
@@ -264,6 +265,8 @@ check_port(const char *port)
 int
 main(int argc, char **argv)
 {
+	/* One option a line. */
+	/* clang-format off */
 	static const struct option longopts[] = {
 		{ "nick", required_argument, NULL, 'n' },
 		{ "tls", no_argument, NULL, 'T' },
@@ -274,6 +277,7 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
+	/* clang-format on */
 	struct client cl = { .link = { .fd = -1 }, .wake = { -1, -1 } };
 	const char *host = DEFAULT_HOST, *port = NULL, *nick = NULL;
 	struct link_tls tls = { .ca = NULL, .insecure = false };
@@ -316,8 +320,9 @@ main(int argc, char **argv)
 	if (port == NULL)
 		port = use_tls ? DEFAULT_TLS_PORT : DEFAULT_PORT;
 	if (tls.insecure)
-		fprintf(stderr, "chat-client: warning: --insecure: the server's certificate is not "
-		                "checked; anyone between you and it can read and change the chat\n");
+		fprintf(stderr,
+		        "chat-client: warning: --insecure: the server's certificate is not "
+		        "checked; anyone between you and it can read and change the chat\n");
 
 	setlocale(LC_CTYPE, ""); /* character widths, for the line editor */
 	if ((cl.shown = malloc(3 * MAX_IN + 4)) == NULL || pipe2(cl.wake, O_CLOEXEC) != 0) {
@@ -339,7 +344,8 @@ main(int argc, char **argv)
 		if (verbose) {
 			link_describe(&cl.link, err, sizeof(err));
 			fprintf(stderr, "chat-client: %s%s\n", err,
-			        tls.insecure ? " (certificate not checked)" : ", certificate verified");
+			        tls.insecure ? " (certificate not checked)"
+			                     : ", certificate verified");
 		}
 	} else {
 		link_plain(&cl.link, fd);

@@ -117,7 +117,8 @@ handshake(SSL *ssl, int fd, const struct link_tls *t, long timeout_ms, char *err
 			         "cannot verify the certificate of %s: %s\n"
 			         "chat-client: if you trust this server, give the certificate of "
 			         "its CA (or its own, if self-signed) with --ca FILE",
-			         t->host, X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
+			         t->host,
+			         X509_verify_cert_error_string(SSL_get_verify_result(ssl)));
 			ERR_clear_error();
 			return -EPROTO;
 		}

@@ -199,14 +199,14 @@ admission_admit(struct admission *a, int fd, const struct sockaddr *peer, struct
 	ipcount_key(peer, key);
 	if (a->max_per_ip > 0) {
 		if (ipcount_get(a->perip, key) - leaving_from(a, key) >= a->max_per_ip) {
-			refuse(fd, tell, &a->perip_log, "too many connections from your address (%u)",
-			       a->max_per_ip);
+			refuse(fd, tell, &a->perip_log,
+			       "too many connections from your address (%u)", a->max_per_ip);
 			return NULL;
 		}
 	}
 	if (tls != NULL && shaking >= a->hs->max) {
-		refuse(fd, false, &a->hs_log, "%zu TLS handshakes in progress (--tls-max-handshakes)",
-		       shaking);
+		refuse(fd, false, &a->hs_log,
+		       "%zu TLS handshakes in progress (--tls-max-handshakes)", shaking);
 		return NULL;
 	}
 	/* Chat lines are small and wanted now: no Nagle delay.  Keepalive

@@ -119,13 +119,16 @@ check_tls(const struct server_config *cfg)
 	if (cfg->tls_port == NULL) {
 		if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->no_plain) {
 			fprintf(stderr, "chat-server: %s needs --tls-port\n",
-			        cfg->no_plain ? "--no-plain" : cfg->tls_cert ? "--tls-cert" : "--tls-key");
+			        cfg->no_plain   ? "--no-plain"
+			        : cfg->tls_cert ? "--tls-cert"
+			                        : "--tls-key");
 			return -EINVAL;
 		}
 		return 0;
 	}
 	if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
-		fprintf(stderr, "chat-server: --tls-port needs --tls-cert FILE and --tls-key FILE\n");
+		fprintf(stderr,
+		        "chat-server: --tls-port needs --tls-cert FILE and --tls-key FILE\n");
 		return -EINVAL;
 	}
 	return 0;

@@ -19,8 +19,8 @@
 #define FLUSH_IOV 64
 
 int
-conn_new(struct conn **out, struct io *io, const struct sockaddr *peer, int epfd,
-         size_t max_sendq, const atomic_bool *no_read, struct relay *relay)
+conn_new(struct conn **out, struct io *io, const struct sockaddr *peer, int epfd, size_t max_sendq,
+         const atomic_bool *no_read, struct relay *relay)
 {
 	struct conn *c;
 

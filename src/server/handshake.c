@@ -159,8 +159,8 @@ join(struct handshake *h, struct conn *c)
 	c->joined_online = online;
 	c->joined_ms = mono_ms(); /* a quiet join waits from here */
 	if (c->quiet)
-		log_debug("%s connected quietly over %s (%zu online)", c->addr,
-		          tls_version(&c->io), online);
+		log_debug("%s connected quietly over %s (%zu online)", c->addr, tls_version(&c->io),
+		          online);
 	else
 		log_info("%s connected over %s (%zu online)", c->addr, tls_version(&c->io), online);
 	relay_submitted(r);

@@ -47,9 +47,9 @@
 
 struct handshake {
 	/* Set before the loop runs, immutable after. */
-	size_t max;       /* connections in handshake at once */
-	long timeout_ms;  /* from accept to done */
-	unsigned lanes;   /* handshake steps running at once */
+	size_t max;      /* connections in handshake at once */
+	long timeout_ms; /* from accept to done */
+	unsigned lanes;  /* handshake steps running at once */
 	tp_pool *pool;
 	struct relay *relay;
 

@@ -160,8 +160,8 @@ accept_some(struct server *s, size_t which)
 {
 	struct relay_joins *j = malloc(sizeof(*j));
 	struct conn *got[RELAY_JOIN_BATCH];
-	size_t n = admission_accept(&s->adm, s->lfds[which], s->lfd_tls[which] ? s->tls : NULL,
-	                            got, RELAY_JOIN_BATCH);
+	size_t n = admission_accept(&s->adm, s->lfds[which], s->lfd_tls[which] ? s->tls : NULL, got,
+	                            RELAY_JOIN_BATCH);
 
 	if (j == NULL || n == 0) {
 		/* No memory for a batch: each one's own first job announces it. */

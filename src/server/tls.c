@@ -21,7 +21,7 @@
 #define TLS_RECORD_HANDSHAKE 0x16
 /* What we offer, best first (the server's order wins). */
 #define TLS_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
-#define TLS12_CIPHERS                                                                        \
+#define TLS12_CIPHERS                                                                              \
 	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
 	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 /* One record's worth of plaintext, gathered from the queue per write. */
@@ -99,7 +99,8 @@ tls_ctx_load(struct tls_ctx **out, const char *cert, const char *key, char *err,
 	 * will); a peer that closes without close_notify simply ended, as
 	 * a plain client does; no compression (CRIME). */
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
-	                                    SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	                                    SSL_OP_NO_COMPRESSION |
+	                                    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* Mozilla's "intermediate" choice and order: AES-128-GCM first, as
 	 * strong in practice as AES-256 and a quarter cheaper per byte,
 	 * which a fan-out pays for every recipient. */
@@ -127,8 +128,8 @@ tls_ctx_load(struct tls_ctx **out, const char *cert, const char *key, char *err,
 
 		ssl_reason(why, sizeof(why));
 		if (pair)
-			snprintf(err, errlen, "TLS certificate %s and key %s do not match: %s", cert,
-			         key, why);
+			snprintf(err, errlen, "TLS certificate %s and key %s do not match: %s",
+			         cert, key, why);
 		else
 			snprintf(err, errlen, "cannot load TLS key %s: %s", key, why);
 		goto fail;

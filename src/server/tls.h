@@ -43,8 +43,7 @@ struct tls_ctx;
  * people in err naming the file and OpenSSL's reason ("cannot load
  * certificate /etc/x.pem: no start line").
  */
-int tls_ctx_load(struct tls_ctx **out, const char *cert, const char *key, char *err,
-                 size_t errlen);
+int tls_ctx_load(struct tls_ctx **out, const char *cert, const char *key, char *err, size_t errlen);
 void tls_ctx_free(struct tls_ctx *t);
 
 /* "subject CN=chat.example.org, expires 2027-03-01 12:00:00 UTC"; *expired
