@@ -211,6 +211,41 @@ server_wait(struct server_proc *sp, long ms)
 	return -1;
 }
 
+/* Run chat-server with args (NULL-terminated) to its end (a run that
+ * must not start); returns its exit status, its stdout and stderr in out. */
+static inline int
+server_run_args(char *out, size_t cap, const char *const *args)
+{
+	struct server_proc sp;
+	const char *dir = getenv("top_builddir");
+	char path[4096], *argv[24];
+	int argc = 0, status;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/src/chat-server", dir ? dir : ".");
+	argv[argc++] = path;
+	while (*args != NULL && argc < 23)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	sp.logfd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
+	ck_assert_int_ge(sp.logfd, 0);
+	sp.pid = fork();
+	ck_assert_int_ge(sp.pid, 0);
+	if (sp.pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(sp.logfd, STDERR_FILENO);
+		dup2(sp.logfd, STDOUT_FILENO);
+		execv(path, argv);
+		_exit(127);
+	}
+	status = server_wait(&sp, WAIT_MS);
+	n = pread(sp.logfd, out, cap - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(sp.logfd);
+	ck_assert_msg(WIFEXITED(status), "chat-server did not exit by itself");
+	return WEXITSTATUS(status);
+}
+
 /* SIGTERM and wait; returns the wait status (or -1, killed). */
 static inline int
 server_stop(struct server_proc *sp)

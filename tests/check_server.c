@@ -1584,42 +1584,21 @@ END_TEST
 
 /* --- the command line --------------------------------------------------------------- */
 
-/* Run chat-server with args; returns its exit status, its stderr in out. */
+/* Run chat-server with args (NULL-terminated); returns its exit status,
+ * its stderr in out. */
 static int
 run_cli(char *out, size_t cap, const char *arg, ...)
 {
-	struct server_proc sp;
-	const char *dir = getenv("top_builddir");
-	char path[4096], *argv[16];
-	int argc = 0, status;
+	const char *args[16];
+	int n = 0;
 	va_list ap;
-	const char *s;
-	ssize_t n;
 
-	snprintf(path, sizeof(path), "%s/src/chat-server", dir ? dir : ".");
-	argv[argc++] = path;
 	va_start(ap, arg);
-	for (s = arg; s != NULL && argc < 15; s = va_arg(ap, const char *))
-		argv[argc++] = (char *)s;
+	for (const char *s = arg; s != NULL && n < 15; s = va_arg(ap, const char *))
+		args[n++] = s;
 	va_end(ap);
-	argv[argc] = NULL;
-	sp.logfd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
-	ck_assert_int_ge(sp.logfd, 0);
-	sp.pid = fork();
-	ck_assert_int_ge(sp.pid, 0);
-	if (sp.pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(sp.logfd, STDERR_FILENO);
-		dup2(sp.logfd, STDOUT_FILENO);
-		execv(path, argv);
-		_exit(127);
-	}
-	status = server_wait(&sp, WAIT_MS);
-	n = pread(sp.logfd, out, cap - 1, 0);
-	out[n > 0 ? n : 0] = '\0';
-	close(sp.logfd);
-	ck_assert_msg(WIFEXITED(status), "chat-server did not exit by itself");
-	return WEXITSTATUS(status);
+	args[n] = NULL;
+	return server_run_args(out, cap, args);
 }
 
 START_TEST(test_bad_options_print_the_problem_and_usage_exit_2)

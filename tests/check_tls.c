@@ -525,41 +525,6 @@ START_TEST(test_no_plain_serves_tls_only)
 }
 END_TEST
 
-/* Run chat-server with args (NULL-terminated); its exit status, and its
- * output in out. */
-static int
-run_server(char *out, size_t cap, const char **args)
-{
-	struct server_proc sp;
-	const char *dir = getenv("top_builddir");
-	char path[4096], *argv[20];
-	int argc = 0, status;
-	ssize_t n;
-
-	snprintf(path, sizeof(path), "%s/src/chat-server", dir ? dir : ".");
-	argv[argc++] = path;
-	while (*args != NULL && argc < 19)
-		argv[argc++] = (char *)*args++;
-	argv[argc] = NULL;
-	sp.logfd = open("/tmp", O_TMPFILE | O_RDWR, 0600);
-	ck_assert_int_ge(sp.logfd, 0);
-	sp.pid = fork();
-	ck_assert_int_ge(sp.pid, 0);
-	if (sp.pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(sp.logfd, STDERR_FILENO);
-		dup2(sp.logfd, STDOUT_FILENO);
-		execv(path, argv);
-		_exit(127);
-	}
-	status = server_wait(&sp, WAIT_MS);
-	n = pread(sp.logfd, out, cap - 1, 0);
-	out[n > 0 ? n : 0] = '\0';
-	close(sp.logfd);
-	ck_assert_msg(WIFEXITED(status), "chat-server did not exit by itself");
-	return WEXITSTATUS(status);
-}
-
 START_TEST(test_bad_tls_settings_are_refused_at_start)
 {
 	static char out[8192];
@@ -580,20 +545,20 @@ START_TEST(test_bad_tls_settings_are_refused_at_start)
 	fclose(fp);
 
 	/* Options that do not go together: usage, exit 2. */
-	ck_assert_int_eq(run_server(out, sizeof(out),
+	ck_assert_int_eq(server_run_args(out, sizeof(out),
 	                            (const char *[]){ "--port", "0", "--tls-port", "0", NULL }),
 	                 2);
 	ck_assert_msg(strstr(out, "--tls-port needs --tls-cert FILE and --tls-key FILE") != NULL,
 	              "%s", out);
-	ck_assert_int_eq(run_server(out, sizeof(out),
+	ck_assert_int_eq(server_run_args(out, sizeof(out),
 	                            (const char *[]){ "--port", "0", "--tls-cert", cert, NULL }),
 	                 2);
 	ck_assert_ptr_nonnull(strstr(out, "--tls-cert needs --tls-port"));
-	ck_assert_int_eq(run_server(out, sizeof(out), (const char *[]){ "--no-plain", NULL }), 2);
+	ck_assert_int_eq(server_run_args(out, sizeof(out), (const char *[]){ "--no-plain", NULL }), 2);
 
 	/* Files that do not load: exit 1, naming the file and the reason. */
 	ck_assert_int_eq(
-	        run_server(out, sizeof(out),
+	        server_run_args(out, sizeof(out),
 	                   (const char *[]){ "--bind", "127.0.0.1", "--port", "0", "--tls-port",
 	                                     "0", "--tls-cert", missing, "--tls-key", key, NULL }),
 	        1);
@@ -601,7 +566,7 @@ START_TEST(test_bad_tls_settings_are_refused_at_start)
 	                      strstr(out, "No such file or directory"),
 	              "%s", out);
 	ck_assert_int_eq(
-	        run_server(out, sizeof(out),
+	        server_run_args(out, sizeof(out),
 	                   (const char *[]){ "--bind", "127.0.0.1", "--port", "0", "--tls-port",
 	                                     "0", "--tls-cert", bad, "--tls-key", key, NULL }),
 	        1);
@@ -609,7 +574,7 @@ START_TEST(test_bad_tls_settings_are_refused_at_start)
 	                      strstr(out, "no start line"),
 	              "%s", out);
 	ck_assert_int_eq(
-	        run_server(out, sizeof(out),
+	        server_run_args(out, sizeof(out),
 	                   (const char *[]){ "--bind", "127.0.0.1", "--port", "0", "--tls-port",
 	                                     "0", "--tls-cert", cert, "--tls-key", other, NULL }),
 	        1);
