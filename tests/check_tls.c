@@ -486,8 +486,7 @@ START_TEST(test_handshakes_in_progress_are_capped)
 	tls_server_start(&ts, "--tls-max-handshakes", "2", NULL);
 	client_open(&s1, ts.tls_port, 0);
 	client_open(&s2, ts.tls_port, 0);
-	pause_ms(200); /* both accepted */
-	client_open(&over, ts.tls_port, 0);
+	client_open(&over, ts.tls_port, 0); /* accepted after them (FIFO) */
 	ck_assert(closed_within(&over, 5000));
 	ck_assert(server_log_wait(&ts.sp, "2 TLS handshakes in progress", WAIT_MS));
 
@@ -500,6 +499,34 @@ START_TEST(test_handshakes_in_progress_are_capped)
 	client_close(&s2);
 	client_close(&over);
 	client_close(&t);
+	tls_server_stop_ok(&ts);
+}
+END_TEST
+
+/* --max-per-ip counts a TLS connection from its accept, before any
+ * cryptography: two that never start their handshake hold the address's
+ * two slots, and a third, TLS or plain, is refused at once. */
+START_TEST(test_per_address_limits_count_tls_clients_before_their_handshake)
+{
+	struct tls_server ts;
+	struct client s1, s2, t3, p3;
+	char line[256];
+
+	tls_server_start(&ts, "--max-per-ip", "2", NULL);
+	client_open(&s1, ts.tls_port, 0);
+	client_open(&s2, ts.tls_port, 0);
+	/* The kernel's accept queue is first in, first out: s1 and s2 are
+	 * taken before t3, however late the server gets to them. */
+	client_open(&t3, ts.tls_port, 0);
+	ck_assert(closed_within(&t3, 5000));
+	client_open(&p3, ts.sp.port, 0);
+	ck_assert_int_eq(client_line(&p3, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, "* too many connections from your address (2)");
+	ck_assert(server_log_wait(&ts.sp, "too many connections from your address", WAIT_MS));
+	client_close(&s1);
+	client_close(&s2);
+	client_close(&t3);
+	client_close(&p3);
 	tls_server_stop_ok(&ts);
 }
 END_TEST
@@ -707,6 +734,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_a_stalled_handshake_is_closed_at_its_deadline_while_others_chat);
 	tcase_add_test(tc, test_plain_text_and_garbage_on_the_tls_port_are_closed_at_once);
 	tcase_add_test(tc, test_handshakes_in_progress_are_capped);
+	tcase_add_test(tc, test_per_address_limits_count_tls_clients_before_their_handshake);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("setup");
