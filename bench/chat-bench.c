@@ -46,6 +46,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -744,10 +745,19 @@ connect_all(struct bench *b, size_t n)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 #ifdef HAVE_OPENSSL
 		if (b->o.tls) {
+			/* Blocking, still, but bounded: a server that does not
+			 * answer (a plain port) must not hang the tool. */
+			long ms = (long)(b->o.timeout * 1000);
+			struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000 };
+
+			setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 			c->ssl = tls_new(b, c->fd);
-			if (SSL_connect(c->ssl) != 1) /* blocking, still */
+			if (SSL_connect(c->ssl) != 1)
 				die("connection %zu: TLS handshake failed (is %s a TLS port?)", i,
 				    b->o.port);
+			tv.tv_sec = 0;
+			tv.tv_usec = 0;
+			setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		}
 #endif
 		if (fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) != 0)
