@@ -13,6 +13,7 @@
 
 #include "chat_test.h"
 #include "check_run.h"
+#include "tls_cert.h"
 
 /* Short, so that faults are seen quickly; the defaults are 10 and 15 s. */
 #define REDIS_TIMEOUT "2"
@@ -361,6 +362,85 @@ START_TEST(test_two_servers_are_one_room)
 	redis_remove(&rp);
 }
 END_TEST
+
+#ifdef HAVE_OPENSSL
+/* `openssl s_client -quiet` on port: a TLS client whose lines are its
+ * standard input (*in) and output (out), as chat-server's docs say. */
+static pid_t
+s_client_start(int port, int *in, struct client *out)
+{
+	char target[64];
+	int pin[2], pout[2];
+	pid_t pid;
+
+	snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+	ck_assert_int_eq(pipe(pin), 0);
+	ck_assert_int_eq(pipe(pout), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(pin[0], STDIN_FILENO);
+		dup2(pout[1], STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		close(pin[1]);
+		close(pout[0]);
+		execlp("openssl", "openssl", "s_client", "-quiet", "-connect", target,
+		       (char *)NULL);
+		_exit(127);
+	}
+	close(pin[0]);
+	close(pout[1]);
+	*in = pin[1];
+	out->fd = pout[0];
+	out->tls = NULL;
+	out->start = out->len = 0;
+	return pid;
+}
+
+/* A TLS client of one server and a plain client of another: one room. */
+START_TEST(test_tls_and_plain_clients_of_two_servers_are_one_room)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client tout, cb;
+	char dir[64], cert[128], key[128], url[64];
+	static const char hello[] = "over TLS on B\n";
+	int tin, status;
+	pid_t tpid;
+
+	cert_dir(dir, sizeof(dir));
+	cert_make(dir, "s", "localhost", false);
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	url_of(&rp, url, sizeof(url));
+	server_start(&b, "--redis", url, "--node", "B", "--flood-rate", "0", "--tls-port", "0",
+	             "--tls-cert", cert_path(cert, sizeof(cert), dir, "s", "pem"), "--tls-key",
+	             cert_path(key, sizeof(key), dir, "s", "key"), NULL);
+	ck_assert(server_log_wait(&b, "cluster: linked", WAIT_MS));
+	join(&cb, &a);
+	tpid = s_client_start(server_tls_port(&b), &tin, &tout);
+	ck_assert_msg(client_wait_for(&cb, "joined", WAIT_MS), "the TLS join on B is heard on A");
+
+	ck_assert(write(tin, hello, sizeof(hello) - 1) == (ssize_t)sizeof(hello) - 1);
+	ck_assert_str_eq(next_text(&cb, WAIT_MS), "over TLS on B");
+	client_say(&cb, "plain on A\n");
+	ck_assert_str_eq(next_text(&tout, WAIT_MS), "plain on A");
+
+	close(tin); /* s_client -quiet stays until the server closes */
+	kill(tpid, SIGTERM);
+	waitpid(tpid, &status, 0);
+	close(tout.fd);
+	client_close(&cb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+	cert_dir_remove(dir);
+}
+END_TEST
+#endif
 
 /*
  * Four senders on two servers, all at once; a listener on each server.
@@ -972,6 +1052,12 @@ cluster_suite(void)
 	tcase_add_test(tc, test_history_is_the_clusters);
 	tcase_add_test(tc, test_redis_with_a_password_and_a_unix_socket);
 	tcase_add_test(tc, test_redis_over_a_unix_socket);
+#ifdef HAVE_OPENSSL
+	if (have_openssl_cmd())
+		tcase_add_test(tc, test_tls_and_plain_clients_of_two_servers_are_one_room);
+	else
+		printf("TLS case skipped: the openssl command is not installed\n");
+#endif
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("faults");
