@@ -1414,6 +1414,30 @@ START_TEST(test_shutdown_with_unread_input_still_delivers_everything)
 }
 END_TEST
 
+/* SIGHUP reloads what can be reloaded (the TLS certificate: check_tls);
+ * without TLS there is nothing, and the server must say so and go on, not
+ * die of the signal's default action as it did before it caught it. */
+START_TEST(test_sighup_without_tls_changes_nothing)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char line[512];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	kill(sp.pid, SIGHUP);
+	ck_assert(server_log_wait(&sp, "SIGHUP: nothing to reload", WAIT_MS));
+	client_say(&a, "still here\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "still here");
+	client_close(&a);
+	client_close(&b);
+	server_stop_ok(&sp);
+}
+END_TEST
+
 START_TEST(test_sigterm_delivers_what_was_queued_and_exits_0)
 {
 	enum { LINES = 2000 };
@@ -1791,6 +1815,7 @@ server_suite(void)
 	tc = tcase_create("lifecycle");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_sigterm_delivers_what_was_queued_and_exits_0);
+	tcase_add_test(tc, test_sighup_without_tls_changes_nothing);
 	tcase_add_test(tc, test_quit_with_unread_input_still_delivers_everything);
 	tcase_add_test(tc, test_shutdown_with_unread_input_still_delivers_everything);
 	tcase_add_test(tc, test_sigterm_under_load_gives_every_reader_the_same_lines);
