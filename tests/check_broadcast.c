@@ -301,7 +301,7 @@ START_TEST(test_lines_the_bus_takes_go_out_when_it_delivers_them)
 	ck_assert_int_eq(bl.chat, 1);
 	broadcast_flush(&b);
 	ck_assert_str_eq(drain(p[1].peer), ""); /* not yet */
-	ck_assert_uint_eq(b.hist_len, 0);
+	ck_assert_uint_eq(b.lobby->hist_len, 0);
 
 	{
 		uint64_t from = p[0].c->join_seq;
@@ -309,7 +309,7 @@ START_TEST(test_lines_the_bus_takes_go_out_when_it_delivers_them)
 		ck_assert_uint_eq(broadcast_deliver(&b, &from, &m, 1, true), 2);
 	}
 	ck_assert_int_eq(bl.chat, 1); /* not handed back */
-	ck_assert_uint_eq(b.hist_len, 1);
+	ck_assert_uint_eq(b.lobby->hist_len, 1);
 	broadcast_flush(&b);
 	ck_assert_str_eq(drain(p[0].peer), ""); /* its sender hears it from nobody */
 	ck_assert_str_eq(drain(p[1].peer), "x\r\n");

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
 #include "broadcast.h"
 
 /* Recipients a fan-out gathers before it adds them to the out list. */
@@ -23,17 +24,20 @@ broadcast_init(struct broadcast *b, size_t history)
 
 	b->conns = NULL;
 	b->n = b->cap = 0;
-	b->hist = NULL;
-	b->hist_max = history;
-	b->hist_head = b->hist_len = 0;
+	b->history = history;
+	b->max_rooms = BROADCAST_MAX_ROOMS;
 	b->out_head = b->out_tail = NULL;
 	b->out_len = 0;
 	atomic_init(&b->out_since, 0);
 	memset(&b->bus, 0, sizeof(b->bus));
-	if (history > 0 && (b->hist = calloc(history, sizeof(*b->hist))) == NULL)
+	b->nrooms = 0;
+	if ((b->rooms = malloc(8 * sizeof(*b->rooms))) == NULL)
 		return -ENOMEM;
-	if ((rc = pthread_mutex_init(&b->hist_mu, NULL)) != 0)
+	b->rooms_cap = 8;
+	if ((rc = -room_new(&b->lobby, BROADCAST_LOBBY, history)) != 0)
 		goto fail_hist;
+	b->lobby->listed = true;
+	b->rooms[b->nrooms++] = b->lobby; /* the table's reference */
 	if ((rc = pthread_mutex_init(&b->out_mu, NULL)) != 0)
 		goto fail_mu;
 	if ((rc = pthread_rwlockattr_init(&attr)) != 0)
@@ -50,21 +54,24 @@ broadcast_init(struct broadcast *b, size_t history)
 fail_out:
 	pthread_mutex_destroy(&b->out_mu);
 fail_mu:
-	pthread_mutex_destroy(&b->hist_mu);
+	room_unref(b->lobby);
 fail_hist:
-	free(b->hist);
+	free(b->rooms);
 	return -rc;
 }
 
 void
 broadcast_destroy(struct broadcast *b)
 {
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
+		room_unref(b->conns[i]->room);
+		b->conns[i]->room = NULL;
 		conn_unref(b->conns[i]);
+	}
 	free(b->conns);
-	for (size_t i = 0; i < b->hist_len; i++)
-		msg_unref(b->hist[(b->hist_head + i) % b->hist_max]);
-	free(b->hist);
+	for (size_t i = 0; i < b->nrooms; i++)
+		room_unref(b->rooms[i]);
+	free(b->rooms);
 	while (b->out_head != NULL) {
 		struct conn *c = b->out_head;
 
@@ -73,7 +80,6 @@ broadcast_destroy(struct broadcast *b)
 		conn_unref(c);
 	}
 	pthread_mutex_destroy(&b->out_mu);
-	pthread_mutex_destroy(&b->hist_mu);
 	pthread_rwlock_destroy(&b->lock);
 }
 
@@ -153,42 +159,6 @@ broadcast_flush_age(struct broadcast *b, long long now)
 	return since == 0 ? 0 : now - since;
 }
 
-/* The history, oldest first, to c.  Write lock held: no fan-out runs, so
- * each line is either here or will reach c live, never both. */
-static void
-send_history_locked(struct broadcast *b, struct conn *c)
-{
-	size_t first = b->hist_head, n1, n2;
-
-	if (b->hist_len == 0)
-		return;
-	n1 = b->hist_max - first < b->hist_len ? b->hist_max - first : b->hist_len;
-	n2 = b->hist_len - n1;
-	if (conn_enqueue(c, b->hist + first, n1) < 0)
-		return;
-	if (n2 > 0)
-		conn_enqueue(c, b->hist, n2);
-	note(b, &c, 1);
-}
-
-/* Read lock held: the lines enter the history, the oldest leave it. */
-static void
-record(struct broadcast *b, struct msg *const *msgs, size_t n)
-{
-	pthread_mutex_lock(&b->hist_mu);
-	for (size_t i = 0; i < n; i++) {
-		msg_ref(msgs[i]);
-		if (b->hist_len == b->hist_max) {
-			msg_unref(b->hist[b->hist_head]);
-			b->hist[b->hist_head] = msgs[i];
-			b->hist_head = (b->hist_head + 1) % b->hist_max;
-		} else {
-			b->hist[(b->hist_head + b->hist_len++) % b->hist_max] = msgs[i];
-		}
-	}
-	pthread_mutex_unlock(&b->hist_mu);
-}
-
 /* Tell the bus the registry changed, if one listens. */
 static void
 member_changed(struct broadcast *b, struct conn *c, enum bus_member op)
@@ -212,20 +182,58 @@ broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 		b->conns = p;
 		b->cap = cap;
 	}
+	if (room_reserve(b->lobby) != 0) {
+		pthread_rwlock_unlock(&b->lock);
+		return -ENOMEM;
+	}
+	room_add(b->lobby, c);
 	conn_ref(c);
+	room_ref(b->lobby);
+	c->room = b->lobby;
 	c->join_seq = ++b->join_seq;
 	c->reg_index = b->n;
 	b->conns[b->n++] = c;
 	*online = b->n;
-	send_history_locked(b, c);
+	if (room_replay(b->lobby, c))
+		note(b, &c, 1);
 	pthread_rwlock_unlock(&b->lock);
 	member_changed(b, c, BUS_JOINED);
 	return 0;
 }
 
-size_t
-broadcast_leave(struct broadcast *b, struct conn *c)
+/* Write lock held: an empty room but #lobby leaves the table (and with
+ * the table's reference, if nobody else holds one, memory). */
+static void
+unlist_if_empty_locked(struct broadcast *b, struct room *r)
 {
+	if (r->n > 0 || r == b->lobby || !r->listed)
+		return;
+	for (size_t i = 0; i < b->nrooms; i++)
+		if (b->rooms[i] == r) {
+			b->rooms[i] = b->rooms[--b->nrooms];
+			break;
+		}
+	r->listed = false;
+	room_unref(r);
+}
+
+/* Write lock held: c leaves its room, which leaves the table if it is
+ * empty now (but #lobby).  Returns the room with c's reference on it. */
+static struct room *
+leave_room_locked(struct broadcast *b, struct conn *c)
+{
+	struct room *r = c->room;
+
+	room_remove(r, c);
+	c->room = NULL;
+	unlist_if_empty_locked(b, r);
+	return r;
+}
+
+size_t
+broadcast_leave_room(struct broadcast *b, struct conn *c, struct room **was)
+{
+	struct room *r = NULL;
 	bool member;
 	size_t left;
 
@@ -238,14 +246,25 @@ broadcast_leave(struct broadcast *b, struct conn *c)
 		b->conns[c->reg_index] = last;
 		last->reg_index = c->reg_index;
 		c->reg_index = SIZE_MAX;
+		r = leave_room_locked(b, c);
 	}
 	left = b->n;
 	pthread_rwlock_unlock(&b->lock);
+	if (was != NULL)
+		*was = r;
+	else
+		room_unref(r);
 	if (member) {
 		member_changed(b, c, BUS_LEFT);
 		conn_unref(c);
 	}
 	return left;
+}
+
+size_t
+broadcast_leave(struct broadcast *b, struct conn *c)
+{
+	return broadcast_leave_room(b, c, NULL);
 }
 
 size_t
@@ -317,13 +336,17 @@ enqueue_but_own(struct conn *c, struct msg *const *msgs, const uint64_t *from_se
 	return rc;
 }
 
+/* Who a fan-out reaches: one room, its sender's, or every member. */
+enum { TO_ROOM, TO_SENDERS, TO_ALL };
+
 static size_t
-fan_out(struct broadcast *b, const struct conn *from, const uint64_t *from_seqs,
-        struct msg *const *msgs, struct conn *const *skip, size_t n, int how)
+fan_out(struct broadcast *b, int to, struct room *room, const struct conn *from,
+        const uint64_t *from_seqs, struct msg *const *msgs, struct conn *const *skip, size_t n,
+        int how)
 {
 	bool chat = how & FAN_CHAT;
-	struct conn *noted[NOTE_CHUNK], *now[NOTE_CHUNK];
-	size_t nnoted = 0, nnow = 0, sent = 0, i;
+	struct conn *noted[NOTE_CHUNK], *now[NOTE_CHUNK], **conns;
+	size_t nnoted = 0, nnow = 0, sent = 0, i, count;
 
 	/* Taken by the bus: we fan out when the cluster's log brings the
 	 * lines back, in its order (bus.h). */
@@ -331,10 +354,21 @@ fan_out(struct broadcast *b, const struct conn *from, const uint64_t *from_seqs,
 	    b->bus.publish(b->bus.arg, chat ? BUS_CHAT : BUS_NOTICE, from, skip, msgs, n))
 		return 0;
 	pthread_rwlock_rdlock(&b->lock);
-	if (chat && b->hist_max > 0)
-		record(b, msgs, n);
-	for (i = 0; i < b->n; i++) {
-		struct conn *c = b->conns[i];
+	/* The sender's room, read under the lock: only the sender's own job
+	 * moves it, but the lock is what makes it the room it is in now. */
+	if (to == TO_SENDERS)
+		room = from != NULL && from->room != NULL ? from->room : b->lobby;
+	if (to == TO_ALL) {
+		conns = b->conns;
+		count = b->n;
+	} else {
+		conns = room->conns;
+		count = room->n;
+		if (chat)
+			room_record(room, msgs, n);
+	}
+	for (i = 0; i < count; i++) {
+		struct conn *c = conns[i];
 		int rc;
 
 		if (c == from)
@@ -371,43 +405,49 @@ fan_out(struct broadcast *b, const struct conn *from, const uint64_t *from_seqs,
 size_t
 broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, NULL, msgs, NULL, n, FAN_BUS);
+	return fan_out(b, from != NULL ? TO_SENDERS : TO_ALL, NULL, from, NULL, msgs, NULL, n,
+	               FAN_BUS);
+}
+
+size_t
+broadcast_send_room(struct broadcast *b, struct room *room, const struct conn *from,
+                    struct msg *const *msgs, size_t n)
+{
+	return fan_out(b, TO_ROOM, room, from, NULL, msgs, NULL, n, FAN_BUS);
 }
 
 size_t
 broadcast_send_local(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                      size_t n)
 {
-	return fan_out(b, from, NULL, msgs, NULL, n, 0);
+	return fan_out(b, TO_ALL, NULL, from, NULL, msgs, NULL, n, 0);
 }
 
 size_t
 broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from, NULL, msgs, NULL, n, FAN_CHAT | FAN_BUS);
+	return fan_out(b, TO_SENDERS, NULL, from, NULL, msgs, NULL, n, FAN_CHAT | FAN_BUS);
 }
 
 size_t
 broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                       size_t n)
 {
-	return fan_out(b, NULL, NULL, msgs, skip, n, FAN_BUS);
+	return fan_out(b, TO_ROOM, b->lobby, NULL, NULL, msgs, skip, n, FAN_BUS);
 }
 
 size_t
 broadcast_deliver(struct broadcast *b, const uint64_t *from_seqs, struct msg *const *msgs,
                   size_t n, bool chat)
 {
-	return fan_out(b, NULL, from_seqs, msgs, NULL, n, chat ? FAN_CHAT : 0);
+	return fan_out(b, TO_ROOM, b->lobby, NULL, from_seqs, msgs, NULL, n, chat ? FAN_CHAT : 0);
 }
 
 void
 broadcast_record(struct broadcast *b, struct msg *const *msgs, size_t n)
 {
-	if (b->hist_max == 0)
-		return;
 	pthread_rwlock_rdlock(&b->lock);
-	record(b, msgs, n);
+	room_record(b->lobby, msgs, n);
 	pthread_rwlock_unlock(&b->lock);
 }
 
@@ -493,23 +533,124 @@ broadcast_find_nick(struct broadcast *b, const char *nick, char *out, size_t len
 }
 
 char *
-broadcast_names(struct broadcast *b, size_t *n)
+broadcast_names(struct broadcast *b, const struct conn *in, size_t *n)
 {
-	size_t len = 1, i;
+	struct conn **conns;
+	size_t len = 1, i, count;
 	char *out, *p;
 
 	pthread_rwlock_rdlock(&b->lock);
-	for (i = 0; i < b->n; i++)
-		len += strlen(b->conns[i]->name) + 2;
+	conns = in != NULL ? in->room->conns : b->conns;
+	count = in != NULL ? in->room->n : b->n;
+	for (i = 0; i < count; i++)
+		len += strlen(conns[i]->name) + 2;
 	if ((out = malloc(len)) != NULL) {
 		p = out;
-		for (i = 0; i < b->n; i++)
-			p += sprintf(p, "%s%s", i ? ", " : "", b->conns[i]->name);
+		for (i = 0; i < count; i++)
+			p += sprintf(p, "%s%s", i ? ", " : "", conns[i]->name);
 		*p = '\0';
 	}
-	*n = b->n;
+	*n = count;
 	pthread_rwlock_unlock(&b->lock);
 	return out;
+}
+
+/* Write lock held: the listed room of that name, or NULL. */
+static struct room *
+find_room_locked(struct broadcast *b, const char *name)
+{
+	for (size_t i = 0; i < b->nrooms; i++)
+		if (room_is(b->rooms[i], name))
+			return b->rooms[i];
+	return NULL;
+}
+
+int
+broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct room **left,
+               size_t *here)
+{
+	struct room *to, *from;
+	int rc = 0;
+
+	*left = NULL;
+	pthread_rwlock_wrlock(&b->lock);
+	if (room_is(c->room, name)) {
+		rc = -EALREADY;
+		goto out;
+	}
+	if ((to = find_room_locked(b, name)) == NULL) {
+		struct room **t = b->rooms;
+
+		if (b->nrooms >= b->max_rooms) {
+			rc = -ENOSPC;
+			goto out;
+		}
+		if (b->nrooms == b->rooms_cap &&
+		    (t = realloc(b->rooms, 2 * b->rooms_cap * sizeof(*t))) == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (t != b->rooms) {
+			b->rooms = t;
+			b->rooms_cap *= 2;
+		}
+		if ((rc = room_new(&to, name, b->history)) != 0)
+			goto out;
+		to->listed = true;
+		b->rooms[b->nrooms++] = to; /* the table's reference */
+	}
+	if ((rc = room_reserve(to)) != 0) {
+		unlist_if_empty_locked(b, to); /* a room made for nothing */
+		goto out;
+	}
+	from = c->room;
+	room_remove(from, c);
+	room_add(to, c);
+	room_ref(to);
+	c->room = to;
+	unlist_if_empty_locked(b, from);
+	*left = from; /* with c's reference on it, for the notice */
+	*here = to->n;
+	if (room_replay(to, c))
+		note(b, &c, 1);
+out:
+	pthread_rwlock_unlock(&b->lock);
+	return rc;
+}
+
+struct broadcast_room *
+broadcast_rooms(struct broadcast *b, size_t *n)
+{
+	struct broadcast_room *all;
+
+	pthread_rwlock_rdlock(&b->lock);
+	*n = 0;
+	if ((all = malloc(b->nrooms * sizeof(*all))) != NULL) {
+		for (size_t i = 0; i < b->nrooms; i++) {
+			memcpy(all[i].name, b->rooms[i]->name, sizeof(all[i].name));
+			memcpy(all[i].topic, b->rooms[i]->topic, sizeof(all[i].topic));
+			all[i].members = b->rooms[i]->n;
+		}
+		*n = b->nrooms;
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return all;
+}
+
+void
+broadcast_topic(struct broadcast *b, struct conn *c, const char *set, char *topic, size_t len,
+                char *by, size_t bylen)
+{
+	if (set != NULL) {
+		pthread_rwlock_wrlock(&b->lock);
+		snprintf(c->room->topic, sizeof(c->room->topic), "%s", set);
+		snprintf(c->room->topic_by, sizeof(c->room->topic_by), "%s", c->name);
+	} else {
+		pthread_rwlock_rdlock(&b->lock);
+	}
+	snprintf(topic, len, "%s", c->room->topic);
+	snprintf(by, bylen, "%s", c->room->topic_by);
+	pthread_rwlock_unlock(&b->lock);
 }
 
 struct broadcast_member *

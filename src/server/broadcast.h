@@ -1,11 +1,17 @@
 /*
  * The registry of connected clients and the fan-out of messages to them.
  *
- * One pthread rwlock guards the set.  Fan-out takes it for reading and only
+ * One pthread rwlock guards the set, the table of rooms and every room's
+ * membership (room.h).  Fan-out takes it for reading, walks one room's
+ * members (or, for what the whole server must hear, all of them) and only
  * appends references to the recipients' send queues (a per-connection
- * mutex each: lock order registry -> conn mu).  Join and leave take it for
- * writing; the lock prefers writers, so that a busy room cannot starve a
- * join.
+ * mutex each: lock order registry -> room hist_mu -> conn mu).  Join,
+ * leave and a move between rooms take it for writing; the lock prefers
+ * writers, so that a busy room cannot starve a join.  Fan-outs in
+ * different rooms share the lock for reading and so never wait for each
+ * other; a move is atomic against every fan-out, which is what makes a
+ * client get a room's lines from the moment it entered until it left,
+ * each once.
  *
  * Writes are deferred.  A fan-out that turns a recipient's queue non-empty
  * notes the recipient on the out list; broadcast_flush() writes to every
@@ -25,6 +31,12 @@
 
 #include "bus.h"
 #include "conn.h"
+#include "room.h"
+
+/* Where everyone starts, and the room that never disappears. */
+#define BROADCAST_LOBBY "#lobby"
+/* Rooms at once, #lobby included, unless the server says otherwise. */
+#define BROADCAST_MAX_ROOMS 1000
 
 struct broadcast {
 	pthread_rwlock_t lock;
@@ -32,15 +44,13 @@ struct broadcast {
 	size_t n, cap;       /* lock */
 	uint64_t join_seq;   /* lock (write): the last member's conn->join_seq */
 
-	/*
-	 * The last hist_max chat lines, for those who join.  Appended by
-	 * fan-outs, which hold the read lock, under hist_mu; read by joins,
-	 * which hold the write lock and so exclude every fan-out.  Lock
-	 * order: lock -> hist_mu.
-	 */
-	pthread_mutex_t hist_mu;
-	struct msg **hist; /* ring of hist_max, each holding a reference */
-	size_t hist_max, hist_head, hist_len;
+	/* lock: the rooms with members, and #lobby, each holding the
+	 * table's reference. */
+	struct room **rooms;
+	size_t nrooms, rooms_cap;
+	struct room *lobby; /* immutable */
+	size_t max_rooms;   /* set before any join, immutable after */
+	size_t history;     /* immutable: chat lines each room keeps */
 
 	/*
 	 * The out list: recipients to write to, linked through
@@ -65,39 +75,75 @@ int broadcast_init(struct broadcast *b, size_t history);
  * list's. */
 void broadcast_destroy(struct broadcast *b);
 
-/* Add c (taking a reference) and queue the history to it, ahead of
- * anything else (written by the next broadcast_flush()); *online receives
- * the count with it.  Returns 0 or -ENOMEM. */
+/* Add c (taking a reference) to the registry and #lobby, and queue the
+ * lobby's history to it, ahead of anything else (written by the next
+ * broadcast_flush()); *online receives the count with it.  Returns 0 or
+ * -ENOMEM. */
 int broadcast_join(struct broadcast *b, struct conn *c, size_t *online);
 
-/* Remove c (dropping the registry's reference) if it is a member.
- * Returns the count left. */
+/* Remove c (dropping the registry's reference) if it is a member, from
+ * its room too.  Returns the count left; *was (if not NULL) receives the
+ * room it was in, with a reference for the caller (NULL if it was no
+ * member), where its departure is to be told. */
+size_t broadcast_leave_room(struct broadcast *b, struct conn *c, struct room **was);
 size_t broadcast_leave(struct broadcast *b, struct conn *c);
+
+/*
+ * From c's own job: move c to the room called name ("#x", checked),
+ * making it if there is none (at most max_rooms).  Atomic against every
+ * fan-out.  The new room's history is queued to c.  On success *left is
+ * the room c left, with a reference for the caller, and *here the count
+ * in the new one.  Returns 0, -EALREADY (c is in it), -ENOSPC (max_rooms
+ * reached) or -ENOMEM.
+ */
+int broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct room **left,
+                   size_t *here);
+
+/* One room as /rooms shows it, copied under the lock. */
+struct broadcast_room {
+	char name[ROOM_NAME_MAX + 2];
+	char topic[ROOM_TOPIC_MAX + 1];
+	size_t members;
+};
+
+/* The rooms, in a new array (NULL when out of memory), their count in *n. */
+struct broadcast_room *broadcast_rooms(struct broadcast *b, size_t *n);
+
+/* The topic of c's room (c's own job), set to set first unless it is
+ * NULL; copied to topic, and who set it to by. */
+void broadcast_topic(struct broadcast *b, struct conn *c, const char *set, char *topic,
+                     size_t len, char *by, size_t bylen);
 
 size_t broadcast_online(struct broadcast *b);
 
 /*
- * Queue msgs, in order, to every member but from (which may be NULL), and
- * note the recipients whose queues were empty for broadcast_flush().  A
- * recipient over its send-queue cap is dropped; the others are not slowed.
- * Then hand them to the bus, if one is set.  Returns the number of local
- * recipients the messages were queued to.
+ * Queue msgs, in order, to every member of from's room but from (from
+ * NULL: to every member of the server), and note the recipients whose
+ * queues were empty for broadcast_flush().  A recipient over its
+ * send-queue cap is dropped; the others are not slowed.  Then hand them
+ * to the bus, if one is set.  Returns the number of local recipients the
+ * messages were queued to.
  */
 size_t broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                       size_t n);
 
-/* As broadcast_send, to the local members only: for what other servers
- * must not see (our shutdown) and for what came from them (the bus). */
+/* As broadcast_send, to the members of room (held by the caller): the
+ * departure notice of one who has left it. */
+size_t broadcast_send_room(struct broadcast *b, struct room *room, const struct conn *from,
+                           struct msg *const *msgs, size_t n);
+
+/* As broadcast_send, to every local member of the server: for what other
+ * servers must not see (our shutdown) and for the bus's own notices. */
 size_t broadcast_send_local(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                             size_t n);
 
-/* As broadcast_send, for chat lines: they also enter the history. */
+/* As broadcast_send, for chat lines: they also enter the room's history. */
 size_t broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                            size_t n);
 
 /*
- * As broadcast_send, for the join notices of a batch of new members, in
- * join order: msgs[i] announces skip[i].  Each member hears only of those
+ * As broadcast_send, to #lobby, for the join notices of a batch of new
+ * members, in join order: msgs[i] announces skip[i].  Each member hears only of those
  * who joined after it (by conn->join_seq), never of those before, however
  * the announce jobs of several batches interleave; and each recipient gets
  * its part of the batch in one write.
@@ -106,7 +152,8 @@ size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struc
                              size_t n);
 
 /*
- * For the bus (bus.h): msgs, in order, to the local members, each but to
+ * For the bus (bus.h): msgs, in order, to the local members of #lobby
+ * (a cluster has that one room for now), each but to
  * its own sender (from_seqs[i] is its join_seq; 0: the server), without
  * handing them to the bus again; chat lines enter the history.  What came
  * back from the cluster's log, many senders' lines in one batch, or what
@@ -155,9 +202,10 @@ void broadcast_clear_nick(struct broadcast *b, struct conn *c);
  * rename it at any time, under the write lock. */
 struct conn *broadcast_find_nick(struct broadcast *b, const char *nick, char *out, size_t len);
 
-/* The members' names (nick@addr or addr) joined by ", ", in a new string,
- * and their count in *n; NULL when out of memory. */
-char *broadcast_names(struct broadcast *b, size_t *n);
+/* The names (nick@addr or addr) of the members of in's room (in NULL:
+ * of the server) joined by ", ", in a new string, and their count in *n;
+ * NULL when out of memory. */
+char *broadcast_names(struct broadcast *b, const struct conn *in, size_t *n);
 
 /* A member and its names as they were, copied under the lock: what a
  * thread other than the member's own job may read of them. */

@@ -49,7 +49,9 @@ usage(FILE *fp)
 	        "      --max-line BYTES     longer lines are cut (default 4096)\n"
 	        "      --max-per-ip N       clients from one address (default 0: no limit)\n"
 	        "      --idle-timeout SECS  close clients silent this long (default 0: never)\n"
-	        "      --history N          chat lines replayed to a newcomer (default 0)\n"
+	        "      --history N          chat lines of its room replayed to a newcomer\n"
+	        "                           (default 0)\n"
+	        "      --max-rooms N        rooms at once, #lobby included (default 1000)\n"
 	        "      --flood-rate N       lines per second per client (default 10; 0: off)\n"
 	        "      --flood-burst N      lines at once before the rate applies (default 20)\n"
 	        "      --redis URL          join a cluster through Redis:\n"
@@ -191,7 +193,8 @@ main(int argc, char **argv)
 		OPT_TLS_KEY,
 		OPT_NO_PLAIN,
 		OPT_TLS_TIMEOUT,
-		OPT_TLS_HANDSHAKES
+		OPT_TLS_HANDSHAKES,
+		OPT_MAX_ROOMS
 	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -217,6 +220,7 @@ main(int argc, char **argv)
 		{ "no-plain", no_argument, NULL, OPT_NO_PLAIN },
 		{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_TIMEOUT },
 		{ "tls-max-handshakes", required_argument, NULL, OPT_TLS_HANDSHAKES },
+		{ "max-rooms", required_argument, NULL, OPT_MAX_ROOMS },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -361,6 +365,10 @@ main(int argc, char **argv)
 			cfg.tls_max_handshakes =
 			        (size_t)parse_number("--tls-max-handshakes", optarg, 1, 1000000,
 			                             "a number from 1 to 1000000");
+			break;
+		case OPT_MAX_ROOMS:
+			cfg.max_rooms = (size_t)parse_number("--max-rooms", optarg, 1, 1000000,
+			                                     "a number from 1 to 1000000");
 			break;
 		case 'l':
 			if (log_parse_level(optarg, &level) != 0)

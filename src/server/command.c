@@ -143,13 +143,25 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 	}
 }
 
+/*
+ * /who: the members of c's room, or with "*" of the whole server (and
+ * cluster).  While c is in #lobby and #lobby is everyone, the line reads
+ * as it always has: "N online: ...".
+ */
 static void
-do_who(const struct command_ctx *cx, struct conn *c)
+do_who(const struct command_ctx *cx, struct conn *c, bool everyone)
 {
 	size_t n, len, start = 0, rn = 0;
-	char *names = broadcast_names(cx->bc, &n), *remote = NULL;
+	char *names = broadcast_names(cx->bc, everyone ? NULL : c, &n), *remote = NULL;
+	char head[64];
 
-	if (names != NULL && cx->bc->bus.names != NULL &&
+	if (everyone || (c->room == cx->bc->lobby && n == broadcast_online(cx->bc))) {
+		everyone = true;
+		snprintf(head, sizeof(head), "online");
+	} else {
+		snprintf(head, sizeof(head), "in %s", c->room->name);
+	}
+	if (names != NULL && everyone && cx->bc->bus.names != NULL &&
 	    (remote = cx->bc->bus.names(cx->bc->bus.arg, &rn)) != NULL) {
 		/* Other servers' clients after ours. */
 		size_t ln = strlen(names);
@@ -183,7 +195,8 @@ do_who(const struct command_ctx *cx, struct conn *c)
 			end = comma ? (size_t)(comma - names) : start + WHO_LINE;
 		}
 		if (start == 0)
-			msg_tell(c, msg_notice("%zu online: %.*s", n, (int)(end - start), names));
+			msg_tell(c,
+			         msg_notice("%zu %s: %.*s", n, head, (int)(end - start), names));
 		else
 			msg_tell(c, msg_notice("%.*s", (int)(end - start), names + start));
 		start = end;
@@ -286,13 +299,120 @@ do_msg(const struct command_ctx *cx, struct conn *c, const char *args, const cha
 	conn_unref(to);
 }
 
+/* /join NAME: c's own job moves it; the two rooms are told. */
+static void
+do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
+{
+	char name[ROOM_NAME_MAX + 2], topic[ROOM_TOPIC_MAX + 1], by[ROOM_BY_MAX];
+	struct room *left;
+	size_t here;
+	int rc;
+
+	if (cx->bc->bus.publish != NULL) {
+		/* One stream per room in Redis is not built yet (issue 16):
+		 * a cluster has one room, and says so. */
+		msg_tell(c, msg_notice("rooms are not available in a cluster yet: everyone is in "
+		                       "%s",
+		                       BROADCAST_LOBBY));
+		return;
+	}
+	if (n == 0) {
+		msg_tell(c, msg_notice("usage: /join NAME (you are in %s)", c->room->name));
+		return;
+	}
+	if (room_name_parse(arg, n, name) != 0) {
+		msg_tell(c, msg_notice("invalid room name '%.*s': 1 to %d letters, digits, - or _ "
+		                       "(the # is optional)",
+		                       (int)(n < 64 ? n : 64), arg, ROOM_NAME_MAX));
+		return;
+	}
+	rc = broadcast_move(cx->bc, c, name, &left, &here);
+	if (rc == -EALREADY) {
+		msg_tell(c, msg_notice("you are already in %s", c->room->name));
+		return;
+	}
+	if (rc == -ENOSPC) {
+		msg_tell(c, msg_notice("cannot make %s: there are %zu rooms already (the server's "
+		                       "--max-rooms)",
+		                       name, cx->bc->max_rooms));
+		return;
+	}
+	if (rc != 0) {
+		msg_tell(c, msg_notice("out of memory: you stay in %s", c->room->name));
+		return;
+	}
+	/* Told in the new room as a join: nobody there heard of it before. */
+	atomic_store_explicit(&c->announced, true, memory_order_relaxed);
+	msg_broadcast_room(cx->bc, left, msg_notice("%s left for %s", c->name, c->room->name));
+	room_unref(left);
+	msg_broadcast(cx->bc, c, msg_notice("%s joined %s (%zu here)", c->name, c->room->name, here));
+	msg_tell(c, msg_notice("you are now in %s (%zu here)", c->room->name, here));
+	broadcast_topic(cx->bc, c, NULL, topic, sizeof(topic), by, sizeof(by));
+	if (topic[0] != '\0')
+		msg_tell(c, msg_notice("topic of %s: %s (set by %s)", c->room->name, topic, by));
+	do_who(cx, c, false);
+}
+
+static void
+do_rooms(const struct command_ctx *cx, struct conn *c)
+{
+	size_t n;
+	struct broadcast_room *all = broadcast_rooms(cx->bc, &n);
+
+	if (all == NULL) {
+		msg_tell(c, msg_notice("out of memory"));
+		return;
+	}
+	msg_tell(c, msg_notice("%zu room%s:", n, n == 1 ? "" : "s"));
+	for (size_t i = 0; i < n; i++) {
+		if (all[i].topic[0] != '\0')
+			msg_tell(c, msg_notice("%s (%zu here): %s", all[i].name, all[i].members,
+			                       all[i].topic));
+		else
+			msg_tell(c, msg_notice("%s (%zu here)", all[i].name, all[i].members));
+	}
+	free(all);
+}
+
+/* /topic [TEXT]: show or set the topic of c's room. */
+static void
+do_topic(const struct command_ctx *cx, struct conn *c, const char *text, size_t n)
+{
+	char topic[ROOM_TOPIC_MAX + 1], by[ROOM_BY_MAX], set[ROOM_TOPIC_MAX + 1];
+
+	if (n == 0) {
+		broadcast_topic(cx->bc, c, NULL, topic, sizeof(topic), by, sizeof(by));
+		if (topic[0] == '\0')
+			msg_tell(c, msg_notice("%s has no topic", c->room->name));
+		else
+			msg_tell(c, msg_notice("topic of %s: %s (set by %s)", c->room->name, topic,
+			                       by));
+		return;
+	}
+	if (n > ROOM_TOPIC_MAX) {
+		msg_tell(c, msg_notice("topic too long: cut to %d bytes", ROOM_TOPIC_MAX));
+		n = ROOM_TOPIC_MAX;
+		while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+			n--; /* not inside a character */
+	}
+	memcpy(set, text, n);
+	set[n] = '\0';
+	broadcast_topic(cx->bc, c, set, topic, sizeof(topic), by, sizeof(by));
+	msg_tell(c, msg_notice("you set the topic of %s: %s", c->room->name, topic));
+	msg_broadcast(cx->bc, c, msg_notice("%s set the topic of %s: %s", c->name, c->room->name,
+	                                    topic));
+}
+
 static void
 do_help(struct conn *c)
 {
 	static const char *const lines[] = {
 		"commands:",
 		"  /nick NAME       take a nick (letters, digits, _ or -; a letter first)",
-		"  /who, /names     who is online",
+		"  /join NAME       go to room #NAME, made if needed (you start in #lobby)",
+		"  /rooms           the rooms, how many are in each, their topics",
+		"  /topic [TEXT]    show, or set, the topic of your room",
+		"  /who, /names     who is in your room; /who * everyone online",
 		"  /me TEXT         an action: * NAME TEXT",
 		"  /msg NAME TEXT   to NAME alone",
 		"  /quit [REASON]   leave",
@@ -322,7 +442,18 @@ command_run(const struct command_ctx *cx, struct conn *c, const char *text, size
 			alen = (size_t)(end - arg); /* "a b" is no nick */
 		do_nick(cx, c, arg, alen);
 	} else if (verb_is(verb, vlen, "who") || verb_is(verb, vlen, "names")) {
-		do_who(cx, c);
+		do_who(cx, c, end - p == 1 && *p == '*');
+	} else if (verb_is(verb, vlen, "join")) {
+		const char *rest = p;
+
+		alen = word(&rest, end, &arg);
+		if (rest != end)
+			alen = (size_t)(end - arg); /* "a b" is no room name */
+		do_join(cx, c, arg, alen);
+	} else if (verb_is(verb, vlen, "rooms")) {
+		do_rooms(cx, c);
+	} else if (verb_is(verb, vlen, "topic")) {
+		do_topic(cx, c, p, (size_t)(end - p));
 	} else if (verb_is(verb, vlen, "me")) {
 		do_me(cx, c, p, (size_t)(end - p), cut);
 	} else if (verb_is(verb, vlen, "msg")) {

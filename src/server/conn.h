@@ -68,6 +68,7 @@
 #define CONN_NICK_MAX 16
 
 struct relay;
+struct room;
 
 struct conn {
 	struct io io;               /* immutable: the transport; io.fd is what
@@ -111,6 +112,11 @@ struct conn {
 	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN]; /* "alice@127.0.0.1:52842", or addr */
 
 	size_t reg_index;       /* guarded by the registry's lock */
+	struct room *room;      /* the room it is in, with a reference: written by
+	                         * its own job (broadcast_move) or join and leave,
+	                         * under the registry's write lock; read by its own
+	                         * job freely, by others under the lock */
+	size_t room_index;      /* the registry's lock: its place in room->conns */
 	uint64_t join_seq;      /* set once under the registry's write lock: join order */
 	struct conn *out_next;  /* guarded by the registry's out_mu: ... */
 	bool out_listed;        /* ... noted for the next write pass */

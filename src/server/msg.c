@@ -146,6 +146,16 @@ msg_broadcast_local(struct broadcast *b, const struct conn *from, struct msg *m)
 }
 
 void
+msg_broadcast_room(struct broadcast *b, struct room *room, struct msg *m)
+{
+	if (m == NULL)
+		return;
+	if (room != NULL)
+		broadcast_send_room(b, room, NULL, &m, 1);
+	msg_unref(m);
+}
+
+void
 msg_broadcast(struct broadcast *b, const struct conn *from, struct msg *m)
 {
 	if (m == NULL)

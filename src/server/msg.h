@@ -64,6 +64,11 @@ void msg_tell(struct conn *c, struct msg *m);
  * NULL is ignored); written by the next write pass. */
 void msg_broadcast(struct broadcast *b, const struct conn *from, struct msg *m);
 
+/* As msg_broadcast, to the members of room (NULL: nobody): a departure
+ * told to the room that was left.  Consumes m. */
+struct room;
+void msg_broadcast_room(struct broadcast *b, struct room *room, struct msg *m);
+
 /* As msg_broadcast, to this server's members only (bus.h). */
 void msg_broadcast_local(struct broadcast *b, const struct conn *from, struct msg *m);
 

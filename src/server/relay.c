@@ -179,7 +179,8 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 {
 	char why[96];
 	bool warn = false, dropped = conn_is_dead(c, why, sizeof(why), &warn);
-	size_t online = broadcast_leave(r->cmd.bc, c);
+	struct room *was;
+	size_t online = broadcast_leave_room(r->cmd.bc, c, &was);
 	bool told = atomic_load_explicit(&c->announced, memory_order_relaxed);
 	struct msg *notice = NULL;
 
@@ -201,7 +202,8 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 	else
 		log_info("%s disconnected (%zu online)", c->name, online);
 	r->reap(r->reap_arg, c); /* c is not ours any more */
-	msg_broadcast(r->cmd.bc, NULL, notice);
+	msg_broadcast_room(r->cmd.bc, was, notice); /* to the room it was in */
+	room_unref(was);
 }
 
 void

@@ -775,6 +775,8 @@ server_run(const struct server_config *cfg)
 	    (rc = broadcast_init(&s.bc, s.cfg.history)) != 0)
 		goto out_rc;
 	s.bc_ready = true;
+	if (s.cfg.max_rooms > 0)
+		s.bc.max_rooms = s.cfg.max_rooms;
 	if ((rc = park_init(&s.park)) != 0)
 		goto out_rc;
 	s.park_ready = true;

@@ -19,7 +19,8 @@ struct server_config {
 	size_t max_clients;    /* 0: the open-file limit minus a reserve */
 	size_t max_sendq;      /* bytes queued per client before it is dropped */
 	size_t max_line;       /* bytes per line before it is cut */
-	size_t history;        /* chat lines replayed to whoever joins */
+	size_t history;        /* chat lines replayed to whoever enters a room */
+	size_t max_rooms;      /* rooms at once, #lobby included; 0: the default */
 	unsigned idle_timeout; /* seconds of silence before a client is closed; 0: never */
 	unsigned max_per_ip;   /* clients from one address at once; 0: no limit */
 	unsigned flood_rate;   /* lines per second per client; 0: no limit */
