@@ -336,6 +336,9 @@ START_TEST(test_two_servers_are_one_room)
 	ck_assert_str_eq(next_text(&ca, WAIT_MS), "hello from B");
 	client_say(&ca, "/me waves\n");
 	ck_assert_int_eq(strncmp(next_text(&cb, WAIT_MS), "* 127.0.0.1:", 12), 0);
+	/* Rooms are one server's for now: a cluster keeps everyone in #lobby. */
+	client_say(&ca, "/join dev\n");
+	ck_assert(client_wait_for(&ca, "rooms are not available in a cluster yet", WAIT_MS));
 
 	/* Nicks, cluster-wide: a's rename is heard on B, /msg finds it. */
 	client_say(&ca, "/nick alice\n");

@@ -139,8 +139,8 @@ START_TEST(test_topics_rooms_and_who)
 	ck_assert_ptr_null(strstr(line, "cat@"));
 	client_say(&c[0], "/who *\n");
 	ck_assert_int_eq(client_line(&c[0], line, sizeof(line), WAIT_MS), 1);
-	ck_assert_msg(strncmp(line, "* 3 online: ", 12) == 0 && strstr(line, "cat@") != NULL,
-	              "%s", line);
+	ck_assert_msg(strncmp(line, "* 3 online: ", 12) == 0 && strstr(line, "cat@") != NULL, "%s",
+	              line);
 	/* /msg reaches any room. */
 	say_expect(&c[2], "/msg ann across rooms\n", "sent to ann");
 	ck_assert(client_wait_for(&c[0], "(private) | ", WAIT_MS));
@@ -281,9 +281,10 @@ START_TEST(test_a_storm_of_moves_loses_and_repeats_nothing)
 				ck_assert_msg(k > last[i], "mover %d: %d after %d (a repeat)", i, k,
 				              last[i]);
 				if (!run_start[i])
-					ck_assert_msg(k == last[i] + 1,
-					              "mover %d: %d after %d within one stay (a loss)", i,
-					              k, last[i]);
+					ck_assert_msg(
+					        k == last[i] + 1,
+					        "mover %d: %d after %d within one stay (a loss)", i,
+					        k, last[i]);
 				run_start[i] = 0;
 				last[i] = k;
 				(void)gap_ok;

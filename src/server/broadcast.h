@@ -111,8 +111,8 @@ struct broadcast_room *broadcast_rooms(struct broadcast *b, size_t *n);
 
 /* The topic of c's room (c's own job), set to set first unless it is
  * NULL; copied to topic, and who set it to by. */
-void broadcast_topic(struct broadcast *b, struct conn *c, const char *set, char *topic,
-                     size_t len, char *by, size_t bylen);
+void broadcast_topic(struct broadcast *b, struct conn *c, const char *set, char *topic, size_t len,
+                     char *by, size_t bylen);
 
 size_t broadcast_online(struct broadcast *b);
 

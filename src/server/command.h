@@ -9,7 +9,10 @@
  *                     a letter first; unique without regard to case (in a
  *                     cluster, across every server: the bus asks Redis, and
  *                     the answer comes back to the client's own job)
- *   /who, /names      who is online, and how many
+ *   /who, /names      who is in the sender's room (/who *: the server)
+ *   /join NAME        move to room #NAME, made if needed (room.h)
+ *   /rooms            the rooms, their counts and topics
+ *   /topic [TEXT]     show or set the topic of the sender's room
  *   /me TEXT          an action: "<sender> | <time> | * alice TEXT"
  *   /msg NAME TEXT    to that client only, marked "(private)" after the
  *                     sender's name, where no typed text can reach

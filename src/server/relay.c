@@ -201,7 +201,7 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 		         online);
 	else
 		log_info("%s disconnected (%zu online)", c->name, online);
-	r->reap(r->reap_arg, c); /* c is not ours any more */
+	r->reap(r->reap_arg, c);                    /* c is not ours any more */
 	msg_broadcast_room(r->cmd.bc, was, notice); /* to the room it was in */
 	room_unref(was);
 }

@@ -40,9 +40,9 @@ struct room {
 	/* The registry's lock. */
 	struct conn **conns; /* members, each holding its conn.room reference on us */
 	size_t n, cap;
-	bool listed;                      /* in the registry's table */
-	char topic[ROOM_TOPIC_MAX + 1];   /* "" if none */
-	char topic_by[ROOM_BY_MAX];       /* who set it: a name (nick@addr) */
+	bool listed;                    /* in the registry's table */
+	char topic[ROOM_TOPIC_MAX + 1]; /* "" if none */
+	char topic_by[ROOM_BY_MAX];     /* who set it: a name (nick@addr) */
 
 	/*
 	 * The last hist_max chat lines.  Appended by fan-outs, which hold the
