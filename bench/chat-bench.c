@@ -16,6 +16,10 @@
  * nothing, hold them, then check that one line still reaches every one.
  * With --pid, the server's resident memory per connection is reported.
  *
+ * With --rooms K (chat only) client i goes to room i % K before anything
+ * else: each sender's lines are then due to the other members of its room
+ * only, and a line that reaches another room counts as "wrong room".
+ *
  * With --tls every connection speaks TLS (OpenSSL; the certificate is not
  * checked: this measures, it does not trust).  Handshake mode (--handshakes
  * SECS) keeps --clients TLS handshakes going for SECS seconds, each counted
@@ -68,6 +72,7 @@ struct opts {
 	long pid; /* the server's, for its memory; 0: unknown */
 	bool tls;
 	double handshakes; /* seconds of handshake churn; 0: not that mode */
+	size_t rooms;      /* clients spread over this many rooms; 1: one room */
 };
 
 /* One connection. */
@@ -89,7 +94,7 @@ struct client {
 #define HIST_N (64 * HIST_SUB)
 
 struct stats {
-	uint64_t deliveries, lost, dup, reordered, corrupt, foreign;
+	uint64_t deliveries, lost, dup, reordered, corrupt, foreign, wrong_room;
 	uint64_t hist[HIST_N];
 	uint64_t lat_max;
 };
@@ -264,13 +269,13 @@ queue_line(struct bench *b, struct client *c, int64_t ns)
 	c->sent++;
 }
 
-/* Append probe number n (five digits) from c. */
+/* Append probe number n (five digits) from c, naming c's room. */
 static void
 queue_probe(struct bench *b, struct client *c, uint32_t n)
 {
 	char body[64];
-	int len = snprintf(body, sizeof(body), "cb%08" PRIx32 " probe %05" PRIu32, b->run,
-	                   n % 100000);
+	int len = snprintf(body, sizeof(body), "cb%08" PRIx32 " probe %05" PRIu32 " %zu", b->run,
+	                   n % 100000, c->id % b->o.rooms);
 
 	queue_body(b, c, body, (size_t)len);
 }
@@ -475,7 +480,9 @@ on_body(struct bench *b, struct client *c, const char *body, size_t len, int64_t
 		return;
 	}
 	if (len >= 17 && memcmp(p, "probe ", 6) == 0) {
-		if (!c->ready) {
+		/* Ready once a probe of its own room reaches it: then the
+		 * server has it there. */
+		if (!c->ready && (len < 24 || strtoul(p + 12, NULL, 10) == c->id % b->o.rooms)) {
 			c->ready = true;
 			b->ready++;
 		}
@@ -500,6 +507,10 @@ on_body(struct bench *b, struct client *c, const char *body, size_t len, int64_t
 		return;
 	if (b->o.proto == PROTO_CHAT && sender == c->id) {
 		b->st.dup++; /* the server never echoes a line to its sender */
+		return;
+	}
+	if (sender % b->o.rooms != c->id % b->o.rooms) {
+		b->st.wrong_room++; /* a room's line reached another room */
 		return;
 	}
 	bit = ((c->id * b->o.senders + sender) * b->o.lines) + seq;
@@ -771,6 +782,14 @@ connect_all(struct bench *b, size_t n)
 			queue_raw(c, cmd);
 			write_out(b, c);
 		}
+		if (b->o.rooms > 1) {
+			char cmd[64];
+
+			snprintf(cmd, sizeof(cmd), "/join cb%08" PRIx32 "-%zu\n", b->run,
+			         i % b->o.rooms);
+			queue_raw(c, cmd);
+			write_out(b, c);
+		}
 		b->nc++;
 		/* Drain as we go: a chat server tells everyone of each
 		 * join, and those notices must not pile up meanwhile. */
@@ -821,12 +840,17 @@ wait_ready(struct bench *b)
 		if (t - start > limit + (int64_t)b->nc * 200000)
 			die("only %zu of %zu connections heard the probe", b->ready, b->nc);
 		if (t - last >= 100000000) {
-			queue_probe(b, &b->c[0], b->probe++);
-			write_out(b, &b->c[0]);
-			if (b->o.proto == PROTO_CHAT && !b->c[0].ready) {
-				b->c[0].ready = true; /* its own line never comes back */
-				b->ready++;
+			/* From the first client of each room (client r is room
+			 * r's): its own line never comes back to it. */
+			for (size_t r = 0; r < b->o.rooms && r < b->nc; r++) {
+				queue_probe(b, &b->c[r], b->probe);
+				write_out(b, &b->c[r]);
+				if (b->o.proto == PROTO_CHAT && !b->c[r].ready) {
+					b->c[r].ready = true;
+					b->ready++;
+				}
 			}
+			b->probe++;
 			last = t;
 		}
 		poll_once(b, 20);
@@ -878,7 +902,16 @@ run_fanout(struct bench *b)
 	double ready_s, cpu0, secs, cpu, rate;
 	int bad;
 
-	b->expected = (uint64_t)o->senders * o->lines * per;
+	b->expected = 0;
+	for (size_t s = 0; s < o->senders; s++) {
+		/* The other members of its room: ids with the same id % rooms. */
+		size_t r = s % o->rooms,
+		       members = o->clients / o->rooms + (r < o->clients % o->rooms);
+
+		b->expected +=
+		        (uint64_t)o->lines * (o->proto == PROTO_CHAT ? members - 1 : members);
+	}
+	(void)per;
 	b->seen = calloc(bits / 8 + 1, 1);
 	b->highest = calloc(o->clients * o->senders, sizeof(*b->highest));
 	if (b->seen == NULL || b->highest == NULL)
@@ -935,7 +968,7 @@ run_fanout(struct bench *b)
 	secs = (double)(t_end - b->t0) / 1e9;
 	b->st.lost = b->expected - b->st.deliveries;
 	rate = secs > 0 ? (double)b->st.deliveries / secs : 0;
-	bad = b->st.lost || b->st.dup || b->st.reordered || b->st.corrupt;
+	bad = b->st.lost || b->st.dup || b->st.reordered || b->st.corrupt || b->st.wrong_room;
 
 	printf("%-12s %s:%s (%s%s)\n", "server", o->host, o->port,
 	       o->proto == PROTO_RESP ? "redis pub/sub" : "chat", o->tls ? ", TLS" : "");
@@ -951,19 +984,24 @@ run_fanout(struct bench *b)
 	printf("%-12s p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", "latency",
 	       hist_pct(&b->st, 0.50) / 1e6, hist_pct(&b->st, 0.99) / 1e6, b->st.lat_max / 1e6);
 	printf("%-12s lost %" PRIu64 ", duplicated %" PRIu64 ", reordered %" PRIu64
-	       ", corrupted %" PRIu64 "\n",
-	       "errors", b->st.lost, b->st.dup, b->st.reordered, b->st.corrupt);
+	       ", corrupted %" PRIu64 ", wrong room %" PRIu64 "\n",
+	       "errors", b->st.lost, b->st.dup, b->st.reordered, b->st.corrupt, b->st.wrong_room);
+	if (o->rooms > 1)
+		printf("%-12s %zu, about %zu clients each\n", "rooms", o->rooms,
+		       o->clients / o->rooms);
 	printf("%-12s %.0f%% of one core\n", "bench cpu", secs > 0 ? 100 * cpu / secs : 0);
 	printf("{\"label\":\"%s\",\"proto\":\"%s\",\"mode\":\"fanout\",\"clients\":%zu,"
 	       "\"senders\":%zu,\"lines\":%zu,\"payload\":%zu,\"rate\":%.1f,"
 	       "\"deliveries\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"seconds\":%.4f,"
 	       "\"deliveries_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
 	       "\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64 ",\"reordered\":%" PRIu64
-	       ",\"corrupted\":%" PRIu64 ",\"bench_cpu\":%.3f}\n",
+	       ",\"corrupted\":%" PRIu64 ",\"wrong_room\":%" PRIu64 ",\"rooms\":%zu"
+	       ",\"bench_cpu\":%.3f}\n",
 	       o->label, o->proto == PROTO_RESP ? "resp" : "chat", o->clients, o->senders, o->lines,
 	       o->payload, o->rate, b->st.deliveries, b->expected, secs, rate,
 	       hist_pct(&b->st, 0.50) / 1e6, hist_pct(&b->st, 0.99) / 1e6, b->st.lat_max / 1e6,
-	       b->st.lost, b->st.dup, b->st.reordered, b->st.corrupt, secs > 0 ? cpu / secs : 0);
+	       b->st.lost, b->st.dup, b->st.reordered, b->st.corrupt, b->st.wrong_room, o->rooms,
+	       secs > 0 ? cpu / secs : 0);
 	return bad ? 1 : 0;
 }
 
@@ -1170,6 +1208,8 @@ usage(FILE *f)
 	           "through\n"
 	           "      --pid PID           the server's process, to report its memory\n"
 	           "      --label TEXT        a name for the JSON line\n"
+	           "      --rooms K           client i in room i %% K (/join), lines checked\n"
+	           "                          in their room only (default 1)\n"
 	           "      --tls               every connection speaks TLS (not verified)\n"
 	           "      --handshakes SECS   TLS handshakes, --clients at a time, for SECS\n"
 	           "                          seconds: report handshakes per second\n"
@@ -1224,6 +1264,7 @@ main(int argc, char **argv)
 		{ "label", required_argument, NULL, 'L' },
 		{ "free-port", no_argument, NULL, 'F' },
 		{ "tls", no_argument, NULL, 'T' },
+		{ "rooms", required_argument, NULL, 'R' },
 		{ "handshakes", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1272,6 +1313,7 @@ main(int argc, char **argv)
 		case 'L': b.o.label = optarg; break;
 		case 'F': return print_free_port();
 		case 'T': b.o.tls = true; break;
+		case 'R': b.o.rooms = opt_size("--rooms", optarg, 1, 100000); break;
 		case 'K': b.o.handshakes = opt_double("--handshakes", optarg, 3600); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -1291,6 +1333,12 @@ main(int argc, char **argv)
 		die("--senders %zu: more than the %zu clients", b.o.senders, b.o.clients);
 	if (b.o.timeout == 0)
 		b.o.timeout = 10;
+	if (b.o.rooms == 0)
+		b.o.rooms = 1;
+	if (b.o.rooms > 1 && b.o.proto != PROTO_CHAT)
+		die("--rooms: chat-server only");
+	if (b.o.rooms > 1 && b.o.clients / b.o.rooms < 2)
+		die("--rooms %zu: fewer than two clients a room", b.o.rooms);
 	b.run = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
 	snprintf(b.tag, sizeof(b.tag), "cb%08" PRIx32 " ", b.run);
 	if ((b.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)

@@ -114,6 +114,13 @@ lost=$(field lost)
 [ -n "$lost" ] && [ "$lost" -gt 0 ] || fail "held lines: lost '$lost', expected some"
 ok "missing deliveries are reported as lost ($lost)"
 
+# --rooms: each client in its room, each line due to its room only.
+start rooms --flood-rate 0
+bench 0 -p "$port" -c 40 --rooms 4 -s 8 -m 20
+[ "$(field deliveries)" = 1440 ] && [ "$(field wrong_room)" = 0 ] ||
+	fail "--rooms 4: $(tail -1 "$tmp/out") (want 8 x 20 x 9 deliveries)"
+ok "--rooms 4: 1440 deliveries, each in its room"
+
 bench 2 -p "$port" --clients 1
 grep -q "clients" "$tmp/err" || fail "bad --clients: no message"
 ok "bad options are refused"
