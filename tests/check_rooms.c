@@ -214,6 +214,36 @@ START_TEST(test_bad_names_and_the_room_limit_are_refused)
 }
 END_TEST
 
+/* Rooms by the dozen come and go: the table grows, and shrinks back to
+ * #lobby (a growth that lost count of its capacity once overran it). */
+START_TEST(test_many_rooms_come_and_go)
+{
+	enum { N = 60 };
+	struct server_proc sp;
+	struct client c[N], w;
+	char cmd[64], want[64];
+
+	server_start(&sp, NULL);
+	for (int i = 0; i < N; i++) {
+		client_open(&c[i], sp.port, 0);
+		snprintf(cmd, sizeof(cmd), "/join room%d\n", i);
+		snprintf(want, sizeof(want), "you are now in #room%d (1 here)", i);
+		say_expect(&c[i], cmd, want);
+	}
+	client_open(&w, sp.port, 0);
+	snprintf(want, sizeof(want), "* %d rooms:", N + 1);
+	say_expect(&w, "/rooms\n", want);
+	ck_assert(client_wait_for(&w, "* #room59 (1 here)", WAIT_MS));
+	for (int i = 0; i < N; i++)
+		say_expect(&c[i], "/join lobby\n", "you are now in #lobby");
+	say_expect(&w, "/rooms\n", "* 1 room:");
+	for (int i = 0; i < N; i++)
+		client_close(&c[i]);
+	client_close(&w);
+	server_stop_ok(&sp);
+}
+END_TEST
+
 /*
  * Movers go round five rooms while a sender numbers its lines in #r0.
  * Between two moves out of #r0, a mover must see a run of the sender's
@@ -312,6 +342,7 @@ rooms_suite(void)
 	tcase_add_test(tc, test_history_is_per_room);
 	tcase_add_test(tc, test_bad_names_and_the_room_limit_are_refused);
 	tcase_add_test(tc, test_a_storm_of_moves_loses_and_repeats_nothing);
+	tcase_add_test(tc, test_many_rooms_come_and_go);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -579,18 +579,19 @@ broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct roo
 		goto out;
 	}
 	if ((to = find_room_locked(b, name)) == NULL) {
-		struct room **t = b->rooms;
+		struct room **t;
 
 		if (b->nrooms >= b->max_rooms) {
 			rc = -ENOSPC;
 			goto out;
 		}
-		if (b->nrooms == b->rooms_cap &&
-		    (t = realloc(b->rooms, 2 * b->rooms_cap * sizeof(*t))) == NULL) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		if (t != b->rooms) {
+		if (b->nrooms == b->rooms_cap) {
+			/* The capacity doubles whether or not realloc moved
+			 * the table: counting it by the move lost it once. */
+			if ((t = realloc(b->rooms, 2 * b->rooms_cap * sizeof(*t))) == NULL) {
+				rc = -ENOMEM;
+				goto out;
+			}
 			b->rooms = t;
 			b->rooms_cap *= 2;
 		}
