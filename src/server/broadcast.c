@@ -586,8 +586,7 @@ broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct roo
 			goto out;
 		}
 		if (b->nrooms == b->rooms_cap) {
-			/* The capacity doubles whether or not realloc moved
-			 * the table: counting it by the move lost it once. */
+			/* Doubled whether or not realloc moved the table. */
 			if ((t = realloc(b->rooms, 2 * b->rooms_cap * sizeof(*t))) == NULL) {
 				rc = -ENOMEM;
 				goto out;
