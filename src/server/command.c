@@ -341,9 +341,16 @@ do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 		msg_tell(c, msg_notice("out of memory: you stay in %s", c->room->name));
 		return;
 	}
-	/* Told in the new room as a join: nobody there heard of it before. */
-	atomic_store_explicit(&c->announced, true, memory_order_relaxed);
-	msg_broadcast_room(cx->bc, left, msg_notice("%s left for %s", c->name, c->room->name));
+	/*
+	 * The room it left hears of it only if it heard of its arrival: a
+	 * quiet join (accept.h, churn) leaves #lobby as quietly as it came,
+	 * or ten thousand clients from one address going to their rooms
+	 * would cost #lobby a notice each for each (O(n^2)).  The room it
+	 * enters always hears of it, so from now on it is announced.
+	 */
+	if (atomic_exchange_explicit(&c->announced, true, memory_order_relaxed))
+		msg_broadcast_room(cx->bc, left,
+		                   msg_notice("%s left for %s", c->name, c->room->name));
 	room_unref(left);
 	msg_broadcast(cx->bc, c, msg_notice("%s joined %s (%zu here)", c->name, c->room->name, here));
 	msg_tell(c, msg_notice("you are now in %s (%zu here)", c->room->name, here));
