@@ -758,6 +758,26 @@ START_TEST(test_terminal_ctrl_d_on_an_empty_line_leaves_with_0)
 }
 END_TEST
 
+/* The prompt names the room once the client has moved. */
+START_TEST(test_terminal_prompt_shows_the_room)
+{
+	struct server_proc sp;
+	struct ptycli t;
+
+	server_start(&sp, NULL);
+	pty_connect(&t, &sp);
+	type_into(t.master, "/join dev\r");
+	ck_assert(pty_until(&t, shows, "* you are now in #dev (1 here)"));
+	ck_assert(pty_until(&t, input_row_is, "#dev> "));
+	type_into(t.master, "hi");
+	ck_assert(pty_until(&t, input_row_is, "#dev> hi"));
+	type_into(t.master, "\x03");
+	pty_expect_exit(&t, 130);
+	pty_free(&t);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 /* --- TLS ------------------------------------------------------------------------------ */
 
 #ifdef HAVE_OPENSSL
@@ -922,6 +942,7 @@ client_suite(void)
 	tcase_add_test(tc, test_terminal_paste_of_a_long_line_is_drawn_at_once);
 	tcase_add_test(tc, test_terminal_mode_is_restored_when_killed_or_cut_off);
 	tcase_add_test(tc, test_terminal_ctrl_d_on_an_empty_line_leaves_with_0);
+	tcase_add_test(tc, test_terminal_prompt_shows_the_room);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -192,6 +192,23 @@ sender(void *arg)
 
 /* --- receiving (the main thread) -------------------------------------------------- */
 
+/* The server says we moved ("* you are now in #dev (3 here)"): the prompt
+ * shows the room from then on, "#dev> ". */
+static void
+follow_room(struct client *cl, const char *line, size_t n)
+{
+	static const char said[] = "* you are now in #";
+	char prompt[64];
+	size_t k = sizeof(said) - 2, end;
+
+	if (n < sizeof(said) || memcmp(line, said, sizeof(said) - 1) != 0)
+		return;
+	for (end = k; end < n && end - k < 40 && line[end] != ' '; end++)
+		;
+	snprintf(prompt, sizeof(prompt), "%.*s> ", (int)(end - k), line + k);
+	term_set_prompt(&cl->term, prompt);
+}
+
 /* One line from the server: sanitised again (a server, or whoever it
  * relays, may be hostile), then shown. */
 static void
@@ -204,6 +221,7 @@ show_line(void *ctx, const char *line, size_t len, bool truncated)
 	(void)truncated;
 	if (cl->tty) {
 		term_print(&cl->term, cl->shown, n);
+		follow_room(cl, cl->shown, n);
 	} else {
 		fwrite(cl->shown, 1, n, stdout);
 		putchar('\n');

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -96,6 +97,15 @@ draw_locked(struct term *t, const char *head, size_t hlen)
 	free(buf);
 }
 
+void
+term_set_prompt(struct term *t, const char *prompt)
+{
+	pthread_mutex_lock(&t->mu);
+	snprintf(t->prompt, sizeof(t->prompt), "%s", prompt);
+	draw_locked(t, "", 0);
+	pthread_mutex_unlock(&t->mu);
+}
+
 int
 term_open(struct term *t, int in, int out, const char *prompt)
 {
@@ -134,7 +144,7 @@ term_open(struct term *t, int in, int out, const char *prompt)
 	raw_fd = in;
 	t->in = in;
 	t->out = out;
-	t->prompt = prompt;
+	snprintf(t->prompt, sizeof(t->prompt), "%s", prompt);
 	edit_init(&t->ed);
 	pthread_mutex_lock(&t->mu);
 	draw_locked(t, "", 0);

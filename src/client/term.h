@@ -24,13 +24,16 @@
 struct term {
 	pthread_mutex_t mu; /* guards ed and every write to out */
 	int in, out;        /* descriptors of the terminal */
-	const char *prompt;
+	char prompt[64];    /* mu */
 	struct edit ed;
 };
 
 /* Put the terminal on in (keys) and out (display) in raw mode and draw
  * the prompt.  Returns 0 or a negative errno (then nothing changed). */
 int term_open(struct term *t, int in, int out, const char *prompt);
+
+/* Change the prompt (cut to 63 bytes) and draw the input line again. */
+void term_set_prompt(struct term *t, const char *prompt);
 
 /* Restore the terminal's mode, leave the cursor on a fresh line, free. */
 void term_close(struct term *t);
