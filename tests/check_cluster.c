@@ -339,6 +339,8 @@ START_TEST(test_two_servers_are_one_room)
 	/* Rooms are one server's for now: a cluster keeps everyone in #lobby. */
 	client_say(&ca, "/join dev\n");
 	ck_assert(client_wait_for(&ca, "rooms are not available in a cluster yet", WAIT_MS));
+	client_say(&ca, "/topic hello\n");
+	ck_assert(client_wait_for(&ca, "rooms are not available in a cluster yet", WAIT_MS));
 
 	/* Nicks, cluster-wide: a's rename is heard on B, /msg finds it. */
 	client_say(&ca, "/nick alice\n");

@@ -299,6 +299,22 @@ do_msg(const struct command_ctx *cx, struct conn *c, const char *args, const cha
 	conn_unref(to);
 }
 
+/*
+ * Rooms, their topics and /rooms are one server's for now: one Redis
+ * stream per room is not built yet, and a cluster keeps everyone in
+ * #lobby rather than show each server a different room.  True (and c
+ * told) in a cluster.
+ */
+static bool
+in_cluster(const struct command_ctx *cx, struct conn *c)
+{
+	if (cx->bc->bus.publish == NULL)
+		return false;
+	msg_tell(c, msg_notice("rooms are not available in a cluster yet: everyone is in %s",
+	                       BROADCAST_LOBBY));
+	return true;
+}
+
 /* /join NAME: c's own job moves it; the two rooms are told. */
 static void
 do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
@@ -308,14 +324,8 @@ do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	size_t here;
 	int rc;
 
-	if (cx->bc->bus.publish != NULL) {
-		/* One stream per room in Redis is not built yet (issue 16):
-		 * a cluster has one room, and says so. */
-		msg_tell(c, msg_notice("rooms are not available in a cluster yet: everyone is in "
-		                       "%s",
-		                       BROADCAST_LOBBY));
+	if (in_cluster(cx, c))
 		return;
-	}
 	if (n == 0) {
 		msg_tell(c, msg_notice("usage: /join NAME (you are in %s)", c->room->name));
 		return;
@@ -364,9 +374,11 @@ static void
 do_rooms(const struct command_ctx *cx, struct conn *c)
 {
 	size_t n;
-	struct broadcast_room *all = broadcast_rooms(cx->bc, &n);
+	struct broadcast_room *all;
 
-	if (all == NULL) {
+	if (in_cluster(cx, c))
+		return;
+	if ((all = broadcast_rooms(cx->bc, &n)) == NULL) {
 		msg_tell(c, msg_notice("out of memory"));
 		return;
 	}
@@ -387,6 +399,8 @@ do_topic(const struct command_ctx *cx, struct conn *c, const char *text, size_t 
 {
 	char topic[ROOM_TOPIC_MAX + 1], by[ROOM_BY_MAX], set[ROOM_TOPIC_MAX + 1];
 
+	if (in_cluster(cx, c))
+		return;
 	if (n == 0) {
 		broadcast_topic(cx->bc, c, NULL, topic, sizeof(topic), by, sizeof(by));
 		if (topic[0] == '\0')
