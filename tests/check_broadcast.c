@@ -215,15 +215,19 @@ struct bus_log {
 	const struct conn *from; /* the last call's sender */
 	struct conn *const *each;
 	bool take;               /* what publish answers: the bus delivers */
+	char room[40];           /* the last call's room */
 };
 
 static bool
-record_publish(void *arg, enum bus_kind kind, const struct conn *from, struct conn *const *each,
-               struct msg *const *msgs, size_t n)
+record_publish(void *arg, enum bus_kind kind, const char *room, const char *topic,
+               const struct conn *from, struct conn *const *each, struct msg *const *msgs,
+               size_t n)
 {
 	struct bus_log *bl = arg;
 
 	(void)msgs;
+	(void)topic;
+	snprintf(bl->room, sizeof(bl->room), "%s", room);
 	if (kind == BUS_CHAT)
 		bl->chat++;
 	else
@@ -242,7 +246,7 @@ record_publish(void *arg, enum bus_kind kind, const struct conn *from, struct co
 START_TEST(test_the_bus_hook_sees_what_other_servers_must_see)
 {
 	struct broadcast b;
-	struct bus_log bl = { 0, 0, 0, NULL, NULL, false };
+	struct bus_log bl = { 0, 0, 0, NULL, NULL, false, "" };
 	struct pair p[2];
 	struct msg *m = text("x\r\n");
 	struct conn *skip[1];
@@ -285,7 +289,7 @@ END_TEST
 START_TEST(test_lines_the_bus_takes_go_out_when_it_delivers_them)
 {
 	struct broadcast b;
-	struct bus_log bl = { 0, 0, 0, NULL, NULL, true };
+	struct bus_log bl = { 0, 0, 0, NULL, NULL, true, "" };
 	struct pair p[3];
 	struct msg *m = text("x\r\n");
 	size_t online;
@@ -306,7 +310,10 @@ START_TEST(test_lines_the_bus_takes_go_out_when_it_delivers_them)
 	{
 		uint64_t from = p[0].c->join_seq;
 
-		ck_assert_uint_eq(broadcast_deliver(&b, &from, &m, 1, true), 2);
+		ck_assert_str_eq(bl.room, "#lobby");
+		ck_assert_uint_eq(broadcast_deliver(&b, "#lobby", &from, &m, 1, true), 2);
+		/* A room nobody here is in: nobody. */
+		ck_assert_uint_eq(broadcast_deliver(&b, "#nope", &from, &m, 1, true), 0);
 	}
 	ck_assert_int_eq(bl.chat, 1); /* not handed back */
 	ck_assert_uint_eq(b.lobby->hist_len, 1);
@@ -317,6 +324,66 @@ START_TEST(test_lines_the_bus_takes_go_out_when_it_delivers_them)
 	ck_assert_ptr_eq(broadcast_find_seq(&b, p[2].c->join_seq), p[2].c);
 	conn_unref(p[2].c); /* find's reference */
 	ck_assert_ptr_null(broadcast_find_seq(&b, 999));
+	msg_unref(m);
+	for (int i = 0; i < 3; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
+static int rooms_changes;
+
+static void
+count_rooms_changed(void *arg)
+{
+	(void)arg;
+	rooms_changes++;
+}
+
+/*
+ * In a cluster each line carries its room to the bus, and what the bus
+ * brings back for a room reaches that room's members here only.  The bus
+ * hears when a room gets its first member here or loses its last.
+ */
+START_TEST(test_the_bus_carries_each_rooms_lines_apart)
+{
+	struct broadcast b;
+	struct bus_log bl = { 0, 0, 0, NULL, NULL, true, "" };
+	struct pair p[3];
+	struct msg *m = text("x\r\n");
+	struct room *left;
+	size_t online, here;
+	uint64_t from;
+
+	ck_assert_int_eq(broadcast_init(&b, 4), 0);
+	b.bus.publish = record_publish;
+	b.bus.rooms_changed = count_rooms_changed;
+	b.bus.arg = &bl;
+	rooms_changes = 0;
+	for (int i = 0; i < 3; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	ck_assert_int_eq(broadcast_move(&b, p[0].c, "#dev", &left, &here), 0);
+	room_unref(left);
+	ck_assert_int_eq(rooms_changes, 1); /* #dev is new here */
+	ck_assert_int_eq(broadcast_move(&b, p[1].c, "#Dev", &left, &here), 0);
+	room_unref(left);
+	ck_assert_int_eq(rooms_changes, 1); /* not new */
+	broadcast_send_chat(&b, p[0].c, &m, 1);
+	ck_assert_str_eq(bl.room, "#dev");
+	from = p[0].c->join_seq;
+	ck_assert_uint_eq(broadcast_deliver(&b, "#DEV", &from, &m, 1, true), 1);
+	broadcast_flush(&b);
+	ck_assert_str_eq(drain(p[0].peer), "");
+	ck_assert_str_eq(drain(p[1].peer), "x\r\n");
+	ck_assert_str_eq(drain(p[2].peer), ""); /* in #lobby */
+	ck_assert_int_eq(broadcast_move(&b, p[0].c, "#lobby", &left, &here), 0);
+	room_unref(left);
+	ck_assert_int_eq(broadcast_move(&b, p[1].c, "#lobby", &left, &here), 0);
+	room_unref(left);
+	ck_assert_int_eq(rooms_changes, 2); /* #dev is empty, gone */
+	ck_assert_uint_eq(broadcast_deliver(&b, "#dev", &from, &m, 1, true), 0);
 	msg_unref(m);
 	for (int i = 0; i < 3; i++)
 		pair_close(&p[i]);
@@ -556,6 +623,7 @@ broadcast_suite(void)
 	tcase_add_test(tc, test_send_except_gives_each_joiner_only_later_joins);
 	tcase_add_test(tc, test_the_bus_hook_sees_what_other_servers_must_see);
 	tcase_add_test(tc, test_lines_the_bus_takes_go_out_when_it_delivers_them);
+	tcase_add_test(tc, test_the_bus_carries_each_rooms_lines_apart);
 	tcase_add_test(tc, test_lines_of_several_fan_outs_leave_in_one_write);
 	tcase_add_test(tc, test_a_long_queue_to_a_reader_that_keeps_up_is_written_at_once);
 	suite_add_tcase(s, tc);

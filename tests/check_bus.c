@@ -153,7 +153,7 @@ START_TEST(test_outbox_sends_again_what_redis_did_not_confirm)
 
 	ck_assert_int_eq(outbox_init(&o, 10, 1000), 0);
 	for (int i = 0; i < 4; i++)
-		ck_assert_uint_eq(outbox_push(&o, BUS_CHAT, 7, false, m, false, NULL, NULL),
+		ck_assert_uint_eq(outbox_push(&o, BUS_CHAT, "#lobby", NULL, 7, false, m, false, NULL, NULL),
 		                  (uint64_t)i + 1);
 	for (int i = 0; i < 3; i++) {
 		e = outbox_next_unsent(&o);
@@ -184,15 +184,15 @@ START_TEST(test_outbox_bound_drops_the_oldest_and_counts_it)
 
 	delivered = 0;
 	ck_assert_int_eq(outbox_init(&o, 3, 25), 0);
-	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL);
-	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL);
+	outbox_push(&o, BUS_CHAT, "#lobby", NULL, 0, false, m, true, count_delivery, NULL);
+	outbox_push(&o, BUS_CHAT, "#lobby", NULL, 0, false, m, true, count_delivery, NULL);
 	outbox_next_unsent(&o)->sent = true; /* 1 sent, and confirmed */
 	o.unsent--;
 	outbox_find(&o, 1)->acked = true;
-	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL); /* 30 > 25: 1 goes */
+	outbox_push(&o, BUS_CHAT, "#lobby", NULL, 0, false, m, true, count_delivery, NULL); /* 30 > 25: 1 goes */
 	ck_assert_uint_eq(o.len, 2);
 	ck_assert_uint_eq(o.lost, 0); /* Redis had it */
-	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL); /* 2 goes */
+	outbox_push(&o, BUS_CHAT, "#lobby", NULL, 0, false, m, true, count_delivery, NULL); /* 2 goes */
 	ck_assert_uint_eq(o.lost, 1); /* never sent */
 	ck_assert_uint_eq(o.early, 0);
 	ck_assert_int_eq(delivered, 0);
@@ -214,19 +214,19 @@ START_TEST(test_outbox_keeps_lines_in_flight_past_its_bound)
 	delivered = 0;
 	ck_assert_int_eq(outbox_init(&o, 2, 1000), 0);
 	for (int i = 0; i < 2 * OUTBOX_SLACK; i++)
-		outbox_push(&o, BUS_CHAT, 0, false, m, false, count_delivery, NULL);
+		outbox_push(&o, BUS_CHAT, "#lobby", NULL, 0, false, m, false, count_delivery, NULL);
 	ck_assert_uint_eq(o.len, 2 * OUTBOX_SLACK);
 	ck_assert_int_eq(delivered, 0);
 	ck_assert_uint_eq(outbox_at(&o, 0)->seq, 1); /* in order after growing */
 	ck_assert_uint_eq(outbox_at(&o, o.len - 1)->seq, 2 * OUTBOX_SLACK);
-	outbox_push(&o, BUS_CHAT, 0, false, m, false, count_delivery, NULL);
+	outbox_push(&o, BUS_CHAT, "#lobby", NULL, 0, false, m, false, count_delivery, NULL);
 	ck_assert_int_eq(delivered, 1); /* now the oldest goes, heard first */
 	ck_assert_uint_eq(o.early, 1);
 	ck_assert_uint_eq(o.len, 2 * OUTBOX_SLACK);
 	/* Once delivered, lines are kept only to the bound. */
 	for (size_t i = 0; i < o.len; i++)
 		outbox_at(&o, i)->delivered = true;
-	outbox_push(&o, BUS_CHAT, 0, false, m, true, count_delivery, NULL);
+	outbox_push(&o, BUS_CHAT, "#lobby", NULL, 0, false, m, true, count_delivery, NULL);
 	ck_assert_uint_eq(o.len, 2);
 	ck_assert_int_eq(delivered, 1);
 	outbox_destroy(&o);

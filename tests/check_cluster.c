@@ -336,12 +336,6 @@ START_TEST(test_two_servers_are_one_room)
 	ck_assert_str_eq(next_text(&ca, WAIT_MS), "hello from B");
 	client_say(&ca, "/me waves\n");
 	ck_assert_int_eq(strncmp(next_text(&cb, WAIT_MS), "* 127.0.0.1:", 12), 0);
-	/* Rooms are one server's for now: a cluster keeps everyone in #lobby. */
-	client_say(&ca, "/join dev\n");
-	ck_assert(client_wait_for(&ca, "rooms are not available in a cluster yet", WAIT_MS));
-	client_say(&ca, "/topic hello\n");
-	ck_assert(client_wait_for(&ca, "rooms are not available in a cluster yet", WAIT_MS));
-
 	/* Nicks, cluster-wide: a's rename is heard on B, /msg finds it. */
 	client_say(&ca, "/nick alice\n");
 	ck_assert(client_wait_for(&ca, "you are now alice", WAIT_MS));
@@ -362,6 +356,239 @@ START_TEST(test_two_servers_are_one_room)
 	ck_assert_msg(who_lists(&cb, "alice@", false, WAIT_MS), "alice stays in /who");
 	client_close(&ca);
 	client_close(&cb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* --- rooms across servers ------------------------------------------------------------ */
+
+/* Send line, then read c's answers until one contains needle; retried
+ * (other servers' members and counts are refreshed each second). */
+static bool
+ask_until(struct client *c, const char *line, const char *needle, long ms)
+{
+	long end = ms_now() + ms;
+
+	while (ms_now() < end) {
+		client_say(c, line);
+		if (client_wait_for(c, needle, 700))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Rooms are the cluster's: a line of #dev reaches #dev's members on every
+ * server and nobody in #lobby; the topic, /rooms and /who of a room are
+ * the cluster's; /msg reaches a nick in any room; a server that dies
+ * takes its members out of their rooms, told in those rooms only.
+ */
+START_TEST(test_rooms_span_the_cluster)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client alice, lobby_a, bob, lobby_b;
+	char line[8192];
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join_as(&alice, &a, "alice");
+	join(&lobby_a, &a);
+	join_as(&bob, &b, "bob");
+	join(&lobby_b, &b);
+
+	client_say(&alice, "/join dev\n");
+	ck_assert(client_wait_for(&alice, "you are now in #dev", WAIT_MS));
+	/* A's first member there: A starts to read #dev a round trip to
+	 * Redis later (docs/cluster.md, "Rooms"). */
+	pause_ms(300);
+	client_say(&bob, "/join #Dev\n");
+	ck_assert(client_wait_for(&bob, "you are now in #Dev", WAIT_MS));
+	ck_assert_msg(client_wait_for(&alice, "bob@127.0.0.1", WAIT_MS), "bob's join not heard on A");
+
+	/* A line of #dev, then one of #lobby: each reaches its own room only. */
+	client_say(&alice, "dev 1\n");
+	ck_assert_str_eq(next_text(&bob, WAIT_MS), "dev 1");
+	client_say(&lobby_a, "lobby 1\n");
+	ck_assert_str_eq(next_text(&lobby_b, WAIT_MS), "lobby 1");
+	client_say(&bob, "dev 2\n");
+	ck_assert_str_eq(next_text(&alice, WAIT_MS), "dev 2");
+	client_say(&lobby_b, "lobby 2\n");
+	ck_assert_str_eq(next_text(&lobby_a, WAIT_MS), "lobby 2");
+
+	/* The topic: set on A, announced on B, shown by /topic and /rooms
+	 * there, with the cluster's member counts. */
+	client_say(&alice, "/topic deploys at five\n");
+	ck_assert(client_wait_for(&bob, "set the topic of #dev: deploys at five", WAIT_MS));
+	client_say(&bob, "/topic\n");
+	ck_assert(client_wait_for(&bob, "topic of #Dev: deploys at five", WAIT_MS));
+	ck_assert_msg(ask_until(&lobby_b, "/rooms\n", "(2 here): deploys at five", WAIT_MS),
+	              "/rooms on B misses #dev's members or topic");
+	/* /who of the room, on B, lists alice on A and not the lobby. */
+	ck_assert_msg(ask_until(&bob, "/who\n", "2 in #Dev: ", WAIT_MS), "/who in #dev");
+	client_say(&bob, "/who\n");
+	while (client_line(&bob, line, sizeof(line), WAIT_MS) == 1 && strstr(line, " in #") == NULL)
+		;
+	ck_assert_msg(strstr(line, "alice@127.0.0.1") && strstr(line, "bob@127.0.0.1"), "%s", line);
+	/* /who * is everyone, in every room. */
+	ck_assert_msg(ask_until(&lobby_b, "/who *\n", "4 online: ", WAIT_MS), "/who *");
+	/* /msg from #lobby on B to alice in #dev on A. */
+	client_say(&lobby_b, "/msg alice psst\n");
+	ck_assert(client_wait_for(&lobby_b, "sent to alice", WAIT_MS));
+	ck_assert(client_wait_for(&alice, "| psst", WAIT_MS));
+
+	/* Back to #lobby: #dev hears the departure, #lobby the arrival. */
+	client_say(&bob, "/join lobby\n");
+	ck_assert(client_wait_for(&alice, "bob@127.0.0.1:", WAIT_MS));
+	ck_assert(client_wait_for(&lobby_a, "joined #lobby", WAIT_MS));
+	client_say(&alice, "dev 3\n");
+	client_say(&lobby_a, "lobby 3\n");
+	ck_assert_str_eq(next_text(&bob, WAIT_MS), "lobby 3");
+	client_say(&bob, "/join dev\n");
+	ck_assert(client_wait_for(&alice, "joined #dev", WAIT_MS));
+	ck_assert(client_wait_for(&lobby_a, "left for #dev", WAIT_MS));
+
+	/* B dies with bob in #dev: alice hears it, A's #lobby does not. */
+	kill(b.pid, SIGKILL);
+	server_wait(&b, WAIT_MS);
+	ck_assert_msg(client_wait_for(&alice, "bob@127.0.0.1", 30000), "no departure in #dev");
+	ck_assert_int_eq(count_lines(&lobby_a, "bob@", 1500), 0);
+	client_close(&alice);
+	client_close(&lobby_a);
+	client_close(&bob);
+	client_close(&lobby_b);
+	server_stop_ok(&a);
+	redis_remove(&rp);
+}
+END_TEST
+
+/*
+ * MONITOR for ms: how many XREADs node's reader sent, and how many of them
+ * named the stream of #dev.
+ */
+static void
+monitor_reads(const struct redis_proc *rp, const char *node, long ms, int *reads, int *dev)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)rp->port) };
+	struct client m = { .fd = -1 };
+	char line[8192], inbox[64];
+	long end = ms_now() + ms;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	m.fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(connect(m.fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	client_say(&m, "MONITOR\r\n");
+	snprintf(inbox, sizeof(inbox), "\"chat:inbox:%s\"", node);
+	*reads = *dev = 0;
+	while (ms_now() < end && client_line(&m, line, sizeof(line), end - ms_now()) == 1) {
+		if (strstr(line, "\"XREAD\"") == NULL || strstr(line, inbox) == NULL)
+			continue;
+		(*reads)++;
+		if (strstr(line, "\"chat:room:dev\"") != NULL)
+			(*dev)++;
+	}
+	client_close(&m);
+}
+
+/* One stream per room, read only by the servers that have members there:
+ * a line of #dev costs a server without #dev members nothing. */
+START_TEST(test_a_room_is_read_only_where_it_has_members)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client da, db, lb;
+	int reads, dev;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&da, &a);
+	join(&db, &b);
+	join(&lb, &b);
+	client_say(&da, "/join dev\n");
+	ck_assert(client_wait_for(&da, "you are now in #dev", WAIT_MS));
+	client_say(&db, "/join dev\n");
+	ck_assert(client_wait_for(&db, "you are now in #dev", WAIT_MS));
+	pause_ms(300);
+	/* With a member in #dev, B reads its stream... */
+	monitor_reads(&rp, "B", 2500, &reads, &dev);
+	ck_assert_msg(reads > 0 && dev == reads, "B read #dev in %d of %d XREADs", dev, reads);
+	/* ...and without, it does not, however busy #dev is. */
+	client_say(&db, "/join lobby\n");
+	ck_assert(client_wait_for(&db, "you are now in #lobby", WAIT_MS));
+	pause_ms(300);
+	say_run(&da, "d", 0, 20);
+	client_say(&lb, "ping\n");
+	monitor_reads(&rp, "B", 2500, &reads, &dev);
+	ck_assert_msg(reads > 0 && dev == 0, "B read #dev in %d of %d XREADs", dev, reads);
+	monitor_reads(&rp, "A", 1500, &reads, &dev);
+	ck_assert_msg(reads > 0 && dev == reads, "A read #dev in %d of %d XREADs", dev, reads);
+	/* Back in #dev, B reads it again, from then on. */
+	client_say(&db, "/join dev\n");
+	ck_assert(client_wait_for(&db, "you are now in #dev", WAIT_MS));
+	pause_ms(300);
+	client_say(&da, "again\n");
+	ck_assert_str_eq(next_text(&db, WAIT_MS), "again");
+	client_close(&da);
+	client_close(&db);
+	client_close(&lb);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
+/* A link that drops again and again while two rooms chat on two servers:
+ * each room's lines reach its members once, in order, and no other room. */
+START_TEST(test_client_kill_in_rooms_loses_and_repeats_nothing)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client sa, sb, ra, rb, xa, xb;
+	char reply[128];
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&sa, &a);
+	join(&ra, &a);
+	join(&xa, &a);
+	join(&sb, &b);
+	join(&rb, &b);
+	join(&xb, &b);
+	/* sa, rb in #red; sb, ra in #blue; xa, xb in #lobby. */
+	client_say(&sa, "/join red\n");
+	client_say(&rb, "/join red\n");
+	client_say(&sb, "/join blue\n");
+	client_say(&ra, "/join blue\n");
+	ck_assert(client_wait_for(&sa, "you are now in #red", WAIT_MS));
+	ck_assert(client_wait_for(&rb, "you are now in #red", WAIT_MS));
+	ck_assert(client_wait_for(&sb, "you are now in #blue", WAIT_MS));
+	ck_assert(client_wait_for(&ra, "you are now in #blue", WAIT_MS));
+	pause_ms(300);
+	for (int round = 0; round < 6; round++) {
+		say_run(&sa, "red", round * 50, 50);
+		say_run(&sb, "blue", round * 50, 50);
+		ck_assert(redis_cmd(&rp, "CLIENT KILL TYPE normal", reply, sizeof(reply)));
+		pause_ms(50);
+	}
+	client_say(&xa, "lobby end\n");
+	expect_run(&rb, "red", 0, 300);
+	expect_run(&ra, "blue", 0, 300);
+	expect_no_more(&rb, "red", 1500);
+	expect_no_more(&ra, "blue", 100);
+	/* #lobby heard none of it. */
+	ck_assert_str_eq(next_text(&xb, WAIT_MS), "lobby end");
+	ck_assert_int_eq(count_lines(&xb, " | red ", 200) + count_lines(&xb, " | blue ", 100), 0);
+	client_close(&sa);
+	client_close(&sb);
+	client_close(&ra);
+	client_close(&rb);
+	client_close(&xa);
+	client_close(&xb);
 	server_stop_ok(&a);
 	server_stop_ok(&b);
 	redis_remove(&rp);
@@ -618,6 +845,14 @@ START_TEST(test_history_is_the_clusters)
 	node_start(&b, &rp, "B", "--history", "5");
 	join(&late, &b);
 	expect_run(&late, "h", 3, 5);
+	/* Each room's history is its own, and the cluster's: B has nobody in
+	 * #dev when late goes there, and late still gets its last lines. */
+	client_say(&ca, "/join dev\n");
+	ck_assert(client_wait_for(&ca, "you are now in #dev", WAIT_MS));
+	say_run(&ca, "dh", 0, 7);
+	pause_ms(300);
+	client_say(&late, "/join dev\n");
+	expect_run(&late, "dh", 2, 5);
 	client_close(&ca);
 	client_close(&late);
 	server_stop_ok(&a);
@@ -1051,6 +1286,8 @@ cluster_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_two_servers_are_one_room);
+	tcase_add_test(tc, test_rooms_span_the_cluster);
+	tcase_add_test(tc, test_a_room_is_read_only_where_it_has_members);
 	tcase_add_test(tc, test_every_server_sees_one_order);
 	tcase_add_test(tc, test_one_nick_one_owner_across_servers);
 	tcase_add_test(tc, test_a_nick_asked_by_one_who_left_is_free);
@@ -1068,6 +1305,7 @@ cluster_suite(void)
 	tc = tcase_create("faults");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_client_kill_loses_and_repeats_nothing);
+	tcase_add_test(tc, test_client_kill_in_rooms_loses_and_repeats_nothing);
 	tcase_add_test(tc, test_redis_restart_without_persistence);
 	tcase_add_test(tc, test_redis_restart_with_aof);
 	tcase_add_test(tc, test_a_wedged_redis_is_noticed);

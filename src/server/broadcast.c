@@ -159,12 +159,21 @@ broadcast_flush_age(struct broadcast *b, long long now)
 	return since == 0 ? 0 : now - since;
 }
 
-/* Tell the bus the registry changed, if one listens. */
+/* Tell the bus the registry changed, if one listens.  room: c's room
+ * now, or the one it left. */
 static void
-member_changed(struct broadcast *b, struct conn *c, enum bus_member op)
+member_changed(struct broadcast *b, struct conn *c, const char *room, enum bus_member op)
 {
 	if (b->bus.member != NULL)
-		b->bus.member(b->bus.arg, c, op);
+		b->bus.member(b->bus.arg, c, room, op);
+}
+
+/* Tell the bus the set of rooms with members changed. */
+static void
+rooms_changed(struct broadcast *b)
+{
+	if (b->bus.rooms_changed != NULL)
+		b->bus.rooms_changed(b->bus.arg);
 }
 
 int
@@ -197,17 +206,18 @@ broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 	if (room_replay(b->lobby, c))
 		note(b, &c, 1);
 	pthread_rwlock_unlock(&b->lock);
-	member_changed(b, c, BUS_JOINED);
+	member_changed(b, c, BROADCAST_LOBBY, BUS_JOINED);
 	return 0;
 }
 
 /* Write lock held: an empty room but #lobby leaves the table (and with
- * the table's reference, if nobody else holds one, memory). */
-static void
+ * the table's reference, if nobody else holds one, memory).  True if it
+ * did. */
+static bool
 unlist_if_empty_locked(struct broadcast *b, struct room *r)
 {
 	if (r->n > 0 || r == b->lobby || !r->listed)
-		return;
+		return false;
 	for (size_t i = 0; i < b->nrooms; i++)
 		if (b->rooms[i] == r) {
 			b->rooms[i] = b->rooms[--b->nrooms];
@@ -215,18 +225,20 @@ unlist_if_empty_locked(struct broadcast *b, struct room *r)
 		}
 	r->listed = false;
 	room_unref(r);
+	return true;
 }
 
 /* Write lock held: c leaves its room, which leaves the table if it is
- * empty now (but #lobby).  Returns the room with c's reference on it. */
+ * empty now (but #lobby: *gone says).  Returns the room with c's
+ * reference on it. */
 static struct room *
-leave_room_locked(struct broadcast *b, struct conn *c)
+leave_room_locked(struct broadcast *b, struct conn *c, bool *gone)
 {
 	struct room *r = c->room;
 
 	room_remove(r, c);
 	c->room = NULL;
-	unlist_if_empty_locked(b, r);
+	*gone = unlist_if_empty_locked(b, r);
 	return r;
 }
 
@@ -234,7 +246,7 @@ size_t
 broadcast_leave_room(struct broadcast *b, struct conn *c, struct room **was)
 {
 	struct room *r = NULL;
-	bool member;
+	bool member, gone = false;
 	size_t left;
 
 	pthread_rwlock_wrlock(&b->lock);
@@ -246,18 +258,20 @@ broadcast_leave_room(struct broadcast *b, struct conn *c, struct room **was)
 		b->conns[c->reg_index] = last;
 		last->reg_index = c->reg_index;
 		c->reg_index = SIZE_MAX;
-		r = leave_room_locked(b, c);
+		r = leave_room_locked(b, c, &gone);
 	}
 	left = b->n;
 	pthread_rwlock_unlock(&b->lock);
+	if (member) {
+		member_changed(b, c, r->name, BUS_LEFT);
+		conn_unref(c);
+	}
+	if (gone)
+		rooms_changed(b);
 	if (was != NULL)
 		*was = r;
 	else
 		room_unref(r);
-	if (member) {
-		member_changed(b, c, BUS_LEFT);
-		conn_unref(c);
-	}
 	return left;
 }
 
@@ -336,28 +350,62 @@ enqueue_but_own(struct conn *c, struct msg *const *msgs, const uint64_t *from_se
 	return rc;
 }
 
-/* Who a fan-out reaches: one room, its sender's, or every member. */
-enum { TO_ROOM, TO_SENDERS, TO_ALL };
+/* Who a fan-out reaches: one room, the room of that name (if it has
+ * members here), its sender's, or every member. */
+enum { TO_ROOM, TO_NAMED, TO_SENDERS, TO_ALL };
+
+static struct room *find_room_locked(struct broadcast *b, const char *name);
+
+/* One fan-out: what, to whom, and how (fan_out). */
+struct fan {
+	int to;
+	struct room *room;     /* TO_ROOM */
+	const char *name;      /* TO_NAMED */
+	const struct conn *from;
+	const uint64_t *from_seqs; /* the bus's delivery: each line's sender */
+	struct msg *const *msgs;
+	struct conn *const *skip; /* join notices: whom each announces */
+	size_t n;
+	int how;
+	const char *topic; /* the room's new topic, for the bus */
+};
 
 static size_t
-fan_out(struct broadcast *b, int to, struct room *room, const struct conn *from,
-        const uint64_t *from_seqs, struct msg *const *msgs, struct conn *const *skip, size_t n,
-        int how)
+fan_out(struct broadcast *b, const struct fan *f)
 {
-	bool chat = how & FAN_CHAT;
+	bool chat = f->how & FAN_CHAT;
 	struct conn *noted[NOTE_CHUNK], *now[NOTE_CHUNK], **conns;
-	size_t nnoted = 0, nnow = 0, sent = 0, i, count;
+	struct conn *const *skip = f->skip;
+	struct msg *const *msgs = f->msgs;
+	const struct conn *from = f->from;
+	const uint64_t *from_seqs = f->from_seqs;
+	struct room *room = f->room;
+	size_t nnoted = 0, nnow = 0, sent = 0, i, count, n = f->n;
+	int to = f->to;
 
 	/* Taken by the bus: we fan out when the cluster's log brings the
-	 * lines back, in its order (bus.h). */
-	if ((how & FAN_BUS) && b->bus.publish != NULL &&
-	    b->bus.publish(b->bus.arg, chat ? BUS_CHAT : BUS_NOTICE, from, skip, msgs, n))
-		return 0;
+	 * lines back, in its order (bus.h).  The sender's room is read
+	 * without the lock: only the sender's own job, which is the caller,
+	 * moves it. */
+	if ((f->how & FAN_BUS) && b->bus.publish != NULL) {
+		const char *name = to == TO_ROOM ? room->name
+		                   : to == TO_SENDERS && from != NULL && from->room != NULL
+		                           ? from->room->name
+		                           : BROADCAST_LOBBY;
+
+		if (b->bus.publish(b->bus.arg, chat ? BUS_CHAT : BUS_NOTICE, name, f->topic, from,
+		                   skip, msgs, n))
+			return 0;
+	}
 	pthread_rwlock_rdlock(&b->lock);
 	/* The sender's room, read under the lock: only the sender's own job
 	 * moves it, but the lock is what makes it the room it is in now. */
 	if (to == TO_SENDERS)
 		room = from != NULL && from->room != NULL ? from->room : b->lobby;
+	if (to == TO_NAMED && (room = find_room_locked(b, f->name)) == NULL) {
+		pthread_rwlock_unlock(&b->lock);
+		return 0; /* nobody here is in it (any more) */
+	}
 	if (to == TO_ALL) {
 		conns = b->conns;
 		count = b->n;
@@ -405,50 +453,123 @@ fan_out(struct broadcast *b, int to, struct room *room, const struct conn *from,
 size_t
 broadcast_send(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, from != NULL ? TO_SENDERS : TO_ALL, NULL, from, NULL, msgs, NULL, n,
-	               FAN_BUS);
+	struct fan f = { .to = from != NULL ? TO_SENDERS : TO_ALL, .from = from, .msgs = msgs,
+		         .n = n, .how = FAN_BUS };
+
+	return fan_out(b, &f);
+}
+
+size_t
+broadcast_send_topic(struct broadcast *b, const struct conn *from, struct msg *m,
+                     const char *topic)
+{
+	struct fan f = { .to = TO_SENDERS, .from = from, .msgs = &m, .n = 1, .how = FAN_BUS,
+		         .topic = topic };
+
+	return fan_out(b, &f);
 }
 
 size_t
 broadcast_send_room(struct broadcast *b, struct room *room, const struct conn *from,
                     struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, TO_ROOM, room, from, NULL, msgs, NULL, n, FAN_BUS);
+	struct fan f = { .to = TO_ROOM, .room = room, .from = from, .msgs = msgs, .n = n,
+		         .how = FAN_BUS };
+
+	return fan_out(b, &f);
 }
 
 size_t
 broadcast_send_local(struct broadcast *b, const struct conn *from, struct msg *const *msgs,
                      size_t n)
 {
-	return fan_out(b, TO_ALL, NULL, from, NULL, msgs, NULL, n, 0);
+	struct fan f = { .to = TO_ALL, .from = from, .msgs = msgs, .n = n };
+
+	return fan_out(b, &f);
 }
 
 size_t
 broadcast_send_chat(struct broadcast *b, const struct conn *from, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, TO_SENDERS, NULL, from, NULL, msgs, NULL, n, FAN_CHAT | FAN_BUS);
+	struct fan f = { .to = TO_SENDERS, .from = from, .msgs = msgs, .n = n,
+		         .how = FAN_CHAT | FAN_BUS };
+
+	return fan_out(b, &f);
 }
 
 size_t
 broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                       size_t n)
 {
-	return fan_out(b, TO_ROOM, b->lobby, NULL, NULL, msgs, skip, n, FAN_BUS);
+	struct fan f = { .to = TO_ROOM, .room = b->lobby, .msgs = msgs, .skip = skip, .n = n,
+		         .how = FAN_BUS };
+
+	return fan_out(b, &f);
 }
 
 size_t
-broadcast_deliver(struct broadcast *b, const uint64_t *from_seqs, struct msg *const *msgs,
-                  size_t n, bool chat)
+broadcast_send_named(struct broadcast *b, const char *room, struct msg *const *msgs, size_t n)
 {
-	return fan_out(b, TO_ROOM, b->lobby, NULL, from_seqs, msgs, NULL, n, chat ? FAN_CHAT : 0);
+	struct fan f = { .to = TO_NAMED, .name = room, .msgs = msgs, .n = n };
+
+	return fan_out(b, &f);
+}
+
+size_t
+broadcast_deliver(struct broadcast *b, const char *room, const uint64_t *from_seqs,
+                  struct msg *const *msgs, size_t n, bool chat)
+{
+	struct fan f = { .to = TO_NAMED, .name = room, .from_seqs = from_seqs, .msgs = msgs,
+		         .n = n, .how = chat ? FAN_CHAT : 0 };
+
+	return fan_out(b, &f);
 }
 
 void
-broadcast_record(struct broadcast *b, struct msg *const *msgs, size_t n)
+broadcast_seed_history(struct broadcast *b, const char *name, struct msg *const *msgs, size_t n)
 {
-	pthread_rwlock_rdlock(&b->lock);
-	room_record(b->lobby, msgs, n);
+	struct room *r;
+
+	if (n == 0)
+		return;
+	pthread_rwlock_wrlock(&b->lock);
+	if ((r = find_room_locked(b, name)) != NULL && r->hist_len == 0 && r->hist_max > 0) {
+		room_record(r, msgs, n);
+		for (size_t i = 0; i < r->n; i++)
+			if (room_replay(r, r->conns[i]))
+				note(b, &r->conns[i], 1);
+	}
 	pthread_rwlock_unlock(&b->lock);
+}
+
+void
+broadcast_set_topic(struct broadcast *b, const char *name, const char *topic, const char *by,
+                    bool only_if_none)
+{
+	struct room *r;
+
+	pthread_rwlock_wrlock(&b->lock);
+	if ((r = find_room_locked(b, name)) != NULL && (!only_if_none || r->topic[0] == '\0')) {
+		snprintf(r->topic, sizeof(r->topic), "%s", topic);
+		snprintf(r->topic_by, sizeof(r->topic_by), "%s", by);
+	}
+	pthread_rwlock_unlock(&b->lock);
+}
+
+char *
+broadcast_room_names(struct broadcast *b, size_t *n)
+{
+	char *all;
+
+	pthread_rwlock_rdlock(&b->lock);
+	*n = 0;
+	if ((all = malloc(b->nrooms * (ROOM_NAME_MAX + 2))) != NULL) {
+		for (size_t i = 0; i < b->nrooms; i++)
+			memcpy(all + i * (ROOM_NAME_MAX + 2), b->rooms[i]->name, ROOM_NAME_MAX + 2);
+		*n = b->nrooms;
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return all;
 }
 
 struct conn *
@@ -501,7 +622,7 @@ broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick)
 	snprintf(c->nick, sizeof(c->nick), "%s", nick);
 	snprintf(c->name, sizeof(c->name), "%s@%s", c->nick, c->addr);
 	pthread_rwlock_unlock(&b->lock);
-	member_changed(b, c, BUS_RENAMED);
+	member_changed(b, c, c->room->name, BUS_RENAMED);
 	return 0;
 }
 
@@ -512,7 +633,7 @@ broadcast_clear_nick(struct broadcast *b, struct conn *c)
 	c->nick[0] = '\0';
 	snprintf(c->name, sizeof(c->name), "%s", c->addr);
 	pthread_rwlock_unlock(&b->lock);
-	member_changed(b, c, BUS_RENAMED);
+	member_changed(b, c, c->room->name, BUS_RENAMED);
 }
 
 struct conn *
@@ -555,7 +676,7 @@ broadcast_names(struct broadcast *b, const struct conn *in, size_t *n)
 	return out;
 }
 
-/* Write lock held: the listed room of that name, or NULL. */
+/* Lock held: the listed room of that name, or NULL. */
 static struct room *
 find_room_locked(struct broadcast *b, const char *name)
 {
@@ -570,6 +691,7 @@ broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct roo
                size_t *here)
 {
 	struct room *to, *from;
+	bool made = false, gone = false;
 	int rc = 0;
 
 	*left = NULL;
@@ -598,6 +720,7 @@ broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct roo
 			goto out;
 		to->listed = true;
 		b->rooms[b->nrooms++] = to; /* the table's reference */
+		made = true;
 	}
 	if ((rc = room_reserve(to)) != 0) {
 		unlist_if_empty_locked(b, to); /* a room made for nothing */
@@ -608,13 +731,17 @@ broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct roo
 	room_add(to, c);
 	room_ref(to);
 	c->room = to;
-	unlist_if_empty_locked(b, from);
+	gone = unlist_if_empty_locked(b, from);
 	*left = from; /* with c's reference on it, for the notice */
 	*here = to->n;
 	if (room_replay(to, c))
 		note(b, &c, 1);
 out:
 	pthread_rwlock_unlock(&b->lock);
+	if (rc == 0)
+		member_changed(b, c, c->room->name, BUS_MOVED);
+	if (made || gone)
+		rooms_changed(b);
 	return rc;
 }
 
@@ -666,6 +793,7 @@ broadcast_members(struct broadcast *b, size_t *n)
 			all[i].c = b->conns[i];
 			memcpy(all[i].nick, b->conns[i]->nick, sizeof(all[i].nick));
 			memcpy(all[i].name, b->conns[i]->name, sizeof(all[i].name));
+			memcpy(all[i].room, b->conns[i]->room->name, sizeof(all[i].room));
 		}
 		*n = b->n;
 	}

@@ -151,20 +151,42 @@ size_t broadcast_send_chat(struct broadcast *b, const struct conn *from, struct 
 size_t broadcast_send_except(struct broadcast *b, struct msg *const *msgs, struct conn *const *skip,
                              size_t n);
 
-/*
- * For the bus (bus.h): msgs, in order, to the local members of #lobby
- * (a cluster has that one room for now), each but to
- * its own sender (from_seqs[i] is its join_seq; 0: the server), without
- * handing them to the bus again; chat lines enter the history.  What came
- * back from the cluster's log, many senders' lines in one batch, or what
- * the bus keeps for it while the link is down.
- */
-size_t broadcast_deliver(struct broadcast *b, const uint64_t *from_seqs, struct msg *const *msgs,
-                         size_t n, bool chat);
+/* As broadcast_send, from c (its own job): the notice of a new topic of
+ * c's room, topic ("by<TAB>text"), which the bus gives other servers. */
+size_t broadcast_send_topic(struct broadcast *b, const struct conn *from, struct msg *m,
+                            const char *topic);
 
-/* Chat lines into the history only (the bus, filling it from the
- * cluster's log at start). */
-void broadcast_record(struct broadcast *b, struct msg *const *msgs, size_t n);
+/* To the local members of the room called room, if it has any here, and
+ * to nobody else (the bus's own notices about that room). */
+size_t broadcast_send_named(struct broadcast *b, const char *room, struct msg *const *msgs,
+                            size_t n);
+
+/*
+ * For the bus (bus.h): msgs, in order, to the local members of the room
+ * called room (nobody, if it has none here), each but to its own sender
+ * (from_seqs[i] is its join_seq; 0: the server), without handing them to
+ * the bus again; chat lines enter the room's history.  What came back
+ * from the cluster's log, many senders' lines in one batch, or what the
+ * bus keeps for it while the link is down.
+ */
+size_t broadcast_deliver(struct broadcast *b, const char *room, const uint64_t *from_seqs,
+                         struct msg *const *msgs, size_t n, bool chat);
+
+/* The bus, when it starts to read a room's log: its last chat lines
+ * enter the room's history, if that is still empty, and are replayed to
+ * the members already in it (who have heard nothing of it yet). */
+void broadcast_seed_history(struct broadcast *b, const char *room, struct msg *const *msgs,
+                            size_t n);
+
+/* The bus: another server set the topic of room (only_if_none: unless
+ * it has one here already). */
+void broadcast_set_topic(struct broadcast *b, const char *room, const char *topic,
+                         const char *by, bool only_if_none);
+
+/* The names of the rooms with members here (and #lobby), each in
+ * ROOM_NAME_MAX + 2 bytes, in a new array; their count in *n.  NULL when
+ * out of memory. */
+char *broadcast_room_names(struct broadcast *b, size_t *n);
 
 /* The member whose join_seq is seq, with a reference for the caller;
  * NULL if none. */
@@ -213,6 +235,7 @@ struct broadcast_member {
 	struct conn *c; /* a reference for the caller */
 	char nick[CONN_NICK_MAX + 1];
 	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN];
+	char room[ROOM_NAME_MAX + 2];
 };
 
 /* The members with their names, in a new array (NULL with *n == 0 when

@@ -12,6 +12,11 @@
  * gives.  While it is down, publish keeps them for later and returns
  * false: the local clients hear them at once.
  *
+ * Rooms.  Every message belongs to one room (its name, "#x", compared
+ * without regard to case): the bus carries each room's messages apart
+ * (one stream per room) and brings back only those of the rooms this
+ * server has members in (rooms_changed tells it when that set changes).
+ *
  * Threads: every hook is called by whichever thread fanned out or changed
  * the registry (a relay job, the announce job, the accept loop), with no
  * lock of the registry held.  None may block or call back into broadcast:
@@ -35,20 +40,37 @@ enum bus_kind {
 enum bus_member {
 	BUS_JOINED, /* c is in the registry now */
 	BUS_LEFT,   /* c has left it */
-	BUS_RENAMED /* c->nick and c->name changed */
+	BUS_RENAMED, /* c->nick and c->name changed */
+	BUS_MOVED    /* c is in another room */
+};
+
+/* A room as the other servers have it: their members there, and its
+ * topic (the cluster's). */
+struct bus_room {
+	char name[34]; /* "#x": ROOM_NAME_MAX + 2 */
+	size_t members;
+	char topic[301]; /* ROOM_TOPIC_MAX + 1; "" if none */
+	char by[96];     /* who set it */
 };
 
 struct bus_hook {
 	/*
 	 * NULL: standalone.  msgs are borrowed for the call (take a reference
-	 * to keep one).  The sender of each is each[i] if each is not NULL,
-	 * else from (NULL: the server).  Returns true if the bus has taken
-	 * them for delivery in the cluster's order (see above).
+	 * to keep one), all for room.  The sender of each is each[i] if each
+	 * is not NULL, else from (NULL: the server).  topic, if not NULL, is
+	 * the room's new topic ("by<TAB>text") that the message announces.
+	 * Returns true if the bus has taken them for delivery in the
+	 * cluster's order (see above).
 	 */
-	bool (*publish)(void *arg, enum bus_kind kind, const struct conn *from,
-	                struct conn *const *each, struct msg *const *msgs, size_t n);
-	/* The registry changed (presence for other servers' /who). */
-	void (*member)(void *arg, struct conn *c, enum bus_member op);
+	bool (*publish)(void *arg, enum bus_kind kind, const char *room, const char *topic,
+	                const struct conn *from, struct conn *const *each, struct msg *const *msgs,
+	                size_t n);
+	/* The registry changed (presence for other servers' /who).  room is
+	 * c's room now (BUS_LEFT: the one it left). */
+	void (*member)(void *arg, struct conn *c, const char *room, enum bus_member op);
+	/* A room got its first member here, or lost its last: which streams
+	 * the bus reads changes.  Called with no lock held. */
+	void (*rooms_changed)(void *arg);
 	/*
 	 * Ask for nick (valid, free on this server) for member c.  Returns 0
 	 * when asked: the answer reaches c's own job later, through
@@ -62,9 +84,13 @@ struct bus_hook {
 	 * or -ENOTCONN / -ENOMEM.  m is borrowed.
 	 */
 	int (*tell)(void *arg, struct conn *from, const char *nick, struct msg *m);
-	/* The names on the other servers, ", "-joined in a new string, and
-	 * their count; NULL with *n == 0 when none or unknown. */
-	char *(*names)(void *arg, size_t *n);
+	/* The names on the other servers in room (NULL: in any), ", "-joined
+	 * in a new string, and their count; NULL with *n == 0 when none or
+	 * unknown. */
+	char *(*names)(void *arg, const char *room, size_t *n);
+	/* The rooms the other servers have members in, and every room's
+	 * topic, in a new array (NULL with *n == 0 when none or unknown). */
+	struct bus_room *(*rooms)(void *arg, size_t *n);
 	void *arg;
 };
 

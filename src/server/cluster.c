@@ -4,15 +4,17 @@
  *
  * Threads and locks
  * -----------------
- * - The bus thread owns both hiredis contexts, the link state, the read
- *   positions, the origins table and the kick list: nothing else touches
- *   them.
- * - mu guards the outbox, up, ops_on and the op queue: the hooks (any
- *   thread) take it briefly to queue; the bus thread to send and to
- *   deliver.  Lock order: mu -> registry lock -> conn mu (the bus
- *   delivers our own lines under mu, so that one sender's lines reach our
- *   clients in order across a change of link state).
- * - names_mu guards the cached names of the other servers' clients.
+ * - The bus thread owns both hiredis contexts, the link state, the inbox's
+ *   read position, the origins table and the kick list: nothing else
+ *   touches them.
+ * - mu guards the outbox, up, ops_on, the op queue and the rooms' table's
+ *   shape and numbering (streams.h): the hooks (any thread) take it
+ *   briefly to queue and number; the bus thread to send and to deliver.
+ *   Lock order: mu -> registry lock -> conn mu (the bus delivers our own
+ *   lines under mu, so that one sender's lines reach our clients in
+ *   order across a change of link state).
+ * - names_mu guards the cached roster of the other servers (their
+ *   members and rooms, the topics).
  */
 #define _GNU_SOURCE /* getrandom's header on older glibc, strcasecmp */
 #include "config.h"
@@ -40,9 +42,10 @@
 #include "msg.h"
 #include "origins.h"
 #include "outbox.h"
+#include "streams.h"
 #include "wake.h"
 
-/* The room's stream keeps about this many entries (XADD MAXLEN ~). */
+/* A room's stream keeps about this many entries (XADD MAXLEN ~). */
 #define STREAM_MAXLEN 100000
 /* Entries one XREAD brings at most, and how long it blocks. */
 #define READ_COUNT 512
@@ -84,6 +87,7 @@ struct op {
 	enum op_type type;
 	uint64_t id;
 	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN];
+	char room[STREAMS_NAME_MAX];     /* MEMBER_SET: its room */
 	char nick[CONN_NICK_MAX + 1];    /* the member's nick now; CLAIM: the new one */
 	char oldnick[CONN_NICK_MAX + 1]; /* CLAIM: the one it gives up */
 	struct conn *c;                  /* CLAIM, TELL: a reference */
@@ -97,12 +101,26 @@ struct kick {
 	struct kick *next;
 };
 
+/* A member of another server, as the roster last said. */
+struct remote {
+	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN];
+	char room[STREAMS_NAME_MAX];
+};
+
+/* What an XREVRANGE of a room's stream is for (on_room_top). */
+struct ask {
+	struct cluster *cl;
+	char name[STREAMS_NAME_MAX];
+	uint64_t ask; /* the room's ask when sent: a later one supersedes it */
+	bool check;   /* a reconnect's check of a room we read, not a start */
+};
+
 struct cluster {
 	struct cluster_config cfg;
 	char node[NAME_MAX_ + 1];
 	char prefix[NAME_MAX_ + 2];                    /* "chat:" */
 	char k_epoch[KEY_MAX], k_nodes[KEY_MAX], k_incs[KEY_MAX], k_nicks[KEY_MAX];
-	char k_room[KEY_MAX], k_members[KEY_MAX], k_inbox[KEY_MAX];
+	char k_members[KEY_MAX], k_inbox[KEY_MAX], k_topics[KEY_MAX], k_rooms[KEY_MAX];
 	char inc[17];                                  /* this run's incarnation */
 	char where[300];                               /* the Redis, for logs */
 	struct broadcast *bc;
@@ -114,17 +132,20 @@ struct cluster {
 	int epfd, evfd;
 	char tag_ev;
 	atomic_bool stopping, leaving;
+	atomic_bool rooms_dirty; /* the registry's rooms changed: look again */
 
 	pthread_mutex_t mu;
 	struct outbox out;        /* mu */
-	uint64_t self_delivered;  /* mu: our highest seq our clients have */
 	bool up;                  /* mu: lines go round the stream */
 	bool ops_on;              /* mu: presence changes are queued */
 	struct op *ops, **ops_tail; /* mu */
+	struct streams streams;   /* mu: see streams.h for which fields */
 
 	pthread_mutex_t names_mu;
-	char *names;   /* names_mu: ", "-joined */
-	size_t nnames; /* names_mu */
+	struct remote *remote;    /* names_mu: the other servers' members */
+	size_t nremote;           /* names_mu */
+	struct bus_room *topics;  /* names_mu: every room's topic (members unused) */
+	size_t ntopics;           /* names_mu */
 
 	/* The bus thread's alone. */
 	struct link w, r;
@@ -132,9 +153,12 @@ struct cluster {
 	long handshake_due, next_try, backoff, next_beat;
 	long ping_sent, read_sent; /* 0: nothing outstanding */
 	char epoch[40];
-	bool have_epoch, epoch_changed, reaped, ever_up, told_lost, first;
+	bool have_epoch, epoch_changed, reaped, ever_up, told_lost;
 	bool taken_for_gone; /* the heartbeat found us reaped: rejoin as such */
-	char room_id[48], inbox_id[48];
+	char inbox_id[STREAMS_ID_MAX];
+	long long reader_id; /* the reader's CLIENT ID, for CLIENT UNBLOCK; -1 unknown */
+	bool unblock_sent;   /* since the XREAD in flight was sent */
+	uint64_t asks;
 	struct origins origins;
 	struct kick *kicks;
 	struct log_limit fail_limit;
@@ -267,9 +291,7 @@ deliver_own(void *arg, struct outbox_entry *e)
 	struct cluster *cl = arg;
 
 	if (!e->remote_only)
-		broadcast_deliver(cl->bc, &e->from, &e->m, 1, e->kind == BUS_CHAT);
-	if (e->seq > cl->self_delivered)
-		cl->self_delivered = e->seq;
+		broadcast_deliver(cl->bc, e->room, &e->from, &e->m, 1, e->kind == BUS_CHAT);
 }
 
 /* mu held.  Everything of ours not yet delivered, in order: the link is
@@ -289,24 +311,46 @@ deliver_pending_locked(struct cluster *cl)
 
 /* --- the hooks (any thread) ------------------------------------------------------- */
 
+/* mu held: append m for room, numbered in it; false when out of memory. */
 static bool
-hook_publish(void *arg, enum bus_kind kind, const struct conn *from, struct conn *const *each,
-             struct msg *const *msgs, size_t n)
+push_locked(struct cluster *cl, enum bus_kind kind, const char *room, const char *topic,
+            uint64_t from, bool remote_only, struct msg *m, bool delivered)
+{
+	struct stream *st = streams_get(&cl->streams, room);
+	struct outbox_entry *e;
+	uint64_t seq;
+
+	if (st == NULL || (seq = outbox_push(&cl->out, kind, room, topic, from, remote_only, m,
+	                                     delivered, deliver_own, cl)) == 0)
+		return false;
+	e = outbox_find(&cl->out, seq);
+	e->rgen = st->gen;
+	e->rseq = st->next_seq++;
+	return true;
+}
+
+static bool
+hook_publish(void *arg, enum bus_kind kind, const char *room, const char *topic,
+             const struct conn *from, struct conn *const *each, struct msg *const *msgs, size_t n)
 {
 	struct cluster *cl = arg;
-	bool taken;
+	bool taken, lost = false;
 
 	pthread_mutex_lock(&cl->mu);
 	taken = cl->up;
 	for (size_t i = 0; i < n; i++) {
 		const struct conn *who = each != NULL ? each[i] : from;
-		uint64_t seq = outbox_push(&cl->out, kind, who != NULL ? who->join_seq : 0, false,
-		                           msgs[i], !taken, deliver_own, cl);
 
-		if (!taken)
-			cl->self_delivered = seq; /* the caller fans out now */
+		/* Not taken: the caller fans out now, and the outbox keeps
+		 * them for the other servers. */
+		if (!push_locked(cl, kind, room, i == 0 ? topic : NULL, who != NULL ? who->join_seq : 0,
+		                 false, msgs[i], !taken))
+			lost = true;
 	}
 	pthread_mutex_unlock(&cl->mu);
+	if (lost)
+		log_warn("cluster: out of memory: a line of %s does not reach the other servers",
+		         room);
 	wake_bus(cl);
 	return taken;
 }
@@ -323,7 +367,8 @@ queue_op_locked(struct cluster *cl, struct op *op)
 /* An op about member c, with its names (read by c's own thread, or
  * copied under the registry's lock: broadcast_members). */
 static struct op *
-op_make(enum op_type type, const struct conn *c, const char *name, const char *nick)
+op_make(enum op_type type, const struct conn *c, const char *name, const char *nick,
+        const char *room)
 {
 	struct op *op = calloc(1, sizeof(*op));
 
@@ -333,14 +378,15 @@ op_make(enum op_type type, const struct conn *c, const char *name, const char *n
 	op->id = c->join_seq;
 	snprintf(op->name, sizeof(op->name), "%s", name);
 	snprintf(op->nick, sizeof(op->nick), "%s", nick);
+	snprintf(op->room, sizeof(op->room), "%s", room);
 	return op;
 }
 
 /* For the hooks, which run in c's own job (or before its first). */
 static struct op *
-op_new(enum op_type type, const struct conn *c)
+op_new(enum op_type type, const struct conn *c, const char *room)
 {
-	return op_make(type, c, c->name, c->nick);
+	return op_make(type, c, c->name, c->nick, room);
 }
 
 static void
@@ -354,14 +400,14 @@ op_free(struct op *op)
 }
 
 static void
-hook_member(void *arg, struct conn *c, enum bus_member what)
+hook_member(void *arg, struct conn *c, const char *room, enum bus_member what)
 {
 	struct cluster *cl = arg;
 	struct op *op;
 
 	if (atomic_load(&cl->leaving))
 		return; /* shutdown: cluster_stop says goodbye for all */
-	if ((op = op_new(what == BUS_LEFT ? OP_MEMBER_DEL : OP_MEMBER_SET, c)) == NULL) {
+	if ((op = op_new(what == BUS_LEFT ? OP_MEMBER_DEL : OP_MEMBER_SET, c, room)) == NULL) {
 		log_warn("cluster: out of memory: presence of %s not updated", c->name);
 		return;
 	}
@@ -385,7 +431,7 @@ static int
 hook_claim_nick(void *arg, struct conn *c, const char *nick)
 {
 	struct cluster *cl = arg;
-	struct op *op = op_new(OP_CLAIM, c);
+	struct op *op = op_new(OP_CLAIM, c, c->room != NULL ? c->room->name : "");
 	int rc = -ENOTCONN;
 
 	if (op == NULL)
@@ -412,7 +458,7 @@ static int
 hook_tell(void *arg, struct conn *from, const char *nick, struct msg *m)
 {
 	struct cluster *cl = arg;
-	struct op *op = op_new(OP_TELL, from);
+	struct op *op = op_new(OP_TELL, from, "");
 	int rc = -ENOTCONN;
 
 	if (op == NULL)
@@ -437,17 +483,67 @@ hook_tell(void *arg, struct conn *from, const char *nick, struct msg *m)
 }
 
 static char *
-hook_names(void *arg, size_t *n)
+hook_names(void *arg, const char *room, size_t *n)
 {
 	struct cluster *cl = arg;
-	char *out = NULL;
+	size_t len = 1, k = 0;
+	char *out = NULL, *p;
 
 	pthread_mutex_lock(&cl->names_mu);
 	*n = 0;
-	if (cl->names != NULL && cl->nnames > 0 && (out = strdup(cl->names)) != NULL)
-		*n = cl->nnames;
+	for (size_t i = 0; i < cl->nremote; i++)
+		if (room == NULL || strcasecmp(cl->remote[i].room, room) == 0)
+			len += strlen(cl->remote[i].name) + 2;
+	if (len > 1 && (out = malloc(len)) != NULL) {
+		p = out;
+		for (size_t i = 0; i < cl->nremote; i++)
+			if (room == NULL || strcasecmp(cl->remote[i].room, room) == 0)
+				p += sprintf(p, "%s%s", k++ > 0 ? ", " : "", cl->remote[i].name);
+		*p = '\0';
+		*n = k;
+	}
 	pthread_mutex_unlock(&cl->names_mu);
 	return out;
+}
+
+/* The other servers' rooms with their member counts, and every topic. */
+static struct bus_room *
+hook_rooms(void *arg, size_t *n)
+{
+	struct cluster *cl = arg;
+	struct bus_room *all;
+	size_t k = 0;
+
+	pthread_mutex_lock(&cl->names_mu);
+	*n = 0;
+	if ((all = calloc(cl->nremote + cl->ntopics + 1, sizeof(*all))) == NULL) {
+		pthread_mutex_unlock(&cl->names_mu);
+		return NULL;
+	}
+	for (size_t i = 0; i < cl->ntopics; i++)
+		all[k++] = cl->topics[i];
+	for (size_t i = 0; i < cl->nremote; i++) {
+		size_t j;
+
+		for (j = 0; j < k; j++)
+			if (strcasecmp(all[j].name, cl->remote[i].room) == 0)
+				break;
+		if (j == k)
+			snprintf(all[k++].name, sizeof(all[0].name), "%s", cl->remote[i].room);
+		all[j].members++;
+	}
+	pthread_mutex_unlock(&cl->names_mu);
+	*n = k;
+	return all;
+}
+
+static void
+hook_rooms_changed(void *arg)
+{
+	struct cluster *cl = arg;
+
+	atomic_store(&cl->rooms_dirty, true);
+	wake_bus(cl);
 }
 
 /* --- commands to Redis (bus thread) ------------------------------------------------- */
@@ -512,7 +608,7 @@ on_ignore(redisAsyncContext *ac, void *reply, void *priv)
 		log_warn("cluster: Redis (%s) answered: %s", l->what, r->str);
 }
 
-/* --- the reader: XREAD of the room and our inbox ----------------------------------- */
+/* --- the reader: XREAD of our rooms and our inbox ----------------------------------- */
 
 static void read_more(struct cluster *cl);
 
@@ -525,6 +621,7 @@ static void read_more(struct cluster *cl);
 #define DELIVER_BATCH 64
 
 struct batch {
+	const char *room;             /* the stream's room: all its lines are for it */
 	struct msg *m[DELIVER_BATCH]; /* references */
 	uint64_t from[DELIVER_BATCH];
 	uint64_t own[DELIVER_BATCH]; /* our own seq, or 0: another server's */
@@ -560,10 +657,10 @@ batch_flush(struct cluster *cl, struct batch *bt)
 			bt->from[k++] = bt->from[i];
 		}
 		bt->n = k;
-		broadcast_deliver(cl->bc, bt->from, bt->m, bt->n, bt->chat);
+		broadcast_deliver(cl->bc, bt->room, bt->from, bt->m, bt->n, bt->chat);
 		pthread_mutex_unlock(&cl->mu);
 	} else {
-		broadcast_deliver(cl->bc, bt->from, bt->m, bt->n, bt->chat);
+		broadcast_deliver(cl->bc, bt->room, bt->from, bt->m, bt->n, bt->chat);
 	}
 	for (size_t i = 0; i < bt->n; i++)
 		msg_unref(bt->m[i]);
@@ -584,69 +681,93 @@ batch_add(struct cluster *cl, struct batch *bt, struct msg *m, uint64_t from, bo
 	bt->from[bt->n++] = from;
 }
 
-/* One entry of the room's stream. */
+/* The receivers' dedup key of a line: its room, and its numbering there
+ * (origins.h). */
 static void
-room_entry(struct cluster *cl, struct batch *bt, const redisReply *fv)
+origin_key(char *out, size_t len, const struct stream *st, const redisReply *o,
+           const redisReply *i, const redisReply *g)
+{
+	char lname[STREAMS_NAME_MAX];
+
+	lower(lname, sizeof(lname), st->name);
+	snprintf(out, len, "%.34s|%.64s/%.20s/%.20s", lname, o->str, i->str,
+	         g != NULL && g->type == REDIS_REPLY_STRING ? g->str : "0");
+}
+
+static bool
+is_str(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_STRING;
+}
+
+/* One entry of a room's stream. */
+static void
+room_entry(struct cluster *cl, struct batch *bt, const struct stream *st, const redisReply *fv)
 {
 	const redisReply *o = field(fv, "o"), *i = field(fv, "i"), *s = field(fv, "s");
-	const redisReply *k = field(fv, "k"), *mv = field(fv, "m");
-	bool chat = k != NULL && k->type == REDIS_REPLY_STRING && k->str[0] == 'c';
-	bool own = o != NULL && o->type == REDIS_REPLY_STRING && strcmp(o->str, cl->node) == 0;
-	uint64_t seq = s != NULL && s->type == REDIS_REPLY_STRING ? strtoull(s->str, NULL, 10) : 0;
+	const redisReply *g = field(fv, "g"), *k = field(fv, "k"), *mv = field(fv, "m");
+	const redisReply *t = field(fv, "T"), *b = field(fv, "b"), *q = field(fv, "q");
+	bool chat = is_str(k) && k->str[0] == 'c';
+	bool own = is_str(o) && strcmp(o->str, cl->node) == 0;
+	uint64_t seq = is_str(s) ? strtoull(s->str, NULL, 10) : 0;
 	struct msg *m;
 
 	if (own && seq == 0)
 		return; /* the reaper's notices about our own clients: not for them */
-	if (own && i != NULL && i->type == REDIS_REPLY_STRING && strcmp(i->str, cl->inc) == 0) {
+	if (own && is_str(i) && strcmp(i->str, cl->inc) == 0) {
 		/* Ours, back from the stream: now our clients hear it, unless
 		 * they already have (sent while the link was down). */
 		struct msg *mine = NULL;
 		uint64_t from = 0;
 		bool chat_ = false;
+		struct outbox_entry *e;
 
+		/* q: its place in our outbox, across all rooms. */
+		seq = is_str(q) ? strtoull(q->str, NULL, 10) : 0;
 		pthread_mutex_lock(&cl->mu);
-		if (seq > cl->self_delivered) {
-			struct outbox_entry *e = outbox_find(&cl->out, seq);
-
-			if (e != NULL && !e->delivered) {
-				if (e->remote_only) {
-					e->delivered = true;
-				} else {
-					/* Marked delivered when the batch goes. */
-					msg_ref(e->m);
-					mine = e->m;
-					from = e->from;
-					chat_ = e->kind == BUS_CHAT;
-				}
+		if ((e = outbox_find(&cl->out, seq)) != NULL && !e->delivered) {
+			if (e->remote_only) {
+				e->delivered = true;
+			} else {
+				/* Marked delivered when the batch goes. */
+				msg_ref(e->m);
+				mine = e->m;
+				from = e->from;
+				chat_ = e->kind == BUS_CHAT;
 			}
-			cl->self_delivered = seq;
 		}
 		pthread_mutex_unlock(&cl->mu);
 		if (mine != NULL)
 			batch_add(cl, bt, mine, from, chat_, seq);
 		return;
 	}
-	if (seq != 0 && o != NULL && i != NULL && i->type == REDIS_REPLY_STRING) {
+	if (seq != 0 && is_str(o) && is_str(i)) {
 		char key[ORIGIN_KEY_MAX];
 		long long gap;
 
-		snprintf(key, sizeof(key), "%s/%s", o->str, i->str);
+		origin_key(key, sizeof(key), st, o, i, g);
 		if ((gap = origins_see(&cl->origins, key, seq)) < 0)
 			return; /* had it */
 		if (gap > 0) {
+			struct msg *n;
+
 			batch_flush(cl, bt); /* what came before the gap, first */
-			log_warn("cluster: up to %lld lines from %s are missing (lost by Redis, or "
-			         "beyond that server's backlog)",
-			         gap, o->str);
-			msg_broadcast_local(cl->bc, NULL,
-			                    msg_notice("lines may be missing: up to %lld from server "
-			                               "%s did not arrive",
-			                               gap, o->str));
+			log_warn("cluster: up to %lld lines of %s from %s are missing (lost by "
+			         "Redis, or beyond that server's backlog)",
+			         gap, st->name, o->str);
+			if ((n = msg_notice("lines may be missing: up to %lld from server %s did "
+			                    "not arrive",
+			                    gap, o->str)) != NULL) {
+				broadcast_send_named(cl->bc, st->name, &n, 1);
+				msg_unref(n);
+			}
 		}
 	}
+	if (is_str(t) && is_str(b))
+		broadcast_set_topic(cl->bc, st->name, t->str, b->str, false);
 	if ((m = msg_from(mv)) == NULL)
 		return;
-	/* The sender is on another server: every local client hears it. */
+	/* The sender is on another server: every local member hears it. */
 	batch_add(cl, bt, m, 0, chat, 0);
 }
 
@@ -681,30 +802,49 @@ on_read(redisAsyncContext *ac, void *reply, void *priv)
 
 	(void)ac;
 	cl->read_sent = 0;
+	cl->unblock_sent = false;
 	if (!need(cl, r, "XREAD"))
 		return;
+	/* NIL: the block ended with nothing new, or CLIENT UNBLOCK (our rooms
+	 * changed): read again, with the rooms as they are now. */
 	if (r->type == REDIS_REPLY_ARRAY) {
 		for (size_t s = 0; s < r->elements; s++) {
-			const redisReply *st = r->element[s];
-			bool room;
-			char *pos;
+			const redisReply *sr = r->element[s];
+			const char *key;
+			struct stream *st = NULL;
 
-			if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
-			    st->element[0]->type != REDIS_REPLY_STRING)
+			if (sr->type != REDIS_REPLY_ARRAY || sr->elements != 2 ||
+			    sr->element[0]->type != REDIS_REPLY_STRING)
 				continue;
-			room = strcmp(st->element[0]->str, cl->k_room) == 0;
-			pos = room ? cl->room_id : cl->inbox_id;
-			for (size_t e = 0; e < st->element[1]->elements; e++) {
-				const redisReply *en = st->element[1]->element[e];
+			key = sr->element[0]->str;
+			if (strcmp(key, cl->k_inbox) != 0) {
+				/* Only the bus thread removes a room: st stays. */
+				pthread_mutex_lock(&cl->mu);
+				st = streams_by_key(&cl->streams, key);
+				pthread_mutex_unlock(&cl->mu);
+				if (st == NULL || st->state != STREAM_READING)
+					continue; /* left since the XREAD was sent */
+				bt.room = st->name;
+			}
+			for (size_t e = 0; e < sr->element[1]->elements; e++) {
+				const redisReply *en = sr->element[1]->element[e];
+				const char *id;
 
 				if (en->type != REDIS_REPLY_ARRAY || en->elements != 2 ||
 				    en->element[0]->type != REDIS_REPLY_STRING)
 					continue;
-				snprintf(pos, sizeof(cl->room_id), "%s", en->element[0]->str);
-				if (room)
-					room_entry(cl, &bt, en->element[1]);
-				else
+				id = en->element[0]->str;
+				if (st == NULL) {
+					snprintf(cl->inbox_id, sizeof(cl->inbox_id), "%s", id);
 					inbox_entry(cl, en->element[1]);
+					continue;
+				}
+				/* A room started again while this XREAD was out
+				 * may have been asked from further on. */
+				if (id_cmp(id, st->pos) <= 0)
+					continue;
+				snprintf(st->pos, sizeof(st->pos), "%s", id);
+				room_entry(cl, &bt, st, en->element[1]);
 			}
 			batch_flush(cl, &bt);
 		}
@@ -714,20 +854,66 @@ on_read(redisAsyncContext *ac, void *reply, void *priv)
 		read_more(cl);
 }
 
+/* XREAD BLOCK of every room we read and our inbox, each from where we are. */
 static void
 read_more(struct cluster *cl)
 {
 	char count[16], block[16];
-	const char *argv[] = { "XREAD", "COUNT", count, "BLOCK", block, "STREAMS",
-		               cl->k_room, cl->k_inbox, cl->room_id, cl->inbox_id };
-	size_t lens[10];
+	const char **argv;
+	size_t *lens, n = 0, argc = 0, k;
 
 	snprintf(count, sizeof(count), "%d", READ_COUNT);
 	snprintf(block, sizeof(block), "%d", READ_BLOCK_MS);
-	for (size_t i = 0; i < 10; i++)
+	pthread_mutex_lock(&cl->mu);
+	STREAMS_EACH(&cl->streams, st)
+		n += st->state == STREAM_READING;
+	argv = malloc((6 + 2 * (n + 1)) * sizeof(*argv));
+	lens = malloc((6 + 2 * (n + 1)) * sizeof(*lens));
+	if (argv == NULL || lens == NULL) {
+		pthread_mutex_unlock(&cl->mu);
+		free(argv);
+		free(lens);
+		link_lost(cl, "out of memory for XREAD");
+		return;
+	}
+	argv[argc++] = "XREAD";
+	argv[argc++] = "COUNT";
+	argv[argc++] = count;
+	argv[argc++] = "BLOCK";
+	argv[argc++] = block;
+	argv[argc++] = "STREAMS";
+	STREAMS_EACH(&cl->streams, st)
+		if (st->state == STREAM_READING)
+			argv[argc++] = st->key;
+	argv[argc++] = cl->k_inbox;
+	k = argc;
+	STREAMS_EACH(&cl->streams, st)
+		if (st->state == STREAM_READING)
+			argv[argc++] = st->pos;
+	argv[argc++] = cl->inbox_id;
+	for (size_t i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	if (cmd(&cl->r, on_read, cl, 10, argv, lens))
+	(void)k;
+	/* hiredis copies the arguments: the rooms may change after this. */
+	if (cmd(&cl->r, on_read, cl, (int)argc, argv, lens))
 		cl->read_sent = mono_ms();
+	pthread_mutex_unlock(&cl->mu);
+	free(argv);
+	free(lens);
+}
+
+/* Our rooms changed: the XREAD in flight names the old ones. */
+static void
+reread(struct cluster *cl)
+{
+	char id[24];
+
+	if (cl->state != UP || cl->read_sent == 0 || cl->unblock_sent || cl->reader_id < 0)
+		return;
+	snprintf(id, sizeof(id), "%lld", cl->reader_id);
+	if (cmd(&cl->w, on_ignore, NULL, 3, (const char *[]){ "CLIENT", "UNBLOCK", id },
+	        (size_t[]){ 6, 7, strlen(id) }))
+		cl->unblock_sent = true;
 }
 
 /* --- the writer: our lines, presence, nicks, private messages ------------------------- */
@@ -747,6 +933,66 @@ on_xadd(redisAsyncContext *ac, void *reply, void *priv)
 	pthread_mutex_unlock(&cl->mu);
 }
 
+static void start_reading(struct cluster *cl, struct stream *st);
+
+/* mu held: XADD e to its room's stream (and, for a new topic, keep it). */
+static bool
+send_entry(struct cluster *cl, struct outbox_entry *e)
+{
+	struct stream *st = streams_find(&cl->streams, e->room);
+	char seq[24], rseq[24], gen[24], from[24], maxlen[16], key[STREAMS_KEY_MAX];
+	const char *kind = e->remote_only ? "r" : e->kind == BUS_CHAT ? "c" : "n";
+	const char *argv[24];
+	size_t lens[24], argc = 0;
+	const char *tab;
+
+	/*
+	 * A line our clients are still to hear, for a room we do not read
+	 * yet: read it from before this line (the writer keeps the order), so
+	 * that they hear it when it comes back.  If nobody here is in that
+	 * room after all (a departure notice), the next look stops reading
+	 * it and counts the line delivered.
+	 */
+	if (st != NULL && st->state == STREAM_NEW && !e->delivered) {
+		start_reading(cl, st);
+		if (!st->wanted)
+			atomic_store(&cl->rooms_dirty, true);
+	}
+	streams_key(&cl->streams, e->room, key, sizeof(key));
+	snprintf(seq, sizeof(seq), "%" PRIu64, e->seq);
+	snprintf(rseq, sizeof(rseq), "%" PRIu64, e->rseq);
+	snprintf(gen, sizeof(gen), "%" PRIu64, e->rgen);
+	snprintf(from, sizeof(from), "%" PRIu64, e->from);
+	snprintf(maxlen, sizeof(maxlen), "%d", STREAM_MAXLEN);
+	if (e->topic != NULL && (tab = strchr(e->topic, '\t')) != NULL) {
+		char lname[STREAMS_NAME_MAX];
+
+		lower(lname, sizeof(lname), e->room);
+		cmd(&cl->w, on_ignore, NULL, 4,
+		    (const char *[]){ "HSET", cl->k_topics, lname, e->topic },
+		    (size_t[]){ 4, strlen(cl->k_topics), strlen(lname), strlen(e->topic) });
+	} else {
+		tab = NULL;
+	}
+	argv[argc++] = "XADD", argv[argc++] = key, argv[argc++] = "MAXLEN", argv[argc++] = "~";
+	argv[argc++] = maxlen, argv[argc++] = "*";
+	argv[argc++] = "o", argv[argc++] = cl->node, argv[argc++] = "i", argv[argc++] = cl->inc;
+	argv[argc++] = "g", argv[argc++] = gen, argv[argc++] = "s", argv[argc++] = rseq;
+	argv[argc++] = "q", argv[argc++] = seq, argv[argc++] = "k", argv[argc++] = kind;
+	argv[argc++] = "f", argv[argc++] = from;
+	for (size_t i = 0; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	if (tab != NULL) {
+		argv[argc] = "b", lens[argc++] = 1;
+		argv[argc] = e->topic, lens[argc++] = (size_t)(tab - e->topic);
+		argv[argc] = "T", lens[argc++] = 1;
+		argv[argc] = tab + 1, lens[argc++] = strlen(tab + 1);
+	}
+	argv[argc] = "m", lens[argc++] = 1;
+	argv[argc] = e->m->data, lens[argc++] = e->m->len;
+	return cmd(&cl->w, on_xadd, (void *)(uintptr_t)e->seq, (int)argc, argv, lens);
+}
+
 static void
 send_outbox(struct cluster *cl)
 {
@@ -755,20 +1001,7 @@ send_outbox(struct cluster *cl)
 
 	pthread_mutex_lock(&cl->mu);
 	while ((e = outbox_next_unsent(&cl->out)) != NULL) {
-		char seq[24], from[24], maxlen[16];
-		const char *kind = e->remote_only ? "r" : e->kind == BUS_CHAT ? "c" : "n";
-		const char *argv[] = { "XADD", cl->k_room, "MAXLEN", "~", maxlen, "*",
-			               "o", cl->node, "i", cl->inc, "s", seq, "k", kind,
-			               "f", from, "m", e->m->data };
-		size_t lens[18];
-
-		snprintf(seq, sizeof(seq), "%" PRIu64, e->seq);
-		snprintf(from, sizeof(from), "%" PRIu64, e->from);
-		snprintf(maxlen, sizeof(maxlen), "%d", STREAM_MAXLEN);
-		for (size_t i = 0; i < 17; i++)
-			lens[i] = strlen(argv[i]);
-		lens[17] = e->m->len;
-		if (!cmd(&cl->w, on_xadd, (void *)(uintptr_t)e->seq, 18, argv, lens))
+		if (!send_entry(cl, e))
 			break;
 		e->sent = true;
 		cl->out.unsent--;
@@ -850,7 +1083,8 @@ on_tell(redisAsyncContext *ac, void *reply, void *priv)
 static void
 member_value(const struct op *op, char *out, size_t len)
 {
-	snprintf(out, len, "%s\t%s", op->name, op->nick);
+	snprintf(out, len, "%s\t%s\t%s", op->name, op->nick,
+	         op->room[0] != '\0' ? op->room : BROADCAST_LOBBY);
 }
 
 static void
@@ -864,7 +1098,7 @@ send_ops(struct cluster *cl)
 	cl->ops_tail = &cl->ops;
 	pthread_mutex_unlock(&cl->mu);
 	while ((op = ops) != NULL) {
-		char id[24], owner[128], val[128], lnick[CONN_NICK_MAX + 1], lold[CONN_NICK_MAX + 1];
+		char id[24], owner[128], val[256], lnick[CONN_NICK_MAX + 1], lold[CONN_NICK_MAX + 1];
 		char ttl[24];
 		const char *keys[2] = { cl->k_nicks, cl->k_members };
 		bool kept = false;
@@ -890,11 +1124,12 @@ send_ops(struct cluster *cl)
 			break;
 		}
 		case OP_CLAIM: {
-			char nv[128];
+			char nv[256];
 			const char *args[] = { lnick, owner, lold, id, nv };
 
 			lower(lold, sizeof(lold), op->oldnick);
-			snprintf(nv, sizeof(nv), "%s@%s\t%s", op->nick, op->c->addr, op->nick);
+			snprintf(nv, sizeof(nv), "%s@%s\t%s\t%s", op->nick, op->c->addr, op->nick,
+			         op->room[0] != '\0' ? op->room : BROADCAST_LOBBY);
 			kept = eval(cl, on_claim, op, LUA_CLAIM, 2, keys, 5, args, NULL);
 			if (!kept && conn_answer_nick(op->c, CONN_NICK_FAILED)) {
 				kick_later(cl, op->c);
@@ -984,40 +1219,63 @@ on_reap(redisAsyncContext *ac, void *reply, void *priv)
 			         r->element[i + 1]->integer);
 }
 
+/* The roster: the other servers' members (name, room), and the topics. */
 static void
-on_names(redisAsyncContext *ac, void *reply, void *priv)
+on_roster(redisAsyncContext *ac, void *reply, void *priv)
 {
 	struct cluster *cl = priv;
 	redisReply *r = reply;
-	size_t len = 1, n = 0;
-	char *out, *p;
+	const redisReply *mem, *top;
+	struct remote *rem;
+	struct bus_room *topics;
+	size_t nr = 0, nt = 0;
 
 	(void)ac;
-	if (!need(cl, r, "names") || r->type != REDIS_REPLY_ARRAY)
+	if (!need(cl, r, "roster") || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_ARRAY || r->element[1]->type != REDIS_REPLY_ARRAY)
 		return;
-	for (size_t i = 0; i < r->elements; i++)
-		if (r->element[i]->type == REDIS_REPLY_STRING)
-			len += r->element[i]->len + 2;
-	if ((out = malloc(len)) == NULL)
+	mem = r->element[0];
+	top = r->element[1];
+	rem = calloc(mem->elements + 1, sizeof(*rem));
+	topics = calloc(top->elements / 2 + 1, sizeof(*topics));
+	if (rem == NULL || topics == NULL) {
+		free(rem);
+		free(topics);
 		return;
-	p = out;
-	*p = '\0';
-	for (size_t i = 0; i < r->elements; i++) {
-		const redisReply *v = r->element[i];
-		const char *tab;
-		size_t nl;
+	}
+	for (size_t i = 0; i < mem->elements; i++) {
+		const redisReply *v = mem->element[i];
+		const char *t1, *t2;
 
 		if (v->type != REDIS_REPLY_STRING)
 			continue;
-		tab = memchr(v->str, '\t', v->len);
-		nl = tab != NULL ? (size_t)(tab - v->str) : v->len;
-		p += sprintf(p, "%s%.*s", n > 0 ? ", " : "", (int)nl, v->str);
-		n++;
+		/* "name<TAB>nick<TAB>room" */
+		t1 = memchr(v->str, '\t', v->len);
+		t2 = t1 != NULL ? memchr(t1 + 1, '\t', v->len - (size_t)(t1 + 1 - v->str)) : NULL;
+		snprintf(rem[nr].name, sizeof(rem[nr].name), "%.*s",
+		         (int)(t1 != NULL ? (size_t)(t1 - v->str) : v->len), v->str);
+		snprintf(rem[nr].room, sizeof(rem[nr].room), "%s",
+		         t2 != NULL && t2[1] == '#' ? t2 + 1 : BROADCAST_LOBBY);
+		nr++;
+	}
+	for (size_t i = 0; i + 1 < top->elements; i += 2) {
+		const redisReply *k = top->element[i], *v = top->element[i + 1];
+		const char *tab;
+
+		if (!is_str(k) || !is_str(v) || (tab = strchr(v->str, '\t')) == NULL)
+			continue;
+		snprintf(topics[nt].name, sizeof(topics[nt].name), "%s", k->str);
+		snprintf(topics[nt].by, sizeof(topics[nt].by), "%.*s", (int)(tab - v->str), v->str);
+		snprintf(topics[nt].topic, sizeof(topics[nt].topic), "%s", tab + 1);
+		nt++;
 	}
 	pthread_mutex_lock(&cl->names_mu);
-	free(cl->names);
-	cl->names = out;
-	cl->nnames = n;
+	free(cl->remote);
+	free(cl->topics);
+	cl->remote = rem;
+	cl->nremote = nr;
+	cl->topics = topics;
+	cl->ntopics = nt;
 	pthread_mutex_unlock(&cl->names_mu);
 }
 
@@ -1025,12 +1283,12 @@ static void
 reap(struct cluster *cl, const char *mode, redisCallbackFn *fn, void *priv)
 {
 	char timeout[24], maxlen[16];
-	const char *keys[] = { cl->k_nodes, cl->k_incs, cl->k_nicks, cl->k_room };
+	const char *keys[] = { cl->k_nodes, cl->k_incs, cl->k_nicks };
 	const char *args[] = { cl->prefix, mode, cl->node, cl->inc, timeout, maxlen };
 
 	snprintf(timeout, sizeof(timeout), "%u", cl->cfg.node_timeout_ms);
 	snprintf(maxlen, sizeof(maxlen), "%d", STREAM_MAXLEN);
-	eval(cl, fn, priv, LUA_REAP, 4, keys, 6, args, NULL);
+	eval(cl, fn, priv, LUA_REAP, 3, keys, 6, args, NULL);
 }
 
 static void
@@ -1039,14 +1297,14 @@ beat(struct cluster *cl)
 	char ttl[24];
 	const char *keys[] = { cl->k_nodes, cl->k_incs, cl->k_inbox };
 	const char *args[] = { cl->prefix, cl->node, cl->inc, ttl };
-	const char *nkeys[] = { cl->k_nodes };
+	const char *nkeys[] = { cl->k_nodes, cl->k_topics, cl->k_rooms };
 	const char *nargs[] = { cl->prefix, cl->node };
 
 	snprintf(ttl, sizeof(ttl), "%u", cl->cfg.node_timeout_ms * 4);
 	if (eval(cl, on_beat, cl, LUA_BEAT, 3, keys, 4, args, NULL) && cl->ping_sent == 0)
 		cl->ping_sent = mono_ms();
 	reap(cl, "expired", on_reap, NULL);
-	eval(cl, on_names, cl, LUA_NAMES, 1, nkeys, 2, nargs, NULL);
+	eval(cl, on_roster, cl, LUA_ROSTER, 3, nkeys, 2, nargs, NULL);
 }
 
 /* --- link state ------------------------------------------------------------------------ */
@@ -1098,6 +1356,11 @@ link_lost(struct cluster *cl, const char *why)
 	cl->ops_on = false;
 	deliver_pending_locked(cl);
 	outbox_unsend(&cl->out, true);
+	/* A room whose start was asked and not answered starts again; one we
+	 * read goes on from where it was. */
+	STREAMS_EACH(&cl->streams, st)
+		if (st->state == STREAM_ASKED)
+			st->state = STREAM_NEW;
 	pthread_mutex_unlock(&cl->mu);
 	broadcast_flush(cl->bc);
 	drop_link(&cl->w);
@@ -1170,8 +1433,8 @@ go_up(struct cluster *cl)
 		struct msg *m = msg_notice("%s joined (server %s is back)", all[i].name, cl->node);
 
 		if (m != NULL) {
-			outbox_push(&cl->out, BUS_NOTICE, all[i].c->join_seq, true, m, true,
-			            deliver_own, cl);
+			push_locked(cl, BUS_NOTICE, all[i].room, NULL, all[i].c->join_seq, true, m,
+			            true);
 			msg_unref(m);
 		}
 	}
@@ -1245,70 +1508,221 @@ on_epoch(redisAsyncContext *ac, void *reply, void *priv)
 		         "from the start; lines it lost are reported as missing",
 		         cl->where, cl->epoch, r->str);
 		cl->epoch_changed = true;
-		snprintf(cl->room_id, sizeof(cl->room_id), "0-0");
+		pthread_mutex_lock(&cl->mu);
+		STREAMS_EACH(&cl->streams, st)
+			snprintf(st->pos, sizeof(st->pos), "0-0");
+		pthread_mutex_unlock(&cl->mu);
 		snprintf(cl->inbox_id, sizeof(cl->inbox_id), "0-0");
 	}
 	snprintf(cl->epoch, sizeof(cl->epoch), "%s", r->str);
 	cl->have_epoch = true;
 }
 
-/* The newest entries of the room: the history at start, or the check that
- * the stream did not lose what we read (appendfsync everysec). */
+/*
+ * The newest entries of a room's stream: where to start reading it, and
+ * its history; or, on a reconnect, the check that the stream did not lose
+ * what we read (appendfsync everysec).
+ */
 static void
 on_room_top(redisAsyncContext *ac, void *reply, void *priv)
 {
-	struct cluster *cl = priv;
+	struct ask *a = priv;
+	struct cluster *cl = a->cl;
 	redisReply *r = reply;
 	struct msg **hist = NULL;
+	struct stream *st;
 	size_t nh = 0;
 
 	(void)ac;
 	if (!need(cl, r, "XREVRANGE") || r->type != REDIS_REPLY_ARRAY)
-		return;
-	if (!cl->first) {
-		if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY &&
-		    id_cmp(r->element[0]->element[0]->str, cl->room_id) < 0) {
-			log_warn("cluster: Redis %s lost lines it had taken (its log ends at %s, we "
-			         "read up to %s): those lines are reported as missing",
-			         cl->where, r->element[0]->element[0]->str, cl->room_id);
-			snprintf(cl->room_id, sizeof(cl->room_id), "%s",
-			         r->element[0]->element[0]->str);
+		goto out;
+	pthread_mutex_lock(&cl->mu);
+	st = streams_find(&cl->streams, a->name);
+	pthread_mutex_unlock(&cl->mu);
+	if (st == NULL)
+		goto out; /* gone since: only the bus thread removes, so st stays */
+	if (a->check) {
+		if (st->state == STREAM_READING && r->elements > 0 &&
+		    r->element[0]->type == REDIS_REPLY_ARRAY &&
+		    id_cmp(r->element[0]->element[0]->str, st->pos) < 0) {
+			log_warn("cluster: Redis %s lost lines of %s it had taken (its log ends at "
+			         "%s, we read up to %s): those lines are reported as missing",
+			         cl->where, st->name, r->element[0]->element[0]->str, st->pos);
+			snprintf(st->pos, sizeof(st->pos), "%s", r->element[0]->element[0]->str);
 		}
-		return;
+		goto out;
 	}
-	/* First contact: start after the newest entry, and give the history
-	 * the newest chat lines, oldest first. */
-	cl->first = false;
-	snprintf(cl->room_id, sizeof(cl->room_id), "0-0");
+	if (st->state != STREAM_ASKED || st->ask != a->ask)
+		goto out; /* a later start supersedes this one */
+	/* Start after the newest entry, and give the history the newest chat
+	 * lines, oldest first. */
+	snprintf(st->pos, sizeof(st->pos), "0-0");
 	if (r->elements > 0 && r->element[0]->type == REDIS_REPLY_ARRAY)
-		snprintf(cl->room_id, sizeof(cl->room_id), "%s", r->element[0]->element[0]->str);
+		snprintf(st->pos, sizeof(st->pos), "%s", r->element[0]->element[0]->str);
+	st->state = STREAM_READING;
 	if (cl->cfg.history > 0)
-		hist = calloc(r->elements, sizeof(*hist));
+		hist = calloc(r->elements + 1, sizeof(*hist));
 	for (size_t k = r->elements; k-- > 0;) {
-		const redisReply *en = r->element[k], *fv, *o, *i, *s, *kd;
+		const redisReply *en = r->element[k], *fv, *o, *i, *s, *g, *kd;
 
 		if (en->type != REDIS_REPLY_ARRAY || en->elements != 2)
 			continue;
 		fv = en->element[1];
 		o = field(fv, "o"), i = field(fv, "i"), s = field(fv, "s"), kd = field(fv, "k");
-		if (o != NULL && i != NULL && s != NULL && s->type == REDIS_REPLY_STRING) {
+		g = field(fv, "g");
+		if (is_str(o) && is_str(i) && is_str(s)) {
 			char key[ORIGIN_KEY_MAX];
 
-			snprintf(key, sizeof(key), "%s/%s", o->str, i->str);
+			origin_key(key, sizeof(key), st, o, i, g);
 			origins_see(&cl->origins, key, strtoull(s->str, NULL, 10));
 		}
-		if (hist != NULL && kd != NULL && kd->type == REDIS_REPLY_STRING && kd->str[0] == 'c' &&
+		if (hist != NULL && is_str(kd) && kd->str[0] == 'c' &&
 		    (hist[nh] = msg_from(field(fv, "m"))) != NULL)
 			nh++;
 	}
 	if (nh > 0) {
 		size_t from = nh > cl->cfg.history ? nh - cl->cfg.history : 0;
 
-		broadcast_record(cl->bc, hist + from, nh - from);
+		broadcast_seed_history(cl->bc, st->name, hist + from, nh - from);
+		broadcast_flush(cl->bc);
 	}
 	for (size_t k = 0; k < nh; k++)
 		msg_unref(hist[k]);
 	free(hist);
+	reread(cl);
+out:
+	free(a);
+}
+
+/* The topic of a room we start to read, for our members there. */
+static void
+on_topic(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct ask *a = priv;
+	redisReply *r = reply;
+	const char *tab;
+
+	(void)ac;
+	if (r != NULL && r->type == REDIS_REPLY_STRING && (tab = strchr(r->str, '\t')) != NULL) {
+		char by[ROOM_BY_MAX];
+
+		snprintf(by, sizeof(by), "%.*s", (int)(tab - r->str), r->str);
+		broadcast_set_topic(a->cl->bc, a->name, tab + 1, by, true);
+	}
+	free(a);
+}
+
+/* An XREVRANGE of st's newest entries, on the writer (which keeps its
+ * order with our XADDs). */
+static bool
+ask_top(struct cluster *cl, struct stream *st, bool check, size_t count)
+{
+	struct ask *a = calloc(1, sizeof(*a));
+	char n[24];
+
+	if (a == NULL)
+		return false;
+	a->cl = cl;
+	snprintf(a->name, sizeof(a->name), "%s", st->name);
+	a->check = check;
+	a->ask = st->ask;
+	snprintf(n, sizeof(n), "%zu", count);
+	if (!cmd(&cl->w, on_room_top, a, 6,
+	         (const char *[]){ "XREVRANGE", st->key, "+", "-", "COUNT", n },
+	         (size_t[]){ 9, strlen(st->key), 1, 1, 5, strlen(n) })) {
+		free(a);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * mu held: start to read st: where from (its newest entry now: our lines
+ * sent after this come after it), its history and its topic.  The room
+ * is in the cluster's set of rooms from now on, so that the roster keeps
+ * its stream while anyone is in it and removes it after.
+ */
+static void
+start_reading(struct cluster *cl, struct stream *st)
+{
+	char lname[STREAMS_NAME_MAX];
+	struct ask *a;
+
+	if (cl->state == DOWN)
+		return;
+	st->ask = ++cl->asks;
+	if (!ask_top(cl, st, false, cl->cfg.history + 256))
+		return;
+	st->state = STREAM_ASKED;
+	lower(lname, sizeof(lname), st->name);
+	if (strcmp(lname, BROADCAST_LOBBY) != 0)
+		cmd(&cl->w, on_ignore, NULL, 3, (const char *[]){ "SADD", cl->k_rooms, lname },
+		    (size_t[]){ 4, strlen(cl->k_rooms), strlen(lname) });
+	if ((a = calloc(1, sizeof(*a))) != NULL) {
+		a->cl = cl;
+		snprintf(a->name, sizeof(a->name), "%s", st->name);
+		if (!cmd(&cl->w, on_topic, a, 3, (const char *[]){ "HGET", cl->k_topics, lname },
+		         (size_t[]){ 4, strlen(cl->k_topics), strlen(lname) }))
+			free(a);
+	}
+}
+
+/*
+ * The rooms with members here changed (or the link came up): read the
+ * new ones, stop reading the empty ones.  A room we stop reading has
+ * nobody here to hear our lines still on their way to it: they count as
+ * delivered, up to the moment of the look (lines pushed later are for
+ * members who came after it, and the room is read again for them).
+ */
+static void
+look_at_rooms(struct cluster *cl)
+{
+	size_t n;
+	char *names;
+	uint64_t upto;
+	bool changed = false;
+
+	atomic_store(&cl->rooms_dirty, false);
+	pthread_mutex_lock(&cl->mu);
+	upto = cl->out.next_seq;
+	pthread_mutex_unlock(&cl->mu);
+	if ((names = broadcast_room_names(cl->bc, &n)) == NULL) {
+		atomic_store(&cl->rooms_dirty, true); /* try again */
+		return;
+	}
+	pthread_mutex_lock(&cl->mu);
+	STREAMS_EACH(&cl->streams, st)
+		st->wanted = false;
+	for (size_t i = 0; i < n; i++) {
+		struct stream *st = streams_get(&cl->streams, names + i * STREAMS_NAME_MAX);
+
+		if (st != NULL)
+			st->wanted = true;
+	}
+	for (size_t b = 0; b < STREAMS_BUCKETS; b++) {
+		struct stream *st = cl->streams.bucket[b], *next;
+
+		for (; st != NULL; st = next) {
+			next = st->next;
+			if (st->wanted) {
+				if (st->state == STREAM_NEW)
+					start_reading(cl, st);
+				continue;
+			}
+			for (size_t i = 0; i < cl->out.len; i++) {
+				struct outbox_entry *e = outbox_at(&cl->out, i);
+
+				if (e->seq < upto && !e->delivered && strcasecmp(e->room, st->name) == 0)
+					e->delivered = true;
+			}
+			changed = changed || st->state == STREAM_READING;
+			streams_remove(&cl->streams, st);
+		}
+	}
+	pthread_mutex_unlock(&cl->mu);
+	free(names);
+	if (changed)
+		reread(cl);
 }
 
 static void
@@ -1326,6 +1740,19 @@ on_inbox_top(redisAsyncContext *ac, void *reply, void *priv)
 			snprintf(cl->inbox_id, sizeof(cl->inbox_id), "%s",
 			         r->element[0]->element[0]->str);
 	}
+}
+
+static void
+on_reader_id(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct cluster *cl = priv;
+	redisReply *r = reply;
+
+	(void)ac;
+	if (!need(cl, r, "CLIENT ID"))
+		return;
+	if (r->type == REDIS_REPLY_INTEGER)
+		cl->reader_id = r->integer;
 }
 
 static void
@@ -1413,11 +1840,11 @@ write_members(struct cluster *cl)
 	    (size_t[]){ 3, strlen(cl->k_members) });
 	all = broadcast_members(cl->bc, &n);
 	for (size_t i = 0; i < n; i++) {
-		struct op *op = op_make(OP_MEMBER_SET, all[i].c, all[i].name, all[i].nick);
+		struct op *op = op_make(OP_MEMBER_SET, all[i].c, all[i].name, all[i].nick, all[i].room);
 
 		if (op != NULL) {
 			/* What the member has now; a nick needs its claim too. */
-			char id[24], val[128], owner[128], lnick[CONN_NICK_MAX + 1];
+			char id[24], val[256], owner[128], lnick[CONN_NICK_MAX + 1];
 			const char *keys[] = { cl->k_nicks, cl->k_members };
 			const char *args[] = { lnick, owner, "", id, val };
 
@@ -1447,8 +1874,6 @@ write_members(struct cluster *cl)
 static void
 connect_links(struct cluster *cl)
 {
-	char count[16];
-
 	if (open_ctx(cl, &cl->w) == NULL || open_ctx(cl, &cl->r) == NULL) {
 		drop_link(&cl->w); /* still DOWN: its callbacks do nothing */
 		drop_link(&cl->r);
@@ -1472,9 +1897,16 @@ connect_links(struct cluster *cl)
 		cmd(&cl->w, on_epoch, cl, 2, (const char *[]){ "GET", cl->k_epoch },
 		    (size_t[]){ 3, strlen(cl->k_epoch) });
 	}
-	snprintf(count, sizeof(count), "%zu", cl->cfg.history + 256);
-	cmd(&cl->w, on_room_top, cl, 6, (const char *[]){ "XREVRANGE", cl->k_room, "+", "-", "COUNT", count },
-	    (size_t[]){ 9, strlen(cl->k_room), 1, 1, 5, strlen(count) });
+	/* The rooms we read go on from where they were (checked: Redis may
+	 * have lost their last lines); the others start once we are up. */
+	pthread_mutex_lock(&cl->mu);
+	STREAMS_EACH(&cl->streams, st)
+		if (st->state == STREAM_READING)
+			ask_top(cl, st, true, 1);
+	pthread_mutex_unlock(&cl->mu);
+	atomic_store(&cl->rooms_dirty, true);
+	cl->reader_id = -1;
+	cmd(&cl->r, on_reader_id, cl, 2, (const char *[]){ "CLIENT", "ID" }, (size_t[]){ 6, 2 });
 	cmd(&cl->w, on_inbox_top, cl, 6,
 	    (const char *[]){ "XREVRANGE", cl->k_inbox, "+", "-", "COUNT", "1" },
 	    (size_t[]){ 9, strlen(cl->k_inbox), 1, 1, 5, 1 });
@@ -1612,7 +2044,12 @@ bus_main(void *arg)
 		if (cl->state == DOWN && now >= cl->next_try && !atomic_load(&cl->stopping))
 			connect_links(cl);
 		if (cl->state == UP) {
+			/* In this order: a member's room is in Redis before its
+			 * server reads the room, and the room is read before our
+			 * first line of it is sent. */
 			send_ops(cl);
+			if (atomic_load(&cl->rooms_dirty))
+				look_at_rooms(cl);
 			send_outbox(cl);
 			if (now >= cl->next_beat) {
 				beat(cl);
@@ -1658,8 +2095,9 @@ cluster_start(struct cluster **out, const struct cluster_config *cfg, struct bro
 	key(cl->k_nodes, cl, "nodes");
 	key(cl->k_incs, cl, "incs");
 	key(cl->k_nicks, cl, "nicks");
-	/* One stream per room: "room:lobby" today (docs/cluster.md). */
-	key(cl->k_room, cl, "room:lobby");
+	key(cl->k_topics, cl, "topics");
+	key(cl->k_rooms, cl, "rooms");
+	streams_init(&cl->streams, cl->prefix);
 	snprintf(what, sizeof(what), "members:%s", cl->node);
 	key(cl->k_members, cl, what);
 	snprintf(what, sizeof(what), "inbox:%s", cl->node);
@@ -1670,7 +2108,8 @@ cluster_start(struct cluster **out, const struct cluster_config *cfg, struct bro
 	cl->r = (struct link){ .cl = cl, .what = "reader", .fd = -1 };
 	cl->state = DOWN;
 	cl->backoff = RETRY_MIN_MS;
-	cl->first = true;
+	cl->reader_id = -1;
+	atomic_init(&cl->rooms_dirty, true);
 	cl->ops_tail = &cl->ops;
 	origins_init(&cl->origins);
 	atomic_init(&cl->stopping, false);
@@ -1696,6 +2135,8 @@ cluster_start(struct cluster **out, const struct cluster_config *cfg, struct bro
 		.claim_nick = hook_claim_nick,
 		.tell = hook_tell,
 		.names = hook_names,
+		.rooms = hook_rooms,
+		.rooms_changed = hook_rooms_changed,
 		.arg = cl,
 	};
 	if ((rc = -pthread_create(&cl->thread, NULL, bus_main, cl)) != 0) {
@@ -1756,7 +2197,9 @@ cluster_stop(struct cluster *cl)
 		free(k);
 	}
 	outbox_destroy(&cl->out);
-	free(cl->names);
+	free(cl->remote);
+	free(cl->topics);
+	streams_destroy(&cl->streams);
 	close(cl->evfd);
 	close(cl->epfd);
 	pthread_mutex_destroy(&cl->mu);

@@ -4,8 +4,11 @@
  * ("chat:"), where a script must reach another server's keys: fine for one
  * Redis, which is what docs/cluster.md describes (sharding goes by room).
  *
- * Values: members:<node> maps a member id to "name<TAB>nick"; nicks maps
- * a lower-case nick to its owner "node<TAB>incarnation<TAB>id".
+ * Values: members:<node> maps a member id to "name<TAB>nick<TAB>room";
+ * nicks maps a lower-case nick to its owner "node<TAB>incarnation<TAB>id";
+ * topics maps a lower-case room ("#dev") to "by<TAB>topic"; rooms is the
+ * set of lower-case rooms whose stream may exist (but #lobby).  A room's
+ * stream is <prefix>room:<name without '#', lower case>.
  */
 #ifndef CLUSTER_LUA_H
 #define CLUSTER_LUA_H
@@ -26,12 +29,12 @@ static const char LUA_BEAT[] =
         "return {now, was}\n";
 
 /*
- * The reaper.  KEYS: nodes incs nicks room.  ARGV: prefix mode node inc
+ * The reaper.  KEYS: nodes incs nicks.  ARGV: prefix mode node inc
  * timeout_ms maxlen.  mode "expired": every node whose heartbeat is older
  * than timeout_ms; "self": node itself (an orderly shutdown); "stale":
  * node if its recorded incarnation is not inc (a run that died and was
  * restarted under the same name).  For each: one "left" notice per member
- * into the room's stream, its nicks released, its keys gone; all in one
+ * into its room's stream, its nicks released, its keys gone; all in one
  * script, so exactly one server does it, once.  Returns {node, count, ...}.
  */
 static const char LUA_REAP[] =
@@ -55,7 +58,8 @@ static const char LUA_REAP[] =
         "  local all = redis.call('HGETALL', mkey)\n"
         "  local n = 0\n"
         "  for i = 1, #all, 2 do\n"
-        "    local name, nick = string.match(all[i + 1], '^([^\\t]*)\\t?(.*)$')\n"
+        "    local name, nick, room = string.match(all[i + 1], '^([^\\t]*)\\t?([^\\t]*)\\t?(.*)$')\n"
+        "    if not room or room == '' then room = '#lobby' end\n"
         "    if nick and nick ~= '' then\n"
         "      local ln = string.lower(nick)\n"
         "      local owner = redis.call('HGET', KEYS[3], ln)\n"
@@ -63,7 +67,8 @@ static const char LUA_REAP[] =
         "        redis.call('HDEL', KEYS[3], ln)\n"
         "      end\n"
         "    end\n"
-        "    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'o', node, 'k', 'n',\n"
+        "    local stream = ARGV[1] .. 'room:' .. string.lower(string.sub(room, 2))\n"
+        "    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'o', node, 'k', 'n',\n"
         "               'm', '* ' .. name .. ' left (' .. why .. ')\\r\\n')\n"
         "    n = n + 1\n"
         "  end\n"
@@ -117,17 +122,41 @@ static const char LUA_TELL[] =
         "redis.call('PEXPIRE', key, ARGV[4])\n"
         "return 1\n";
 
-/* Everyone on the other servers.  KEYS: nodes.  ARGV: prefix node.
- * Returns the "name<TAB>nick" values. */
-static const char LUA_NAMES[] =
-        "local out = {}\n"
+/*
+ * The roster: everyone on the other servers, and the topics.  KEYS: nodes
+ * topics rooms.  ARGV: prefix node.  A room nobody is in any more
+ * (#lobby aside) disappears here, its stream and topic with it: the
+ * script is atomic, so a member's HSET (sent before its server reads or
+ * writes the room) is either seen, and the room kept, or comes after,
+ * into a room that starts afresh.  Returns {the others' member values,
+ * {room, "by<TAB>topic", ...}}.
+ */
+static const char LUA_ROSTER[] =
+        "local out, used = {}, {}\n"
         "for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do\n"
-        "  if node ~= ARGV[2] then\n"
-        "    for _, v in ipairs(redis.call('HVALS', ARGV[1] .. 'members:' .. node)) do\n"
-        "      out[#out + 1] = v\n"
-        "    end\n"
+        "  for _, v in ipairs(redis.call('HVALS', ARGV[1] .. 'members:' .. node)) do\n"
+        "    local room = string.match(v, '^[^\\t]*\\t[^\\t]*\\t(.+)$') or '#lobby'\n"
+        "    used[string.lower(room)] = true\n"
+        "    if node ~= ARGV[2] then out[#out + 1] = v end\n"
         "  end\n"
         "end\n"
-        "return out\n";
+        "for _, room in ipairs(redis.call('SMEMBERS', KEYS[3])) do\n"
+        "  if not used[room] then\n"
+        "    redis.call('DEL', ARGV[1] .. 'room:' .. string.sub(room, 2))\n"
+        "    redis.call('HDEL', KEYS[2], room)\n"
+        "    redis.call('SREM', KEYS[3], room)\n"
+        "  end\n"
+        "end\n"
+        "local topics = redis.call('HGETALL', KEYS[2])\n"
+        "local kept = {}\n"
+        "for i = 1, #topics, 2 do\n"
+        "  if used[topics[i]] or topics[i] == '#lobby' then\n"
+        "    kept[#kept + 1] = topics[i]\n"
+        "    kept[#kept + 1] = topics[i + 1]\n"
+        "  else\n"
+        "    redis.call('HDEL', KEYS[2], topics[i])\n"
+        "  end\n"
+        "end\n"
+        "return {out, kept}\n";
 
 #endif /* CLUSTER_LUA_H */

@@ -143,6 +143,21 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 	}
 }
 
+/* In a cluster, the other servers' members in room (NULL: anywhere), as
+ * the bus last heard; 0 standalone. */
+static size_t
+remote_count(const struct command_ctx *cx, const char *room)
+{
+	size_t n = 0;
+	char *names;
+
+	if (cx->bc->bus.names == NULL)
+		return 0;
+	names = cx->bc->bus.names(cx->bc->bus.arg, room, &n);
+	free(names);
+	return n;
+}
+
 /*
  * /who: the members of c's room, or with "*" of the whole server (and
  * cluster).  While c is in #lobby and #lobby is everyone, the line reads
@@ -155,14 +170,16 @@ do_who(const struct command_ctx *cx, struct conn *c, bool everyone)
 	char *names = broadcast_names(cx->bc, everyone ? NULL : c, &n), *remote = NULL;
 	char head[64];
 
-	if (everyone || (c->room == cx->bc->lobby && n == broadcast_online(cx->bc))) {
+	if (everyone || (c->room == cx->bc->lobby && n == broadcast_online(cx->bc) &&
+	                 remote_count(cx, BROADCAST_LOBBY) == remote_count(cx, NULL))) {
 		everyone = true;
 		snprintf(head, sizeof(head), "online");
 	} else {
 		snprintf(head, sizeof(head), "in %s", c->room->name);
 	}
-	if (names != NULL && everyone && cx->bc->bus.names != NULL &&
-	    (remote = cx->bc->bus.names(cx->bc->bus.arg, &rn)) != NULL) {
+	if (names != NULL && cx->bc->bus.names != NULL &&
+	    (remote = cx->bc->bus.names(cx->bc->bus.arg, everyone ? NULL : c->room->name, &rn)) !=
+	            NULL) {
 		/* Other servers' clients after ours. */
 		size_t ln = strlen(names);
 		char *all = malloc(ln + 2 + strlen(remote) + 1);
@@ -299,22 +316,6 @@ do_msg(const struct command_ctx *cx, struct conn *c, const char *args, const cha
 	conn_unref(to);
 }
 
-/*
- * Rooms, their topics and /rooms are one server's for now: one Redis
- * stream per room is not built yet, and a cluster keeps everyone in
- * #lobby rather than show each server a different room.  True (and c
- * told) in a cluster.
- */
-static bool
-in_cluster(const struct command_ctx *cx, struct conn *c)
-{
-	if (cx->bc->bus.publish == NULL)
-		return false;
-	msg_tell(c, msg_notice("rooms are not available in a cluster yet: everyone is in %s",
-	                       BROADCAST_LOBBY));
-	return true;
-}
-
 /* /join NAME: c's own job moves it; the two rooms are told. */
 static void
 do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
@@ -324,8 +325,6 @@ do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	size_t here;
 	int rc;
 
-	if (in_cluster(cx, c))
-		return;
 	if (n == 0) {
 		msg_tell(c, msg_notice("usage: /join NAME (you are in %s)", c->room->name));
 		return;
@@ -362,6 +361,8 @@ do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 		msg_broadcast_room(cx->bc, left,
 		                   msg_notice("%s left for %s", c->name, c->room->name));
 	room_unref(left);
+	/* In a cluster, "here" counts the other servers' members too. */
+	here += remote_count(cx, c->room->name);
 	msg_broadcast(cx->bc, c, msg_notice("%s joined %s (%zu here)", c->name, c->room->name, here));
 	msg_tell(c, msg_notice("you are now in %s (%zu here)", c->room->name, here));
 	broadcast_topic(cx->bc, c, NULL, topic, sizeof(topic), by, sizeof(by));
@@ -370,18 +371,57 @@ do_join(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	do_who(cx, c, false);
 }
 
+/*
+ * In a cluster, the other servers' rooms join ours: their members add to
+ * our counts, their rooms we have nobody in are listed too, and a topic
+ * comes from the cluster where we have none here.  Returns the new count
+ * (*all may move).
+ */
+static size_t
+merge_remote_rooms(const struct command_ctx *cx, struct broadcast_room **all, size_t n)
+{
+	struct bus_room *rem;
+	struct broadcast_room *grown;
+	size_t rn = 0;
+
+	if (cx->bc->bus.rooms == NULL ||
+	    (rem = cx->bc->bus.rooms(cx->bc->bus.arg, &rn)) == NULL)
+		return n;
+	if ((grown = realloc(*all, (n + rn + 1) * sizeof(**all))) != NULL) {
+		*all = grown;
+		for (size_t i = 0; i < rn; i++) {
+			size_t j;
+
+			for (j = 0; j < n; j++)
+				if (strcasecmp(grown[j].name, rem[i].name) == 0)
+					break;
+			if (j == n) {
+				if (rem[i].members == 0)
+					continue; /* a topic of a room nobody is in */
+				snprintf(grown[n].name, sizeof(grown[n].name), "%s", rem[i].name);
+				grown[n].topic[0] = '\0';
+				grown[n++].members = 0;
+			}
+			grown[j].members += rem[i].members;
+			if (grown[j].topic[0] == '\0')
+				snprintf(grown[j].topic, sizeof(grown[j].topic), "%s", rem[i].topic);
+		}
+	}
+	free(rem);
+	return n;
+}
+
 static void
 do_rooms(const struct command_ctx *cx, struct conn *c)
 {
 	size_t n;
 	struct broadcast_room *all;
 
-	if (in_cluster(cx, c))
-		return;
 	if ((all = broadcast_rooms(cx->bc, &n)) == NULL) {
 		msg_tell(c, msg_notice("out of memory"));
 		return;
 	}
+	n = merge_remote_rooms(cx, &all, n);
 	msg_tell(c, msg_notice("%zu room%s:", n, n == 1 ? "" : "s"));
 	for (size_t i = 0; i < n; i++) {
 		if (all[i].topic[0] != '\0')
@@ -398,9 +438,9 @@ static void
 do_topic(const struct command_ctx *cx, struct conn *c, const char *text, size_t n)
 {
 	char topic[ROOM_TOPIC_MAX + 1], by[ROOM_BY_MAX], set[ROOM_TOPIC_MAX + 1];
+	char both[ROOM_BY_MAX + 1 + ROOM_TOPIC_MAX + 1];
+	struct msg *m;
 
-	if (in_cluster(cx, c))
-		return;
 	if (n == 0) {
 		broadcast_topic(cx->bc, c, NULL, topic, sizeof(topic), by, sizeof(by));
 		if (topic[0] == '\0')
@@ -420,8 +460,13 @@ do_topic(const struct command_ctx *cx, struct conn *c, const char *text, size_t 
 	set[n] = '\0';
 	broadcast_topic(cx->bc, c, set, topic, sizeof(topic), by, sizeof(by));
 	msg_tell(c, msg_notice("you set the topic of %s: %s", c->room->name, topic));
-	msg_broadcast(cx->bc, c, msg_notice("%s set the topic of %s: %s", c->name, c->room->name,
-	                                    topic));
+	/* The other servers of a cluster keep the topic too: it travels with
+	 * its notice. */
+	snprintf(both, sizeof(both), "%s\t%s", by, topic);
+	if ((m = msg_notice("%s set the topic of %s: %s", c->name, c->room->name, topic)) != NULL) {
+		broadcast_send_topic(cx->bc, c, m, both);
+		msg_unref(m);
+	}
 }
 
 static void

@@ -11,16 +11,41 @@ origins_init(struct origins *t)
 {
 	t->n = 0;
 	t->clock = 0;
+	for (size_t i = 0; i < ORIGINS_BUCKETS; i++)
+		t->bucket[i] = -1;
+}
+
+/* FNV-1a: short keys, and no adversary (they come from our servers). */
+static size_t
+hash(const char *key)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *key != '\0'; key++)
+		h = (h ^ (unsigned char)*key) * 16777619u;
+	return h & (ORIGINS_BUCKETS - 1);
+}
+
+static void
+unchain(struct origins *t, int i)
+{
+	int *pp = &t->bucket[hash(t->row[i].key)];
+
+	while (*pp != -1 && *pp != i)
+		pp = &t->row[*pp].next;
+	if (*pp == i)
+		*pp = t->row[i].next;
 }
 
 long long
 origins_see(struct origins *t, const char *key, uint64_t seq)
 {
+	size_t h = hash(key);
 	struct origin *o = NULL;
 	uint64_t gap;
+	int i;
 
-	/* Linear: a cluster is a handful of servers. */
-	for (size_t i = 0; i < t->n; i++)
+	for (i = t->bucket[h]; i != -1; i = t->row[i].next)
 		if (strcmp(t->row[i].key, key) == 0) {
 			o = &t->row[i];
 			break;
@@ -28,14 +53,20 @@ origins_see(struct origins *t, const char *key, uint64_t seq)
 	t->clock++;
 	if (o == NULL) {
 		if (t->n < ORIGINS_MAX) {
-			o = &t->row[t->n++];
+			i = (int)t->n++;
 		} else {
-			o = &t->row[0];
-			for (size_t i = 1; i < t->n; i++)
-				if (t->row[i].used < o->used)
-					o = &t->row[i];
+			/* Full: the least recently heard goes.  A scan, but only
+			 * when a new origin comes to a full table. */
+			i = 0;
+			for (size_t k = 1; k < t->n; k++)
+				if (t->row[k].used < t->row[i].used)
+					i = (int)k;
+			unchain(t, i);
 		}
+		o = &t->row[i];
 		snprintf(o->key, sizeof(o->key), "%s", key);
+		o->next = t->bucket[h];
+		t->bucket[h] = i;
 		o->last = seq;
 		o->used = t->clock;
 		return 0;

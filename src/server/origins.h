@@ -5,11 +5,14 @@
  * restarted empty) reaches nobody twice, and a line that never came is
  * noticed when a later one of the same origin does.
  *
- * Each origin numbers its lines 1, 2, 3, ... (outbox.h) and sends them in
- * that order, so one number per origin is the whole state: the highest
- * delivered.  The table is small (one row per server run seen) and bounded:
- * the row heard from least recently goes when it is full.  Owned by the
- * bus thread; no lock.
+ * An origin is one numbering: a server's run in one room (the room, the
+ * node name, the incarnation and the numbering's generation, streams.h).
+ * Each numbers its lines 1, 2, 3, ... and sends them in that order on one
+ * connection into one stream, so one number per origin is the whole
+ * state: the highest delivered.  The table has a row per origin heard
+ * from (a few per room with members here), found by a hash, and is
+ * bounded: the row heard from least recently goes when it is full.  Owned
+ * by the bus thread; no lock.
  */
 #ifndef ORIGINS_H
 #define ORIGINS_H
@@ -17,17 +20,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ORIGINS_MAX 256
-#define ORIGIN_KEY_MAX 96
+#define ORIGINS_MAX 4096
+#define ORIGINS_BUCKETS 8192 /* a power of two */
+#define ORIGIN_KEY_MAX 160
 
 struct origin {
-	char key[ORIGIN_KEY_MAX]; /* "node/incarnation" */
+	char key[ORIGIN_KEY_MAX]; /* "room|node/incarnation/generation" */
 	uint64_t last;            /* the highest seq delivered */
 	uint64_t used;            /* the table's clock when last heard from */
+	int next;                 /* the next row in its bucket, or -1 */
 };
 
 struct origins {
 	struct origin row[ORIGINS_MAX];
+	int bucket[ORIGINS_BUCKETS]; /* first row of each chain, or -1 */
 	size_t n;
 	uint64_t clock;
 };

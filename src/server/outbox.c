@@ -1,8 +1,11 @@
 /* The outbox; see outbox.h. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "outbox.h"
 
@@ -27,8 +30,10 @@ outbox_init(struct outbox *o, size_t lines, size_t max_bytes)
 void
 outbox_destroy(struct outbox *o)
 {
-	for (size_t i = 0; i < o->len; i++)
+	for (size_t i = 0; i < o->len; i++) {
 		msg_unref(outbox_at(o, i)->m);
+		free(outbox_at(o, i)->topic);
+	}
 	free(o->ring);
 	o->ring = NULL;
 	o->len = 0;
@@ -58,6 +63,7 @@ drop_oldest(struct outbox *o, void (*deliver)(void *, struct outbox_entry *), vo
 	}
 	o->bytes -= e->m->len;
 	msg_unref(e->m);
+	free(e->topic);
 	o->head = (o->head + 1) % o->cap;
 	o->len--;
 }
@@ -80,11 +86,15 @@ grow(struct outbox *o)
 }
 
 uint64_t
-outbox_push(struct outbox *o, enum bus_kind kind, uint64_t from, bool remote_only, struct msg *m,
-            bool delivered, void (*deliver)(void *, struct outbox_entry *), void *arg)
+outbox_push(struct outbox *o, enum bus_kind kind, const char *room, const char *topic,
+            uint64_t from, bool remote_only, struct msg *m, bool delivered,
+            void (*deliver)(void *, struct outbox_entry *), void *arg)
 {
 	struct outbox_entry *e;
+	char *t = NULL;
 
+	if (topic != NULL && (t = strdup(topic)) == NULL)
+		return 0;
 	while (o->len > 0 && (o->len >= o->lines || o->bytes + m->len > o->max_bytes)) {
 		/* Over the bound with every line still in flight (the link is
 		 * up, but behind): room for more, up to OUTBOX_SLACK times,
@@ -102,6 +112,9 @@ outbox_push(struct outbox *o, enum bus_kind kind, uint64_t from, bool remote_onl
 	e = outbox_at(o, o->len++);
 	msg_ref(m);
 	e->seq = o->next_seq++;
+	snprintf(e->room, sizeof(e->room), "%s", room);
+	e->rgen = e->rseq = 0;
+	e->topic = t;
 	e->kind = kind;
 	e->from = from;
 	e->remote_only = remote_only;

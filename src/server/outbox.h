@@ -32,8 +32,14 @@
 #include "bus.h"
 #include "msg.h"
 
+/* Bytes of a room's name, "#x" (room.h's ROOM_NAME_MAX + 2). */
+#define OUTBOX_ROOM_MAX 34
+
 struct outbox_entry {
 	uint64_t seq;
+	char room[OUTBOX_ROOM_MAX]; /* the room it is for */
+	uint64_t rgen, rseq; /* its number in the room (streams.h), set by the caller */
+	char *topic;         /* NULL, or the room's new topic ("by<TAB>text"), owned */
 	enum bus_kind kind;
 	uint64_t from; /* the sender's join_seq; 0: the server */
 	bool remote_only; /* for the other servers only (a re-announcement) */
@@ -62,13 +68,15 @@ int outbox_init(struct outbox *o, size_t lines, size_t max_bytes);
 void outbox_destroy(struct outbox *o);
 
 /*
- * Append m (taking a reference) with the next seq, which it returns.  If
+ * Append m (taking a reference) for room, with a copy of topic (NULL:
+ * none), with the next seq, which it returns (or 0 when out of memory for
+ * the topic: nothing is appended).  If
  * the outbox is full, the oldest entry goes first: if it was never
  * delivered, deliver(arg, entry) is called for it before it goes, so that
  * no line of ours is lost to our own clients.
  */
-uint64_t outbox_push(struct outbox *o, enum bus_kind kind, uint64_t from, bool remote_only,
-                     struct msg *m, bool delivered,
+uint64_t outbox_push(struct outbox *o, enum bus_kind kind, const char *room, const char *topic,
+                     uint64_t from, bool remote_only, struct msg *m, bool delivered,
                      void (*deliver)(void *arg, struct outbox_entry *e), void *arg);
 
 /* The entry with this seq, or NULL if it is not kept (any more). */
