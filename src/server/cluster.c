@@ -45,8 +45,11 @@
 #include "streams.h"
 #include "wake.h"
 
-/* A room's stream keeps about this many entries (XADD MAXLEN ~). */
+/* A room's stream keeps about this many entries (XADD MAXLEN ~): #lobby,
+ * everyone's room, more; Redis's memory is at most the rooms with members
+ * times this (docs/cluster.md). */
 #define STREAM_MAXLEN 100000
+#define ROOM_STREAM_MAXLEN 10000
 /* Entries one XREAD brings at most, and how long it blocks. */
 #define READ_COUNT 512
 #define READ_BLOCK_MS 1000
@@ -963,7 +966,8 @@ send_entry(struct cluster *cl, struct outbox_entry *e)
 	snprintf(rseq, sizeof(rseq), "%" PRIu64, e->rseq);
 	snprintf(gen, sizeof(gen), "%" PRIu64, e->rgen);
 	snprintf(from, sizeof(from), "%" PRIu64, e->from);
-	snprintf(maxlen, sizeof(maxlen), "%d", STREAM_MAXLEN);
+	snprintf(maxlen, sizeof(maxlen), "%d",
+	         strcasecmp(e->room, BROADCAST_LOBBY) == 0 ? STREAM_MAXLEN : ROOM_STREAM_MAXLEN);
 	if (e->topic != NULL && (tab = strchr(e->topic, '\t')) != NULL) {
 		char lname[STREAMS_NAME_MAX];
 
@@ -1282,13 +1286,14 @@ on_roster(redisAsyncContext *ac, void *reply, void *priv)
 static void
 reap(struct cluster *cl, const char *mode, redisCallbackFn *fn, void *priv)
 {
-	char timeout[24], maxlen[16];
+	char timeout[24], maxlen[16], room_maxlen[16];
 	const char *keys[] = { cl->k_nodes, cl->k_incs, cl->k_nicks };
-	const char *args[] = { cl->prefix, mode, cl->node, cl->inc, timeout, maxlen };
+	const char *args[] = { cl->prefix, mode, cl->node, cl->inc, timeout, maxlen, room_maxlen };
 
 	snprintf(timeout, sizeof(timeout), "%u", cl->cfg.node_timeout_ms);
 	snprintf(maxlen, sizeof(maxlen), "%d", STREAM_MAXLEN);
-	eval(cl, fn, priv, LUA_REAP, 3, keys, 6, args, NULL);
+	snprintf(room_maxlen, sizeof(room_maxlen), "%d", ROOM_STREAM_MAXLEN);
+	eval(cl, fn, priv, LUA_REAP, 3, keys, 7, args, NULL);
 }
 
 static void

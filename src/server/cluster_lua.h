@@ -30,7 +30,7 @@ static const char LUA_BEAT[] =
 
 /*
  * The reaper.  KEYS: nodes incs nicks.  ARGV: prefix mode node inc
- * timeout_ms maxlen.  mode "expired": every node whose heartbeat is older
+ * timeout_ms maxlen(#lobby) maxlen(other rooms).  mode "expired": every node whose heartbeat is older
  * than timeout_ms; "self": node itself (an orderly shutdown); "stale":
  * node if its recorded incarnation is not inc (a run that died and was
  * restarted under the same name).  For each: one "left" notice per member
@@ -68,7 +68,8 @@ static const char LUA_REAP[] =
         "      end\n"
         "    end\n"
         "    local stream = ARGV[1] .. 'room:' .. string.lower(string.sub(room, 2))\n"
-        "    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[6], '*', 'o', node, 'k', 'n',\n"
+        "    local maxlen = room == '#lobby' and ARGV[6] or ARGV[7]\n"
+        "    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'o', node, 'k', 'n',\n"
         "               'm', '* ' .. name .. ' left (' .. why .. ')\\r\\n')\n"
         "    n = n + 1\n"
         "  end\n"
