@@ -20,6 +20,14 @@
  * else: each sender's lines are then due to the other members of its room
  * only, and a line that reaches another room counts as "wrong room".
  *
+ * With --movers N (and --rooms K > 1) N more clients, which send nothing,
+ * each go through --moves rooms in turn (/join, and the next as soon as
+ * the server says "you are now in") while the others chat: a /join storm.
+ * A mover must never get a line twice, nor a line of a room it is not in
+ * (between its /join and the server's answer, either room's lines may
+ * come); the senders' lines must still reach every other member whole.
+ * Reports the moves' latency (from /join to the answer).
+ *
  * With --tls every connection speaks TLS (OpenSSL; the certificate is not
  * checked: this measures, it does not trust).  Handshake mode (--handshakes
  * SECS) keeps --clients TLS handshakes going for SECS seconds, each counted
@@ -73,6 +81,8 @@ struct opts {
 	bool tls;
 	double handshakes; /* seconds of handshake churn; 0: not that mode */
 	size_t rooms;      /* clients spread over this many rooms; 1: one room */
+	size_t movers;     /* more clients, going from room to room */
+	size_t moves;      /* rooms each mover goes to */
 };
 
 /* One connection. */
@@ -87,6 +97,12 @@ struct client {
 	size_t sent; /* lines generated (a sender's sequence number) */
 	bool want_out;
 	bool ready; /* the probe reached it: the server has it */
+	/* Movers only. */
+	bool mover;
+	long cur, pending;  /* the room it is in, the one it asked for: -1 none */
+	size_t moves_done;
+	int64_t move_sent;  /* when it sent its /join */
+	uint32_t *last;     /* per sender: the highest seq it got + 1 */
 };
 
 /* Latency histogram: 32 buckets per power of two of nanoseconds, ~3%. */
@@ -97,6 +113,12 @@ struct stats {
 	uint64_t deliveries, lost, dup, reordered, corrupt, foreign, wrong_room;
 	uint64_t hist[HIST_N];
 	uint64_t lat_max;
+};
+
+/* The movers': their moves and what reached them. */
+struct moves {
+	uint64_t done, deliveries;
+	struct stats lat; /* /join to "you are now in" */
 };
 
 struct bench {
@@ -116,6 +138,7 @@ struct bench {
 	int64_t t0;         /* when sending began */
 	int64_t t_last;     /* the last delivery */
 	struct stats st;
+	struct moves mv;
 	char rbuf[1 << 18]; /* leftover + one read */
 	void *ctx;          /* SSL_CTX *, with --tls */
 };
@@ -505,6 +528,19 @@ on_body(struct bench *b, struct client *c, const char *body, size_t len, int64_t
 	}
 	if (b->seen == NULL)
 		return;
+	if (c->mover) {
+		long room = (long)(sender % b->o.rooms);
+
+		if (room != c->cur && room != c->pending) {
+			b->st.wrong_room++; /* a room it is not in */
+		} else if (seq + 1 <= c->last[sender]) {
+			b->st.dup++; /* it had this one, or a later one */
+		} else {
+			c->last[sender] = (uint32_t)seq + 1;
+			b->mv.deliveries++;
+		}
+		return;
+	}
 	if (b->o.proto == PROTO_CHAT && sender == c->id) {
 		b->st.dup++; /* the server never echoes a line to its sender */
 		return;
@@ -528,6 +564,45 @@ on_body(struct bench *b, struct client *c, const char *body, size_t len, int64_t
 	b->t_last = now;
 }
 
+/* A mover asks for its next room. */
+static void
+move_on(struct bench *b, struct client *c)
+{
+	char cmd[64];
+
+	c->pending = (long)((c->id + c->moves_done + 1) % b->o.rooms);
+	if (c->pending == c->cur)
+		c->pending = (c->pending + 1) % (long)b->o.rooms;
+	snprintf(cmd, sizeof(cmd), "/join cb%08" PRIx32 "-%ld\n", b->run, c->pending);
+	c->move_sent = now_ns();
+	queue_raw(c, cmd);
+	write_out(b, c);
+}
+
+/* A notice to a mover: "* you are now in #cbRUN-R (N here)". */
+static void
+on_mover_notice(struct bench *b, struct client *c, const char *line, size_t len, int64_t now)
+{
+	static const char head[] = "* you are now in #";
+	const char *dash;
+
+	if (len < sizeof(head) - 1 + 11 || memcmp(line, head, sizeof(head) - 1) != 0 ||
+	    memcmp(line + sizeof(head) - 1, b->tag, 10) != 0 ||
+	    (dash = memchr(line + sizeof(head) - 1, '-', len - (sizeof(head) - 1))) == NULL)
+		return;
+	if (strtol(dash + 1, NULL, 10) != c->pending) {
+		b->st.wrong_room++; /* moved somewhere it did not ask for */
+		return;
+	}
+	c->cur = c->pending;
+	c->pending = -1;
+	c->moves_done++;
+	b->mv.done++;
+	hist_add(&b->mv.lat, (uint64_t)(now - c->move_sent));
+	if (c->moves_done < b->o.moves)
+		move_on(b, c);
+}
+
 /* chat: "ADDR | STAMP | BODY\r\n"; notices ("* ...") are not ours. */
 static void
 on_chat_line(struct bench *b, struct client *c, const char *line, size_t len, int64_t now)
@@ -536,8 +611,11 @@ on_chat_line(struct bench *b, struct client *c, const char *line, size_t len, in
 
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
-	if (len >= 2 && line[0] == '*' && line[1] == ' ')
+	if (len >= 2 && line[0] == '*' && line[1] == ' ') {
+		if (c->mover)
+			on_mover_notice(b, c, line, len, now);
 		return;
+	}
 	for (int k = 0; k < 2; k++) {
 		p = memchr(line, '|', len);
 		if (p == NULL || (size_t)(p - line) + 2 > len || p[1] != ' ') {
@@ -782,7 +860,17 @@ connect_all(struct bench *b, size_t n)
 			queue_raw(c, cmd);
 			write_out(b, c);
 		}
-		if (b->o.rooms > 1) {
+		if (i >= b->o.clients) {
+			/* A mover: in #lobby until the storm begins; never
+			 * probed (it is in no room of ours). */
+			c->mover = true;
+			c->cur = c->pending = -1;
+			c->ready = true;
+			b->ready++;
+			c->last = calloc(b->o.senders, sizeof(*c->last));
+			if (c->last == NULL)
+				die("out of memory for mover %zu", i);
+		} else if (b->o.rooms > 1) {
 			char cmd[64];
 
 			snprintf(cmd, sizeof(cmd), "/join cb%08" PRIx32 "-%zu\n", b->run,
@@ -917,7 +1005,7 @@ run_fanout(struct bench *b)
 	if (b->seen == NULL || b->highest == NULL)
 		die("out of memory for %zu delivery bits", bits);
 
-	connect_all(b, o->clients);
+	connect_all(b, o->clients + o->movers);
 	ready_s = wait_ready(b);
 
 	cpu0 = cpu_seconds();
@@ -925,8 +1013,10 @@ run_fanout(struct bench *b)
 	b->unthrottled = o->rate == 0 ? o->senders : 0;
 	for (size_t i = 0; o->rate == 0 && i < o->senders; i++)
 		write_out(b, &b->c[i]);
+	for (size_t i = o->clients; i < o->clients + o->movers; i++)
+		move_on(b, &b->c[i]);
 	idle_since = b->t0;
-	while (b->st.deliveries < b->expected) {
+	while (b->st.deliveries < b->expected || b->mv.done < o->movers * o->moves) {
 		int64_t t = now_ns();
 		int wait = 50;
 
@@ -954,8 +1044,8 @@ run_fanout(struct bench *b)
 		}
 		poll_once(b, wait);
 		t = now_ns();
-		if (b->st.deliveries != last_count) {
-			last_count = b->st.deliveries;
+		if (b->st.deliveries + b->mv.done != last_count) {
+			last_count = b->st.deliveries + b->mv.done;
 			idle_since = t;
 		} else if (t - idle_since > limit &&
 		           (o->rate == 0 ? b->unthrottled == 0
@@ -968,7 +1058,8 @@ run_fanout(struct bench *b)
 	secs = (double)(t_end - b->t0) / 1e9;
 	b->st.lost = b->expected - b->st.deliveries;
 	rate = secs > 0 ? (double)b->st.deliveries / secs : 0;
-	bad = b->st.lost || b->st.dup || b->st.reordered || b->st.corrupt || b->st.wrong_room;
+	bad = b->st.lost || b->st.dup || b->st.reordered || b->st.corrupt || b->st.wrong_room ||
+	      b->mv.done < o->movers * o->moves;
 
 	printf("%-12s %s:%s (%s%s)\n", "server", o->host, o->port,
 	       o->proto == PROTO_RESP ? "redis pub/sub" : "chat", o->tls ? ", TLS" : "");
@@ -989,6 +1080,12 @@ run_fanout(struct bench *b)
 	if (o->rooms > 1)
 		printf("%-12s %zu, about %zu clients each\n", "rooms", o->rooms,
 		       o->clients / o->rooms);
+	if (o->movers > 0)
+		printf("%-12s %" PRIu64 " of %zu (%zu movers x %zu rooms), /join to answer p50 "
+		       "%.3f ms, p99 %.3f ms, max %.3f ms; %" PRIu64 " lines reached the movers\n",
+		       "moves", b->mv.done, o->movers * o->moves, o->movers, o->moves,
+		       hist_pct(&b->mv.lat, 0.50) / 1e6, hist_pct(&b->mv.lat, 0.99) / 1e6,
+		       b->mv.lat.lat_max / 1e6, b->mv.deliveries);
 	printf("%-12s %.0f%% of one core\n", "bench cpu", secs > 0 ? 100 * cpu / secs : 0);
 	printf("{\"label\":\"%s\",\"proto\":\"%s\",\"mode\":\"fanout\",\"clients\":%zu,"
 	       "\"senders\":%zu,\"lines\":%zu,\"payload\":%zu,\"rate\":%.1f,"
@@ -996,12 +1093,13 @@ run_fanout(struct bench *b)
 	       "\"deliveries_per_s\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
 	       "\"lost\":%" PRIu64 ",\"duplicated\":%" PRIu64 ",\"reordered\":%" PRIu64
 	       ",\"corrupted\":%" PRIu64 ",\"wrong_room\":%" PRIu64 ",\"rooms\":%zu"
+	       ",\"movers\":%zu,\"moves_done\":%" PRIu64 ",\"move_p99_ms\":%.3f"
 	       ",\"bench_cpu\":%.3f}\n",
 	       o->label, o->proto == PROTO_RESP ? "resp" : "chat", o->clients, o->senders, o->lines,
 	       o->payload, o->rate, b->st.deliveries, b->expected, secs, rate,
 	       hist_pct(&b->st, 0.50) / 1e6, hist_pct(&b->st, 0.99) / 1e6, b->st.lat_max / 1e6,
 	       b->st.lost, b->st.dup, b->st.reordered, b->st.corrupt, b->st.wrong_room, o->rooms,
-	       secs > 0 ? cpu / secs : 0);
+	       o->movers, b->mv.done, hist_pct(&b->mv.lat, 0.99) / 1e6, secs > 0 ? cpu / secs : 0);
 	return bad ? 1 : 0;
 }
 
@@ -1210,6 +1308,9 @@ usage(FILE *f)
 	           "      --label TEXT        a name for the JSON line\n"
 	           "      --rooms K           client i in room i %% K (/join), lines checked\n"
 	           "                          in their room only (default 1)\n"
+	           "      --movers N          N more clients, each going through --moves rooms\n"
+	           "                          in turn while the others chat (a /join storm)\n"
+	           "      --moves M           rooms each mover goes to (default 10)\n"
 	           "      --tls               every connection speaks TLS (not verified)\n"
 	           "      --handshakes SECS   TLS handshakes, --clients at a time, for SECS\n"
 	           "                          seconds: report handshakes per second\n"
@@ -1265,6 +1366,8 @@ main(int argc, char **argv)
 		{ "free-port", no_argument, NULL, 'F' },
 		{ "tls", no_argument, NULL, 'T' },
 		{ "rooms", required_argument, NULL, 'R' },
+		{ "movers", required_argument, NULL, 'V' },
+		{ "moves", required_argument, NULL, 'W' },
 		{ "handshakes", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -1314,6 +1417,8 @@ main(int argc, char **argv)
 		case 'F': return print_free_port();
 		case 'T': b.o.tls = true; break;
 		case 'R': b.o.rooms = opt_size("--rooms", optarg, 1, 100000); break;
+		case 'V': b.o.movers = opt_size("--movers", optarg, 1, 1000000); break;
+		case 'W': b.o.moves = opt_size("--moves", optarg, 1, 1000000); break;
 		case 'K': b.o.handshakes = opt_double("--handshakes", optarg, 3600); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -1339,6 +1444,10 @@ main(int argc, char **argv)
 		die("--rooms: chat-server only");
 	if (b.o.rooms > 1 && b.o.clients / b.o.rooms < 2)
 		die("--rooms %zu: fewer than two clients a room", b.o.rooms);
+	if (b.o.moves == 0)
+		b.o.moves = 10;
+	if (b.o.movers > 0 && (b.o.rooms < 2 || b.o.connect_only > 0 || b.o.handshakes > 0))
+		die("--movers: needs --rooms 2 or more, in fan-out mode");
 	b.run = (uint32_t)now_ns() ^ ((uint32_t)getpid() << 16);
 	snprintf(b.tag, sizeof(b.tag), "cb%08" PRIx32 " ", b.run);
 	if ((b.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)

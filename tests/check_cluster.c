@@ -422,7 +422,8 @@ START_TEST(test_rooms_span_the_cluster)
 	/* The topic: set on A, announced on B, shown by /topic and /rooms
 	 * there, with the cluster's member counts. */
 	client_say(&alice, "/topic deploys at five\n");
-	ck_assert(client_wait_for(&bob, "set the topic of #dev: deploys at five", WAIT_MS));
+	ck_assert_msg(client_wait_for(&bob, "set the topic of #dev: deploys at five", WAIT_MS),
+	              "no topic notice on B: %s", server_log(&b));
 	client_say(&bob, "/topic\n");
 	ck_assert(client_wait_for(&bob, "topic of #Dev: deploys at five", WAIT_MS));
 	ck_assert_msg(ask_until(&lobby_b, "/rooms\n", "(2 here): deploys at five", WAIT_MS),

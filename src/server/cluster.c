@@ -945,8 +945,8 @@ send_entry(struct cluster *cl, struct outbox_entry *e)
 	struct stream *st = streams_find(&cl->streams, e->room);
 	char seq[24], rseq[24], gen[24], from[24], maxlen[16], key[STREAMS_KEY_MAX];
 	const char *kind = e->remote_only ? "r" : e->kind == BUS_CHAT ? "c" : "n";
-	const char *argv[24];
-	size_t lens[24], argc = 0;
+	const char *argv[32]; /* 20 fields, 4 of a topic, 2 of the line */
+	size_t lens[32], argc = 0;
 	const char *tab;
 
 	/*
