@@ -121,6 +121,14 @@ bench 0 -p "$port" -c 40 --rooms 4 -s 8 -m 20
 	fail "--rooms 4: $(tail -1 "$tmp/out") (want 8 x 20 x 9 deliveries)"
 ok "--rooms 4: 1440 deliveries, each in its room"
 
+# --movers: a /join storm while the others chat; every move answered, no
+# line twice or in a room its mover had left, the senders' lines whole.
+bench 0 -p "$port" -c 40 --rooms 4 -s 8 -m 20 -r 50 --movers 20 --moves 5
+[ "$(field moves_done)" = 100 ] && [ "$(field deliveries)" = 1440 ] &&
+	[ "$(field wrong_room)" = 0 ] && [ "$(field duplicated)" = 0 ] ||
+	fail "--movers 20: $(tail -1 "$tmp/out") (want 100 moves, 1440 deliveries)"
+ok "--movers 20 --moves 5: 100 moves under traffic, nothing lost, repeated or misplaced"
+
 bench 2 -p "$port" --clients 1
 grep -q "clients" "$tmp/err" || fail "bad --clients: no message"
 ok "bad options are refused"
