@@ -863,7 +863,7 @@ read_more(struct cluster *cl)
 {
 	char count[16], block[16];
 	const char **argv;
-	size_t *lens, n = 0, argc = 0, k;
+	size_t *lens, n = 0, argc = 0;
 
 	snprintf(count, sizeof(count), "%d", READ_COUNT);
 	snprintf(block, sizeof(block), "%d", READ_BLOCK_MS);
@@ -889,14 +889,12 @@ read_more(struct cluster *cl)
 		if (st->state == STREAM_READING)
 			argv[argc++] = st->key;
 	argv[argc++] = cl->k_inbox;
-	k = argc;
 	STREAMS_EACH(&cl->streams, st)
 		if (st->state == STREAM_READING)
 			argv[argc++] = st->pos;
 	argv[argc++] = cl->inbox_id;
 	for (size_t i = 0; i < argc; i++)
 		lens[i] = strlen(argv[i]);
-	(void)k;
 	/* hiredis copies the arguments: the rooms may change after this. */
 	if (cmd(&cl->r, on_read, cl, (int)argc, argv, lens))
 		cl->read_sent = mono_ms();
