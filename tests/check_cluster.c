@@ -909,7 +909,7 @@ END_TEST
  * other server once, and nothing from before comes twice.
  */
 static void
-outage(bool aof)
+outage(bool aof, const char *room)
 {
 	struct redis_proc rp = { 0 };
 	struct server_proc a, b;
@@ -926,6 +926,18 @@ outage(bool aof)
 	join(&lb, &b);
 	join(&sa, &a);
 	join(&sb, &b);
+	if (room != NULL) {
+		/* Every guarantee holds in a room as in #lobby. */
+		struct client *all[] = { &la, &sa, &lb, &sb };
+		char cmd[64], want[64];
+
+		snprintf(cmd, sizeof(cmd), "/join %s\n", room);
+		snprintf(want, sizeof(want), "you are now in #%s", room);
+		for (int i = 0; i < 4; i++) {
+			client_say(all[i], cmd);
+			ck_assert(client_wait_for(all[i], want, WAIT_MS));
+		}
+	}
 	pause_ms(300);
 	say_run(&sa, "before", 0, 20);
 	expect_run(&lb, "before", 0, 20);
@@ -965,6 +977,23 @@ outage(bool aof)
 	expect_no_more(&la, "bduring", 200);
 	if (!aof)
 		ck_assert_ptr_nonnull(strstr(server_log(&a), "lost its data"));
+	if (room != NULL) {
+		/* Everyone leaves the room: its stream goes from Redis (the
+		 * one made again after Redis lost its data, too). */
+		struct client *all[] = { &la, &sa, &lb, &sb };
+		char key[64], reply[64];
+		long end = ms_now() + WAIT_MS;
+
+		for (int i = 0; i < 4; i++) {
+			client_say(all[i], "/join lobby\n");
+			ck_assert(client_wait_for(all[i], "you are now in #lobby", WAIT_MS));
+		}
+		snprintf(key, sizeof(key), "EXISTS chat:room:%s", room);
+		while (ms_now() < end && redis_cmd(&rp, key, reply, sizeof(reply)) &&
+		       strcmp(reply, ":0") != 0)
+			pause_ms(200);
+		ck_assert_msg(strcmp(reply, ":0") == 0, "the stream of #%s stays: %s", room, reply);
+	}
 	client_close(&sa);
 	client_close(&sb);
 	client_close(&la);
@@ -976,13 +1005,19 @@ outage(bool aof)
 
 START_TEST(test_redis_restart_without_persistence)
 {
-	outage(false);
+	outage(false, NULL);
+}
+END_TEST
+
+START_TEST(test_redis_restart_without_persistence_in_a_room)
+{
+	outage(false, "ops");
 }
 END_TEST
 
 START_TEST(test_redis_restart_with_aof)
 {
-	outage(true);
+	outage(true, NULL);
 }
 END_TEST
 
@@ -1308,6 +1343,7 @@ cluster_suite(void)
 	tcase_add_test(tc, test_client_kill_loses_and_repeats_nothing);
 	tcase_add_test(tc, test_client_kill_in_rooms_loses_and_repeats_nothing);
 	tcase_add_test(tc, test_redis_restart_without_persistence);
+	tcase_add_test(tc, test_redis_restart_without_persistence_in_a_room);
 	tcase_add_test(tc, test_redis_restart_with_aof);
 	tcase_add_test(tc, test_a_wedged_redis_is_noticed);
 	tcase_add_test(tc, test_a_killed_server_leaves_once);

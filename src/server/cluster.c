@@ -1639,11 +1639,22 @@ ask_top(struct cluster *cl, struct stream *st, bool check, size_t count)
 	return true;
 }
 
+/* The room is in the cluster's set of rooms, so that the roster keeps its
+ * stream while anyone is in it and removes it after (#lobby stays). */
+static void
+room_known(struct cluster *cl, const struct stream *st)
+{
+	char lname[STREAMS_NAME_MAX];
+
+	lower(lname, sizeof(lname), st->name);
+	if (strcmp(lname, BROADCAST_LOBBY) != 0)
+		cmd(&cl->w, on_ignore, NULL, 3, (const char *[]){ "SADD", cl->k_rooms, lname },
+		    (size_t[]){ 4, strlen(cl->k_rooms), strlen(lname) });
+}
+
 /*
  * mu held: start to read st: where from (its newest entry now: our lines
- * sent after this come after it), its history and its topic.  The room
- * is in the cluster's set of rooms from now on, so that the roster keeps
- * its stream while anyone is in it and removes it after.
+ * sent after this come after it), its history and its topic.
  */
 static void
 start_reading(struct cluster *cl, struct stream *st)
@@ -1657,10 +1668,8 @@ start_reading(struct cluster *cl, struct stream *st)
 	if (!ask_top(cl, st, false, cl->cfg.history + 256))
 		return;
 	st->state = STREAM_ASKED;
+	room_known(cl, st);
 	lower(lname, sizeof(lname), st->name);
-	if (strcmp(lname, BROADCAST_LOBBY) != 0)
-		cmd(&cl->w, on_ignore, NULL, 3, (const char *[]){ "SADD", cl->k_rooms, lname },
-		    (size_t[]){ 4, strlen(cl->k_rooms), strlen(lname) });
 	if ((a = calloc(1, sizeof(*a))) != NULL) {
 		a->cl = cl;
 		snprintf(a->name, sizeof(a->name), "%s", st->name);
@@ -1917,6 +1926,13 @@ connect_links(struct cluster *cl)
 	    (size_t[]){ 6, strlen(cl->k_nodes), strlen(cl->node) });
 	reap(cl, "stale", on_reap, NULL);
 	write_members(cl);
+	/* After our members (the roster keeps a room with members): a Redis
+	 * that lost its data lost the set of rooms too. */
+	pthread_mutex_lock(&cl->mu);
+	STREAMS_EACH(&cl->streams, st)
+		if (st->state == STREAM_READING)
+			room_known(cl, st);
+	pthread_mutex_unlock(&cl->mu);
 	beat(cl);
 	cmd(&cl->w, on_ready, &cl->w, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
 	cmd(&cl->r, on_ready, &cl->r, 1, (const char *[]){ "PING" }, (size_t[]){ 4 });
