@@ -514,9 +514,11 @@ START_TEST(test_a_room_is_read_only_where_it_has_members)
 	client_say(&db, "/join dev\n");
 	ck_assert(client_wait_for(&db, "you are now in #dev", WAIT_MS));
 	pause_ms(300);
-	/* With a member in #dev, B reads its stream... */
+	/* With a member in #dev, B reads its stream (on its wakes, and in
+	 * its sweep of every room it reads, each second)... */
+	client_say(&da, "d\n");
 	monitor_reads(&rp, "B", 2500, &reads, &dev);
-	ck_assert_msg(reads > 0 && dev == reads, "B read #dev in %d of %d XREADs", dev, reads);
+	ck_assert_msg(reads > 0 && dev > 0, "B read #dev in %d of %d XREADs", dev, reads);
 	/* ...and without, it does not, however busy #dev is. */
 	client_say(&db, "/join lobby\n");
 	ck_assert(client_wait_for(&db, "you are now in #lobby", WAIT_MS));
@@ -526,7 +528,7 @@ START_TEST(test_a_room_is_read_only_where_it_has_members)
 	monitor_reads(&rp, "B", 2500, &reads, &dev);
 	ck_assert_msg(reads > 0 && dev == 0, "B read #dev in %d of %d XREADs", dev, reads);
 	monitor_reads(&rp, "A", 1500, &reads, &dev);
-	ck_assert_msg(reads > 0 && dev == reads, "A read #dev in %d of %d XREADs", dev, reads);
+	ck_assert_msg(reads > 0 && dev > 0, "A read #dev in %d of %d XREADs", dev, reads);
 	/* Back in #dev, B reads it again, from then on. */
 	client_say(&db, "/join dev\n");
 	ck_assert(client_wait_for(&db, "you are now in #dev", WAIT_MS));

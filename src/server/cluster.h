@@ -1,18 +1,20 @@
 /*
- * The cluster: several chat-servers acting as one room through Redis.
+ * The cluster: several chat-servers sharing their rooms through Redis.
  *
- * One thread of its own, the bus thread, holds the two hiredis contexts
+ * One thread of its own, the bus thread, holds the three hiredis contexts
  * (hiredis is not thread-safe) and makes every Redis call; relay jobs and
  * the accept loop only queue to it through the bus hooks (bus.h) and never
- * wait for Redis.  Its epoll watches the two Redis sockets and an eventfd
- * the hooks write to.
+ * wait for Redis.  Its epoll watches the three Redis sockets and an
+ * eventfd the hooks write to.
  *
- *   writer  XADD of our lines to the room's stream, presence, nick claims,
- *           private messages, heartbeats, the reaper (Lua scripts, so each
- *           is atomic)
- *   reader  XREAD BLOCK of the room's stream and our inbox, from the last
- *           position read: a dropped link loses nothing; a line read again
- *           is dropped by the origin's sequence number (origins.h)
+ *   writer      XADD of our lines to their rooms' streams, each room's wake
+ *               (PUBLISH), presence, nick claims, private messages,
+ *               heartbeats, the reaper (Lua scripts, so each is atomic)
+ *   subscriber  PSUBSCRIBE to every wake: which streams have news
+ *   reader      XREAD of the rooms with news (and of every room we read,
+ *               once a second) and our inbox, from the last position
+ *               read: a dropped link loses nothing; a line read again is
+ *               dropped by its room's numbering (origins.h)
  *
  * docs/cluster.md has the key layout, the guarantees and where they end.
  */

@@ -35,7 +35,9 @@ static const char LUA_BEAT[] =
  * node if its recorded incarnation is not inc (a run that died and was
  * restarted under the same name).  For each: one "left" notice per member
  * into its room's stream, its nicks released, its keys gone; all in one
- * script, so exactly one server does it, once.  Returns {node, count, ...}.
+ * script, so exactly one server does it, once; then the rooms' readers
+ * are woken (a PUBLISH on each room's wake channel).  Returns {node,
+ * count, ...}.
  */
 static const char LUA_REAP[] =
         "local gone = {}\n"
@@ -49,7 +51,7 @@ static const char LUA_REAP[] =
         "  local inc = redis.call('HGET', KEYS[2], ARGV[3])\n"
         "  if inc and inc ~= ARGV[4] then gone = {ARGV[3]} end\n"
         "end\n"
-        "local out = {}\n"
+        "local out, woken = {}, {}\n"
         "for _, node in ipairs(gone) do\n"
         "  local why = 'server ' .. node .. ' is gone'\n"
         "  if ARGV[2] == 'self' then why = 'server ' .. node .. ' shut down' end\n"
@@ -69,6 +71,7 @@ static const char LUA_REAP[] =
         "    end\n"
         "    local stream = ARGV[1] .. 'room:' .. string.lower(string.sub(room, 2))\n"
         "    local maxlen = room == '#lobby' and ARGV[6] or ARGV[7]\n"
+        "    woken[string.lower(string.sub(room, 2))] = true\n"
         "    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'o', node, 'k', 'n',\n"
         "               'm', '* ' .. name .. ' left (' .. why .. ')\\r\\n')\n"
         "    n = n + 1\n"
@@ -79,6 +82,7 @@ static const char LUA_REAP[] =
         "  out[#out + 1] = node\n"
         "  out[#out + 1] = n\n"
         "end\n"
+        "for room in pairs(woken) do redis.call('PUBLISH', ARGV[1] .. 'wake:' .. room, '') end\n"
         "return out\n";
 
 /*
@@ -111,7 +115,8 @@ static const char LUA_LEAVE[] =
 /*
  * A private message.  KEYS: nicks.  ARGV: prefix nick(lower) message
  * ttl_ms.  Into the inbox stream of the nick's server, addressed to its
- * member by incarnation and id.  Returns 1, or 0 if nobody has the nick.
+ * member by incarnation and id, and that server woken.  Returns 1, or 0
+ * if nobody has the nick.
  */
 static const char LUA_TELL[] =
         "local o = redis.call('HGET', KEYS[1], ARGV[2])\n"
@@ -121,6 +126,7 @@ static const char LUA_TELL[] =
         "local key = ARGV[1] .. 'inbox:' .. node\n"
         "redis.call('XADD', key, 'MAXLEN', '~', 1000, '*', 't', inc .. ':' .. id, 'm', ARGV[3])\n"
         "redis.call('PEXPIRE', key, ARGV[4])\n"
+        "redis.call('PUBLISH', ARGV[1] .. 'wake:inbox:' .. node, '')\n"
         "return 1\n";
 
 /*

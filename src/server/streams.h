@@ -16,7 +16,7 @@
  *
  * Locking.  The cluster's mu guards the table's shape (which rooms, the
  * hash chains) and each room's gen and next_seq: the bus hooks number
- * lines from any thread.  state, pos, ask and wanted are the bus
+ * lines from any thread.  state, pos, ask, wanted and dirty are the bus
  * thread's alone; only the bus thread removes a room.
  */
 #ifndef STREAMS_H
@@ -45,6 +45,7 @@ struct stream {
 	char pos[STREAMS_ID_MAX];    /* READING: the last entry read */
 	uint64_t ask;                /* ASKED: which answer is the current one */
 	bool wanted;                 /* a member here at the last look */
+	bool dirty;                  /* READING: a wake came, or a read was cut short */
 	struct stream *next;         /* its hash chain */
 };
 
