@@ -494,6 +494,87 @@ monitor_reads(const struct redis_proc *rp, const char *node, long ms, int *reads
 	client_close(&m);
 }
 
+/* Read n lines of the senders of one room at a and b (one listener on
+ * each server): the same order at both, each sender's in the order sent,
+ * none of another room's. */
+static void
+expect_one_order(struct client *la, struct client *lb, const int *senders, int nsenders,
+                 int lines)
+{
+	static char seen[2][512][32];
+	int next[8] = { 0 };
+	struct client *l[2] = { la, lb };
+
+	ck_assert_int_le(nsenders * lines, 512);
+	for (int side = 0; side < 2; side++) {
+		memset(next, 0, sizeof(next));
+		for (int n = 0; n < nsenders * lines; n++) {
+			const char *t = next_text(l[side], WAIT_MS);
+			int who, k, j;
+
+			ck_assert_msg(sscanf(t, "s%d %d", &who, &k) == 2, "line %d missing ('%s')", n,
+			              t);
+			for (j = 0; j < nsenders && senders[j] != who; j++)
+				;
+			ck_assert_msg(j < nsenders, "s%d's line in another room: '%s'", who, t);
+			ck_assert_msg(k == next[who]++, "s%d sent %d before %d", who, next[who] - 1,
+			              k);
+			snprintf(seen[side][n], sizeof(seen[side][n]), "%s", t);
+			if (side == 1)
+				ck_assert_msg(strcmp(seen[0][n], seen[1][n]) == 0,
+				              "line %d: A saw '%s', B saw '%s'", n, seen[0][n],
+				              seen[1][n]);
+		}
+	}
+}
+
+/* Two rooms, each with senders on both servers: each room has one order,
+ * the same on every server, and hears none of the other's lines. */
+START_TEST(test_every_server_sees_one_order_in_each_room)
+{
+	enum { LINES = 100 };
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client s[4], ra, rb, ba, bb;
+	const int red[] = { 0, 1 }, blue[] = { 2, 3 };
+	struct client *all[] = { &s[0], &s[1], &ra, &rb, &s[2], &s[3], &ba, &bb };
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&s[0], &a);
+	join(&s[1], &b);
+	join(&ra, &a);
+	join(&rb, &b);
+	join(&s[2], &a);
+	join(&s[3], &b);
+	join(&ba, &a);
+	join(&bb, &b);
+	for (int i = 0; i < 8; i++) {
+		client_say(all[i], i < 4 ? "/join red\n" : "/join blue\n");
+		ck_assert(client_wait_for(all[i], i < 4 ? "you are now in #red" : "you are now in #blue",
+		                          WAIT_MS));
+	}
+	pause_ms(300); /* both servers read both rooms */
+	for (int k = 0; k < LINES; k++)
+		for (int i = 0; i < 4; i++) {
+			char line[32];
+
+			snprintf(line, sizeof(line), "s%d %d\n", i, k);
+			client_say(&s[i], line);
+		}
+	expect_one_order(&ra, &rb, red, 2, LINES);
+	expect_one_order(&ba, &bb, blue, 2, LINES);
+	expect_no_more(&ra, "s", 500);
+	expect_no_more(&bb, "s", 100);
+	for (int i = 0; i < 8; i++)
+		client_close(all[i]);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
 /* One stream per room, read only by the servers that have members there:
  * a line of #dev costs a server without #dev members nothing. */
 START_TEST(test_a_room_is_read_only_where_it_has_members)
@@ -1326,6 +1407,7 @@ cluster_suite(void)
 	tcase_add_test(tc, test_two_servers_are_one_room);
 	tcase_add_test(tc, test_rooms_span_the_cluster);
 	tcase_add_test(tc, test_a_room_is_read_only_where_it_has_members);
+	tcase_add_test(tc, test_every_server_sees_one_order_in_each_room);
 	tcase_add_test(tc, test_every_server_sees_one_order);
 	tcase_add_test(tc, test_one_nick_one_owner_across_servers);
 	tcase_add_test(tc, test_a_nick_asked_by_one_who_left_is_free);
