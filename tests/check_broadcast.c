@@ -391,6 +391,47 @@ START_TEST(test_the_bus_carries_each_rooms_lines_apart)
 }
 END_TEST
 
+/* The index of rooms by name: thousands of rooms made and gone (more
+ * than its chains), each found by its name in any case while it is
+ * there, and not after. */
+START_TEST(test_rooms_are_found_by_name_among_thousands)
+{
+	struct broadcast b;
+	struct pair p[2];
+	struct msg *m = text("x\r\n");
+	struct room *left;
+	size_t online, here;
+	uint64_t nobody = 0;
+	char name[40];
+
+	ck_assert_int_eq(broadcast_init(&b, 0), 0);
+	b.max_rooms = 5000;
+	for (int i = 0; i < 2; i++) {
+		pair_open(&p[i], 1 << 20, 0);
+		ck_assert_int_eq(broadcast_join(&b, p[i].c, &online), 0);
+	}
+	ck_assert_int_eq(broadcast_move(&b, p[1].c, "#keep", &left, &here), 0);
+	room_unref(left);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "#r%d", i);
+		ck_assert_int_eq(broadcast_move(&b, p[0].c, name, &left, &here), 0);
+		room_unref(left);
+		ck_assert_uint_eq(b.nrooms, 3); /* #lobby, #keep and this one */
+	}
+	ck_assert_uint_eq(broadcast_deliver(&b, "#KEEP", &nobody, &m, 1, false), 1);
+	ck_assert_uint_eq(broadcast_deliver(&b, "#R2999", &nobody, &m, 1, false), 1);
+	ck_assert_uint_eq(broadcast_deliver(&b, "#r5", &nobody, &m, 1, false), 0);
+	ck_assert_int_eq(broadcast_move(&b, p[0].c, "#Keep", &left, &here), 0);
+	room_unref(left);
+	ck_assert_uint_eq(here, 2);
+	ck_assert_uint_eq(broadcast_deliver(&b, "#r2999", &nobody, &m, 1, false), 0);
+	msg_unref(m);
+	for (int i = 0; i < 2; i++)
+		pair_close(&p[i]);
+	broadcast_destroy(&b);
+}
+END_TEST
+
 /*
  * Three fan-outs, one write pass: each recipient gets the three lines in
  * one sendmsg.  A SOCK_SEQPACKET pair keeps each sendmsg a record of its
@@ -624,6 +665,7 @@ broadcast_suite(void)
 	tcase_add_test(tc, test_the_bus_hook_sees_what_other_servers_must_see);
 	tcase_add_test(tc, test_lines_the_bus_takes_go_out_when_it_delivers_them);
 	tcase_add_test(tc, test_the_bus_carries_each_rooms_lines_apart);
+	tcase_add_test(tc, test_rooms_are_found_by_name_among_thousands);
 	tcase_add_test(tc, test_lines_of_several_fan_outs_leave_in_one_write);
 	tcase_add_test(tc, test_a_long_queue_to_a_reader_that_keeps_up_is_written_at_once);
 	suite_add_tcase(s, tc);

@@ -16,6 +16,28 @@
 /* Recipients a write pass takes off the out list at a time. */
 #define FLUSH_CHUNK 16
 
+/* Write lock held (or no other thread yet): r is listed; index it. */
+static void
+index_room(struct broadcast *b, struct room *r)
+{
+	struct room **head = &b->room_index[room_hash(r->name) & (BROADCAST_ROOM_BUCKETS - 1)];
+
+	r->hnext = *head;
+	*head = r;
+}
+
+static void
+unindex_room(struct broadcast *b, struct room *r)
+{
+	struct room **pp = &b->room_index[room_hash(r->name) & (BROADCAST_ROOM_BUCKETS - 1)];
+
+	while (*pp != NULL && *pp != r)
+		pp = &(*pp)->hnext;
+	if (*pp == r)
+		*pp = r->hnext;
+	r->hnext = NULL;
+}
+
 int
 broadcast_init(struct broadcast *b, size_t history)
 {
@@ -31,6 +53,7 @@ broadcast_init(struct broadcast *b, size_t history)
 	atomic_init(&b->out_since, 0);
 	memset(&b->bus, 0, sizeof(b->bus));
 	b->nrooms = 0;
+	memset(b->room_index, 0, sizeof(b->room_index));
 	if ((b->rooms = malloc(8 * sizeof(*b->rooms))) == NULL)
 		return -ENOMEM;
 	b->rooms_cap = 8;
@@ -38,6 +61,7 @@ broadcast_init(struct broadcast *b, size_t history)
 		goto fail_hist;
 	b->lobby->listed = true;
 	b->rooms[b->nrooms++] = b->lobby; /* the table's reference */
+	index_room(b, b->lobby);
 	if ((rc = pthread_mutex_init(&b->out_mu, NULL)) != 0)
 		goto fail_mu;
 	if ((rc = pthread_rwlockattr_init(&attr)) != 0)
@@ -223,6 +247,7 @@ unlist_if_empty_locked(struct broadcast *b, struct room *r)
 			b->rooms[i] = b->rooms[--b->nrooms];
 			break;
 		}
+	unindex_room(b, r);
 	r->listed = false;
 	room_unref(r);
 	return true;
@@ -680,10 +705,11 @@ broadcast_names(struct broadcast *b, const struct conn *in, size_t *n)
 static struct room *
 find_room_locked(struct broadcast *b, const char *name)
 {
-	for (size_t i = 0; i < b->nrooms; i++)
-		if (room_is(b->rooms[i], name))
-			return b->rooms[i];
-	return NULL;
+	struct room *r = b->room_index[room_hash(name) & (BROADCAST_ROOM_BUCKETS - 1)];
+
+	while (r != NULL && !room_is(r, name))
+		r = r->hnext;
+	return r;
 }
 
 int
@@ -720,6 +746,7 @@ broadcast_move(struct broadcast *b, struct conn *c, const char *name, struct roo
 			goto out;
 		to->listed = true;
 		b->rooms[b->nrooms++] = to; /* the table's reference */
+		index_room(b, to);
 		made = true;
 	}
 	if ((rc = room_reserve(to)) != 0) {

@@ -37,6 +37,8 @@
 #define BROADCAST_LOBBY "#lobby"
 /* Rooms at once, #lobby included, unless the server says otherwise. */
 #define BROADCAST_MAX_ROOMS 1000
+/* Chains of the index of rooms by name (a power of two). */
+#define BROADCAST_ROOM_BUCKETS 1024
 
 struct broadcast {
 	pthread_rwlock_t lock;
@@ -49,6 +51,9 @@ struct broadcast {
 	struct room **rooms;
 	size_t nrooms, rooms_cap;
 	struct room *lobby; /* immutable */
+	/* lock: the listed rooms by name (room_hash), chained by room.hnext,
+	 * so that finding a room costs the same with 1,000 rooms as with 1 */
+	struct room *room_index[BROADCAST_ROOM_BUCKETS];
 	size_t max_rooms;   /* set before any join, immutable after */
 	size_t history;     /* immutable: chat lines each room keeps */
 

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -75,6 +76,16 @@ room_unref(struct room *r)
 	free(r->conns);
 	pthread_mutex_destroy(&r->hist_mu);
 	free(r);
+}
+
+unsigned
+room_hash(const char *name)
+{
+	unsigned h = 2166136261u;
+
+	for (; *name != '\0'; name++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*name)) * 16777619u;
+	return h;
 }
 
 bool

@@ -41,6 +41,7 @@ struct room {
 	struct conn **conns; /* members, each holding its conn.room reference on us */
 	size_t n, cap;
 	bool listed;                    /* in the registry's table */
+	struct room *hnext;             /* its chain in the registry's index */
 	char topic[ROOM_TOPIC_MAX + 1]; /* "" if none */
 	char topic_by[ROOM_BY_MAX];     /* who set it: a name (nick@addr) */
 
@@ -71,6 +72,10 @@ void room_unref(struct room *r);
 
 /* Names equal without regard to case. */
 bool room_is(const struct room *r, const char *name);
+
+/* A hash of a name without regard to case (FNV-1a), for the registry's
+ * index of rooms. */
+unsigned room_hash(const char *name);
 
 /* Registry write lock held: room for one more member (0 or -ENOMEM),
  * so that a move can take c out of one room before it adds it to the
