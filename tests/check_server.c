@@ -387,6 +387,65 @@ START_TEST(test_taken_and_invalid_nicks_are_refused_to_the_sender_only)
 }
 END_TEST
 
+/* /nick alone says how; /nick to the nick one has changes nothing and
+ * tells nobody else; a change is logged with the old and new names. */
+START_TEST(test_nick_usage_and_the_same_nick_again)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char addr[64], want[192];
+
+	start_with_two(&sp, &a, &b);
+	client_addr(&a, addr, sizeof(addr));
+	client_say(&a, "/nick\n");
+	expect_line(&a, "* usage: /nick NAME");
+	client_say(&a, "/nick alice\n");
+	expect_line(&a, "* you are now alice");
+	ck_assert(client_wait_for(&b, "is now alice", WAIT_MS));
+	snprintf(want, sizeof(want), "info %s is now alice@%s", addr, addr);
+	ck_assert_msg(server_log_wait(&sp, want, WAIT_MS), "no '%s' in the log: %s", want,
+	              server_log(&sp));
+	client_say(&a, "/nick alice\n");
+	expect_line(&a, "* you are already alice");
+	/* B heard nothing of it: its next line is A's next message. */
+	client_say(&a, "after\n");
+	expect_text(&b, "after");
+	finish_with_two(&sp, &a, &b);
+}
+END_TEST
+
+/* The log counts in English: one client, two clients. */
+START_TEST(test_the_log_says_one_client_not_one_clients)
+{
+	struct server_proc sp;
+	struct client a;
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_say(&a, "hi\n");
+	ck_assert(server_log_wait(&sp, "connected (1 online)", WAIT_MS));
+	server_stop_ok(&sp);
+	ck_assert_msg(strstr(server_log(&sp), "shut down: 1 client was online") != NULL, "%s",
+	              server_log(&sp));
+	client_close(&a);
+}
+END_TEST
+
+/* "listening on" is what scripts wait for: printed at every log level. */
+START_TEST(test_listening_is_logged_at_every_level)
+{
+	struct server_proc sp;
+	struct client a;
+
+	server_start(&sp, "--log-level", "error", NULL); /* waits for "listening on" */
+	client_open(&a, sp.port, 0);
+	client_say(&a, "hello\n");
+	client_close(&a);
+	ck_assert_ptr_null(strstr(server_log(&sp), " info limits:")); /* the level holds */
+	server_stop_ok(&sp);
+}
+END_TEST
+
 START_TEST(test_who_and_names_list_everyone_online)
 {
 	struct server_proc sp;
@@ -1769,6 +1828,9 @@ server_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_nick_renames_the_sender_field_and_is_announced);
 	tcase_add_test(tc, test_taken_and_invalid_nicks_are_refused_to_the_sender_only);
+	tcase_add_test(tc, test_nick_usage_and_the_same_nick_again);
+	tcase_add_test(tc, test_listening_is_logged_at_every_level);
+	tcase_add_test(tc, test_the_log_says_one_client_not_one_clients);
 	tcase_add_test(tc, test_who_and_names_list_everyone_online);
 	tcase_add_test(tc, test_me_is_relayed_as_an_action);
 	tcase_add_test(tc, test_msg_reaches_only_its_target);

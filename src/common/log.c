@@ -57,24 +57,41 @@ log_limit_ok(struct log_limit *l, long interval_ms, unsigned long *suppressed)
 	return true;
 }
 
-void
-log_msg(enum log_level level, const char *fmt, ...)
+static void
+log_v(enum log_level level, const char *fmt, va_list ap)
 {
 	char stamp[32], text[1024];
 	struct timespec ts;
 	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	/* A longer message is cut: a log line must never fail. */
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		text[0] = '\0';
+	/* One call, so that lines from different threads never interleave. */
+	fprintf(stderr, "%s %s %s\n", stamp, names[level], text);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
 	va_list ap;
 
 	if (level > max_level)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	va_start(ap, fmt);
-	/* A longer message is cut: a log line must never fail. */
-	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
-		text[0] = '\0';
+	log_v(level, fmt, ap);
 	va_end(ap);
-	/* One call, so that lines from different threads never interleave. */
-	fprintf(stderr, "%s %s %s\n", stamp, names[level], text);
+}
+
+void
+log_always(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_v(level, fmt, ap);
+	va_end(ap);
 }

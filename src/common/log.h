@@ -18,6 +18,9 @@ enum log_level log_get_level(void);
 int log_parse_level(const char *s, enum log_level *level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* As log_msg, whatever the level set: for the lines scripts wait for
+ * ("listening on ..."). */
+void log_always(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * A line that may repeat at any rate (refusals, churn): at most one every

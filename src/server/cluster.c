@@ -1306,8 +1306,8 @@ on_reap(redisAsyncContext *ac, void *reply, void *priv)
 	for (size_t i = 0; i + 1 < r->elements; i += 2)
 		if (r->element[i]->type == REDIS_REPLY_STRING &&
 		    strcmp(r->element[i]->str, cl->node) != 0)
-			log_warn("cluster: server %s is gone; its %lld clients left", r->element[i]->str,
-			         r->element[i + 1]->integer);
+			log_warn("cluster: server %s is gone; its %lld client%s left", r->element[i]->str,
+			         r->element[i + 1]->integer, r->element[i + 1]->integer == 1 ? "" : "s");
 }
 
 /* The roster: the other servers' members (name, room), and the topics. */

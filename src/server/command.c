@@ -10,6 +10,7 @@
 
 #include "broadcast.h"
 #include "command.h"
+#include "log.h"
 #include "msg.h"
 
 /* A /who line holds names up to about this many bytes. */
@@ -63,6 +64,10 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)];
 	int rc;
 
+	if (n == 0) {
+		msg_tell(c, msg_notice("usage: /nick NAME"));
+		return;
+	}
 	if (!command_nick_valid(arg, n)) {
 		msg_tell(c, msg_notice("invalid nick '%.*s': 1 to %d letters, digits, _ or -, "
 		                       "beginning with a letter",
@@ -71,6 +76,11 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	}
 	memcpy(nick, arg, n);
 	nick[n] = '\0';
+	if (strcmp(nick, c->nick) == 0) {
+		/* Nothing changes (another case is a change): nobody is told. */
+		msg_tell(c, msg_notice("you are already %s", nick));
+		return;
+	}
 	if (cx->bc->bus.claim_nick != NULL) {
 		/* A cluster: free here is not enough; Redis decides, and the
 		 * answer comes back to this connection's job. */
@@ -100,6 +110,7 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 		msg_tell(c, msg_notice("nick %s is taken", nick));
 		return;
 	}
+	log_info("%s is now %s", old, c->name);
 	msg_tell(c, msg_notice("you are now %s", nick));
 	msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, nick));
 }
@@ -119,6 +130,7 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 			msg_tell(c, msg_notice("nick %s is taken", nick));
 			return;
 		}
+		log_info("%s is now %s", old, c->name);
 		msg_tell(c, msg_notice("you are now %s", nick));
 		msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, nick));
 		break;
@@ -133,6 +145,7 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 			break; /* changed since */
 		memcpy(old, c->name, sizeof(old));
 		broadcast_clear_nick(cx->bc, c);
+		log_info("%s is now %s (its nick was taken on another server)", old, c->name);
 		msg_tell(c, msg_notice("nick %s was taken on another server while this one was cut "
 		                       "off; you are %s again (/nick to pick one)",
 		                       nick, c->addr));

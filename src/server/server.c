@@ -497,7 +497,7 @@ stop(struct server *s)
 	while (linger_count(&s->linger) > 0 && mono_ms() < deadline)
 		poll_once(s, (int)(deadline - mono_ms()));
 	linger_close_all(&s->linger);
-	log_info("shut down: %zu clients were online", n);
+	log_info("shut down: %zu client%s online", n, n == 1 ? " was" : "s were");
 }
 
 /* --- set-up ------------------------------------------------------------------- */
@@ -588,9 +588,9 @@ log_listening(struct server *s, unsigned workers)
 		else
 			snprintf(addr, sizeof(addr), "?");
 		if (s->lfd_tls[i])
-			log_info("listening on %s (tls)", addr);
+			log_always(LOG_INFO, "listening on %s (tls)", addr);
 		else
-			log_info("listening on %s (%u workers)", addr, workers);
+			log_always(LOG_INFO, "listening on %s (%u workers)", addr, workers);
 	}
 }
 
@@ -825,7 +825,8 @@ server_run(const struct server_config *cfg)
 #endif
 	tp_pool_stats(s.pool, &st);
 	log_listening(&s, st.max_workers);
-	log_info("limits: %zu clients, %zu bytes of send queue each", s.adm.max_clients,
+	log_info("limits: %zu client%s, %zu bytes of send queue each", s.adm.max_clients,
+	         s.adm.max_clients == 1 ? "" : "s",
 	         s.cfg.max_sendq);
 
 	run_loop(&s);
