@@ -57,6 +57,9 @@ log_limit_ok(struct log_limit *l, long interval_ms, unsigned long *suppressed)
 	return true;
 }
 
+static void log_v(enum log_level level, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+
 static void
 log_v(enum log_level level, const char *fmt, va_list ap)
 {
