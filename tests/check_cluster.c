@@ -439,6 +439,7 @@ START_TEST(test_rooms_span_the_cluster)
 	/* /msg from #lobby on B to alice in #dev on A. */
 	client_say(&lobby_b, "/msg alice psst\n");
 	ck_assert(client_wait_for(&lobby_b, "sent to alice", WAIT_MS));
+	ck_assert(client_wait_for(&lobby_b, "| psst", WAIT_MS)); /* its echo, after the receipt */
 	ck_assert(client_wait_for(&alice, "| psst", WAIT_MS));
 
 	/* Back to #lobby: #dev hears the departure, #lobby the arrival. */

@@ -476,6 +476,8 @@ START_TEST(test_me_is_relayed_as_an_action)
 	expect_line(&a, "* you are now alice");
 	client_say(&a, "/me waves\n");
 	expect_text(&b, "* alice waves");
+	/* An nc user sees their own action, as the others saw it. */
+	expect_text(&a, "* alice waves");
 	finish_with_two(&sp, &a, &b);
 }
 END_TEST
@@ -501,6 +503,10 @@ START_TEST(test_msg_reaches_only_its_target)
 	snprintf(want, sizeof(want), "%s (private) | ", addr);
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "got: %s", line);
+	ck_assert_str_eq(chat_text(line), "psst");
+	/* The sender sees what bob saw, after its receipt. */
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "echo: %s", line);
 	ck_assert_str_eq(chat_text(line), "psst");
 	client_say(&a, "/msg nobody hello\n");
 	expect_line(&a, "* no such nick: nobody");
@@ -555,11 +561,15 @@ START_TEST(test_me_and_msg_follow_max_line_and_the_cut_is_told)
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_msg(strstr(chat_text(line), text) != NULL, "action cut: %zu bytes",
 	              strlen(chat_text(line)));
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1); /* its echo */
+	ck_assert_msg(strstr(chat_text(line), text) != NULL, "echo: %s", line);
 	snprintf(cmd, clen, "/msg bob %s\n", text);
 	client_say(&a, cmd);
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), text);
 	expect_line(&a, "* sent to bob"); /* and no word of a cut */
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1); /* its echo */
+	ck_assert_str_eq(chat_text(line), text);
 
 	snprintf(cmd, clen, "/me %s\n", big);
 	client_say(&a, cmd);
@@ -568,6 +578,8 @@ START_TEST(test_me_and_msg_follow_max_line_and_the_cut_is_told)
 	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_uint_le(strlen(chat_text(line)), 2000);
 	ck_assert_uint_gt(strlen(chat_text(line)), 1900);
+	ck_assert_int_eq(client_chat_line(&a, line, sizeof(line), WAIT_MS), 1); /* echo, cut */
+	ck_assert_uint_le(strlen(chat_text(line)), 2000);
 	snprintf(cmd, clen, "/msg bob %s\n", big);
 	client_say(&a, cmd);
 	expect_line(&a, want);

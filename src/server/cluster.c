@@ -1162,8 +1162,10 @@ on_tell(redisAsyncContext *ac, void *reply, void *priv)
 	redisReply *r = reply;
 
 	(void)ac;
-	if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+	if (r != NULL && r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
 		msg_tell(op->c, msg_notice("sent to %s", op->nick));
+		conn_send(op->c, &op->m, 1); /* what the recipient saw, after the receipt */
+	}
 	else if (r != NULL && r->type == REDIS_REPLY_INTEGER)
 		msg_tell(op->c, msg_notice("no such nick: %s", op->nick));
 	else

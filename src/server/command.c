@@ -270,6 +270,9 @@ do_me(const struct command_ctx *cx, struct conn *c, const char *text, size_t n, 
 		tell_cut(cx, c);
 	if (m != NULL) {
 		broadcast_send_chat(cx->bc, c, &m, 1); /* an action is chat: kept in history */
+		/* The sender sees its own action as the others do (an nc user
+		 * would otherwise see nothing of it). */
+		conn_send(c, &m, 1);
 		msg_unref(m);
 	}
 }
@@ -321,11 +324,13 @@ do_msg(const struct command_ctx *cx, struct conn *c, const char *args, const cha
 	m = msg_chat(c->name, p, (size_t)(end - p), cx->max_line, true, &cut2);
 	if (cut || cut2)
 		tell_cut(cx, c);
-	if (m != NULL) {
+	if (m != NULL)
 		conn_send(to, &m, 1);
+	msg_tell(c, msg_notice("sent to %s", to_nick));
+	if (m != NULL) {
+		conn_send(c, &m, 1); /* what the recipient saw, after the receipt */
 		msg_unref(m);
 	}
-	msg_tell(c, msg_notice("sent to %s", to_nick));
 	conn_unref(to);
 }
 
