@@ -498,6 +498,27 @@ client_line(struct client *c, char *line, size_t cap, long ms)
 	}
 }
 
+/* The "127.0.0.1:PORT" the server sees for a client socket. */
+static inline void
+client_addr(const struct client *c, char *buf, size_t len)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(buf, len, "127.0.0.1:%u", ntohs(sa.sin_port));
+}
+
+/* Expect the next line of c to be exactly want. */
+static inline void
+expect_line(struct client *c, const char *want)
+{
+	char line[1024];
+
+	ck_assert_int_eq(client_line(c, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(line, want);
+}
+
 /* The most a socket's send buffer may grow to (net.ipv4.tcp_wmem's last
  * field): what a client that never reads can hide in the kernel before the
  * server's own queue starts to grow. */
@@ -557,6 +578,19 @@ client_drain_to_eof(struct client *c, long ms)
 		if (n < 0 && errno != EINTR && errno != EAGAIN)
 			return false;
 	}
+}
+
+/* Read until a line contains needle; true if found. */
+static inline bool client_wait_for(struct client *c, const char *needle, long ms);
+
+/* Read past the greeting every newcomer gets (and the MOTD, if any, up
+ * to the line after the greeting's last), so that what a test reads next
+ * is what came after. */
+static inline void
+client_skip_greeting(struct client *c)
+{
+	ck_assert_msg(client_wait_for(c, "* /nick NAME to choose your name", 5000),
+	              "no greeting");
 }
 
 /* Read until a line contains needle; true if found. */

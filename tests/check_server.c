@@ -8,17 +8,6 @@
 #include "chat_test.h"
 #include "check_run.h"
 
-/* The "127.0.0.1:PORT" the server sees for a client socket. */
-static void
-client_addr(const struct client *c, char *buf, size_t len)
-{
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-
-	ck_assert_int_eq(getsockname(c->fd, (struct sockaddr *)&sa, &sl), 0);
-	snprintf(buf, len, "127.0.0.1:%u", ntohs(sa.sin_port));
-}
-
 /* A server with two clients a and b, both known to be in the room. */
 static void
 start_with_two(struct server_proc *sp, struct client *a, struct client *b)
@@ -27,6 +16,7 @@ start_with_two(struct server_proc *sp, struct client *a, struct client *b)
 	client_open(a, sp->port, 0);
 	client_open(b, sp->port, 0);
 	ck_assert(client_wait_for(a, "joined (2 online)", WAIT_MS));
+	client_skip_greeting(b);
 }
 
 /* Close both and stop the server, which must exit 0. */
@@ -321,16 +311,6 @@ START_TEST(test_huge_line_keeps_memory_bounded_and_sender_connected)
 END_TEST
 
 /* --- commands ------------------------------------------------------------------ */
-
-/* Expect the next line of c to be exactly want. */
-static void
-expect_line(struct client *c, const char *want)
-{
-	char line[1024];
-
-	ck_assert_int_eq(client_line(c, line, sizeof(line), WAIT_MS), 1);
-	ck_assert_str_eq(line, want);
-}
 
 /* Expect the next chat line of c to carry exactly this text. */
 static void
@@ -1104,6 +1084,7 @@ START_TEST(test_a_burst_of_joiners_hear_only_later_joins)
 		p = strchr(p, '(');
 		ck_assert_ptr_nonnull(p);
 		k = atoi(p + 1);
+		client_skip_greeting(&cs[i]);
 		while (k < N && client_line(&cs[i], line, sizeof(line), WAIT_MS) == 1) {
 			p = strstr(line, " joined (");
 			ck_assert_msg(p != NULL, "client %d: %s", k, line);
@@ -1221,6 +1202,7 @@ START_TEST(test_join_and_leave_are_announced_with_counts)
 
 	server_start(&sp, NULL);
 	client_open(&a, sp.port, 0);
+	client_skip_greeting(&a);
 	client_open(&b, sp.port, 0);
 	client_addr(&b, addr, sizeof(addr));
 	snprintf(want, sizeof(want), "* %s joined (2 online)", addr);
@@ -1772,8 +1754,9 @@ START_TEST(test_history_of_long_lines_reaches_a_newcomer)
 	memset(text, 'h', 999);
 	text[999] = '\n';
 	text[1000] = '\0';
-	/* 4 lines of 1,000 bytes plus their heads, and one more line. */
-	server_start(&sp, "--history", "4", "--max-line", "1000", "--max-sendq", "5585",
+	/* The greeting, 4 lines of 1,000 bytes plus their heads, and one more
+	 * line. */
+	server_start(&sp, "--history", "4", "--max-line", "1000", "--max-sendq", "10705",
 	             "--flood-rate", "0", NULL);
 	client_open(&a, sp.port, 0);
 	client_open(&b, sp.port, 0);

@@ -52,6 +52,7 @@ broadcast_init(struct broadcast *b, size_t history)
 	b->out_len = 0;
 	atomic_init(&b->out_since, 0);
 	memset(&b->bus, 0, sizeof(b->bus));
+	b->greet = NULL;
 	b->nrooms = 0;
 	memset(b->room_index, 0, sizeof(b->room_index));
 	if ((b->rooms = malloc(8 * sizeof(*b->rooms))) == NULL)
@@ -227,6 +228,15 @@ broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 	c->reg_index = b->n;
 	b->conns[b->n++] = c;
 	*online = b->n;
+	if (b->greet != NULL) {
+		struct msg *hello[2];
+		size_t k = greet_make(b->greet, c->addr, BROADCAST_LOBBY, b->n, hello);
+
+		if (k > 0 && conn_enqueue(c, hello, k) >= 0)
+			note(b, &c, 1);
+		for (size_t i = 0; i < k; i++)
+			msg_unref(hello[i]);
+	}
 	if (room_replay(b->lobby, c))
 		note(b, &c, 1);
 	pthread_rwlock_unlock(&b->lock);

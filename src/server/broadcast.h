@@ -31,6 +31,7 @@
 
 #include "bus.h"
 #include "conn.h"
+#include "greet.h"
 #include "room.h"
 
 /* Where everyone starts, and the room that never disappears. */
@@ -71,6 +72,10 @@ struct broadcast {
 	/* What must also reach other servers (bus.h); set before any fan-out,
 	 * immutable after.  Empty: standalone. */
 	struct bus_hook bus;
+
+	/* What a newcomer gets before anything else (greet.h); set before
+	 * any join, immutable after.  NULL: no greeting. */
+	struct greet *greet;
 };
 
 /* A registry that keeps the last history chat lines for newcomers (0:
@@ -81,9 +86,9 @@ int broadcast_init(struct broadcast *b, size_t history);
 void broadcast_destroy(struct broadcast *b);
 
 /* Add c (taking a reference) to the registry and #lobby, and queue the
- * lobby's history to it, ahead of anything else (written by the next
- * broadcast_flush()); *online receives the count with it.  Returns 0 or
- * -ENOMEM. */
+ * greeting and the lobby's history to it, ahead of anything else (written
+ * by the next broadcast_flush()); *online receives the count with it.
+ * Returns 0 or -ENOMEM. */
 int broadcast_join(struct broadcast *b, struct conn *c, size_t *online);
 
 /* Remove c (dropping the registry's reference) if it is a member, from

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "greet.h"
 #include "log.h"
 #include "msg.h"
 #include "redis_url.h"
@@ -52,6 +53,8 @@ usage(FILE *fp)
 	        "      --history N          chat lines of its room replayed to a newcomer\n"
 	        "                           (default 0)\n"
 	        "      --max-rooms N        rooms at once, #lobby included (default 1000)\n"
+	        "      --motd FILE          lines every newcomer gets after the greeting\n"
+	        "                           (reread on SIGHUP; at most 50 lines, 4 KiB)\n"
 	        "      --flood-rate N       lines per second per client (default 10; 0: off)\n"
 	        "      --flood-burst N      lines at once before the rate applies (default 20)\n"
 	        "      --redis URL          join a cluster through Redis:\n"
@@ -104,11 +107,14 @@ check_together(const struct server_config *cfg)
 		        cfg->max_line, line, cfg->max_sendq);
 		return -EINVAL;
 	}
-	if (cfg->history > 0 && cfg->max_sendq / line < cfg->history + 1) {
+	/* The greeting (greet.h) is queued ahead of the replay. */
+	if (cfg->history > 0 &&
+	    (cfg->max_sendq < GREET_MAX || (cfg->max_sendq - GREET_MAX) / line < cfg->history + 1)) {
 		fprintf(stderr,
 		        "chat-server: --history %zu with --max-line %zu needs --max-sendq of at "
-		        "least %zu bytes (the replay and one line more), not %zu\n",
-		        cfg->history, cfg->max_line, (cfg->history + 1) * line, cfg->max_sendq);
+		        "least %zu bytes (the greeting, the replay and one line more), not %zu\n",
+		        cfg->history, cfg->max_line, (cfg->history + 1) * line + GREET_MAX,
+		        cfg->max_sendq);
 		return -EINVAL;
 	}
 	return 0;
@@ -194,7 +200,8 @@ main(int argc, char **argv)
 		OPT_NO_PLAIN,
 		OPT_TLS_TIMEOUT,
 		OPT_TLS_HANDSHAKES,
-		OPT_MAX_ROOMS
+		OPT_MAX_ROOMS,
+		OPT_MOTD,
 	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -221,6 +228,7 @@ main(int argc, char **argv)
 		{ "tls-handshake-timeout", required_argument, NULL, OPT_TLS_TIMEOUT },
 		{ "tls-max-handshakes", required_argument, NULL, OPT_TLS_HANDSHAKES },
 		{ "max-rooms", required_argument, NULL, OPT_MAX_ROOMS },
+		{ "motd", required_argument, NULL, OPT_MOTD },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -365,6 +373,11 @@ main(int argc, char **argv)
 			cfg.tls_max_handshakes =
 			        (size_t)parse_number("--tls-max-handshakes", optarg, 1, 1000000,
 			                             "a number from 1 to 1000000");
+			break;
+		case OPT_MOTD:
+			if (optarg[0] == '\0')
+				bad_value("--motd", optarg, "a text file");
+			cfg.motd = optarg;
 			break;
 		case OPT_MAX_ROOMS:
 			cfg.max_rooms = (size_t)parse_number("--max-rooms", optarg, 1, 1000000,

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "conn.h"
+#include "msg.h"
 #include "room.h"
 
 int
@@ -152,6 +153,7 @@ bool
 room_replay(struct room *r, struct conn *c)
 {
 	size_t first = r->hist_head, n1, n2;
+	struct msg *end;
 
 	if (r->hist_len == 0)
 		return false;
@@ -161,5 +163,13 @@ room_replay(struct room *r, struct conn *c)
 		return false;
 	if (n2 > 0)
 		conn_enqueue(c, r->hist, n2);
+	/* Where the past ends and the present begins, so that a newcomer
+	 * does not answer a line hours old. */
+	end = msg_notice("end of history (%zu line%s from before you came)", r->hist_len,
+	                 r->hist_len == 1 ? "" : "s");
+	if (end != NULL) {
+		conn_enqueue(c, &end, 1);
+		msg_unref(end);
+	}
 	return true;
 }

@@ -89,8 +89,9 @@ void room_remove(struct room *r, struct conn *c);
 /* Registry read lock held: msgs enter the history, the oldest leave it. */
 void room_record(struct room *r, struct msg *const *msgs, size_t n);
 
-/* Registry write lock held: queue the history to c, oldest first.  True
- * if anything was queued (c must be written to). */
+/* Registry write lock held: queue the history to c, oldest first, and
+ * a notice that marks its end.  True if anything was queued (c must be
+ * written to). */
 bool room_replay(struct room *r, struct conn *c);
 
 #endif /* ROOM_H */

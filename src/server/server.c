@@ -32,6 +32,7 @@
 
 #include "accept.h"
 #include "broadcast.h"
+#include "greet.h"
 #ifdef HAVE_HIREDIS
 #include "cluster.h"
 #endif
@@ -64,13 +65,14 @@ struct server {
 	size_t nlisten;
 	tp_pool *pool;
 	struct broadcast bc;
+	struct greet greet; /* what every newcomer gets first (greet.h) */
 	struct relay relay;
 	struct park park;         /* clients waiting for flood tokens */
 	struct admission adm;     /* who gets in; reaping */
 	struct linger_set linger; /* departed clients, closed politely */
 	struct tls_ctx *tls;      /* the loop's: what new TLS handshakes use; NULL: no TLS */
 	struct handshake hs;      /* TLS clients not yet members */
-	bool bc_ready, park_ready, adm_ready, hs_ready;
+	bool bc_ready, park_ready, adm_ready, hs_ready, greet_ready;
 	atomic_bool stopping;
 #ifdef HAVE_HIREDIS
 	struct cluster *cluster; /* NULL: standalone */
@@ -238,19 +240,25 @@ load_tls(struct server *s, struct tls_ctx **out, char *err, size_t len)
 }
 
 /*
- * SIGHUP: new handshakes use the certificate and key as they are on disk
- * now (a renewal).  Sessions under way keep theirs (OpenSSL holds a
- * reference to the context each began with); if the new pair does not
- * load, the old one stays.
+ * SIGHUP: the MOTD file is read again for the next newcomers, and new
+ * handshakes use the certificate and key as they are on disk now (a
+ * renewal).  Sessions under way keep theirs (OpenSSL holds a reference to
+ * the context each began with).  What does not load leaves the old in use.
  */
 static void
 reload(struct server *s)
 {
 	struct tls_ctx *t;
 	char err[512];
+	int rc = greet_reload(&s->greet, err, sizeof(err));
 
+	if (rc < 0)
+		log_warn("SIGHUP: --motd: %s; keeping the MOTD loaded before", err);
+	else if (rc == 0)
+		log_info("SIGHUP: MOTD reloaded from %s", s->cfg.motd);
 	if (s->tls == NULL) {
-		log_info("SIGHUP: nothing to reload");
+		if (rc == 1)
+			log_info("SIGHUP: nothing to reload");
 		return;
 	}
 	if (load_tls(s, &t, err, sizeof(err)) != 0) {
@@ -736,6 +744,11 @@ server_run(const struct server_config *cfg)
 		fprintf(stderr, "chat-server: %s\n", err);
 		goto out;
 	}
+	if (greet_init(&s.greet, s.cfg.motd, err, sizeof(err)) != 0) {
+		fprintf(stderr, "chat-server: --motd: %s\n", err);
+		goto out;
+	}
+	s.greet_ready = true;
 	if (!s.cfg.no_plain) {
 		rc = net_listen(s.cfg.bind, s.cfg.port, SOMAXCONN, s.lfds, MAX_LISTEN, &s.nlisten,
 		                err, sizeof(err));
@@ -775,6 +788,7 @@ server_run(const struct server_config *cfg)
 	    (rc = broadcast_init(&s.bc, s.cfg.history)) != 0)
 		goto out_rc;
 	s.bc_ready = true;
+	s.bc.greet = &s.greet;
 	if (s.cfg.max_rooms > 0)
 		s.bc.max_rooms = s.cfg.max_rooms;
 	if ((rc = park_init(&s.park)) != 0)
@@ -862,6 +876,8 @@ out:
 		tp_pool_free(s.pool); /* waits for any job still running */
 	if (s.bc_ready)
 		broadcast_destroy(&s.bc);
+	if (s.greet_ready)
+		greet_destroy(&s.greet); /* after the queues that shared its MOTD */
 	if (s.park_ready)
 		park_destroy(&s.park);
 	if (s.adm_ready)

@@ -25,6 +25,7 @@ struct server_config {
 	unsigned max_per_ip;   /* clients from one address at once; 0: no limit */
 	unsigned flood_rate;   /* lines per second per client; 0: no limit */
 	unsigned flood_burst;  /* lines at once before flood_rate applies */
+	const char *motd;      /* --motd FILE: greeting lines, reread on SIGHUP */
 
 	/* A cluster (cluster.h): redis NULL is standalone. */
 	const char *redis;       /* --redis URL, already checked */

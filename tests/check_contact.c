@@ -1,0 +1,189 @@
+/*
+ * First contact, end to end on the real server, as an `nc` or telnet user
+ * meets it: the greeting and --motd (reread on SIGHUP), the end of the
+ * history replay marked, a nick sent as the first line taking effect
+ * before the join is announced, telnet option negotiation dropped and
+ * refused, and --cloak.
+ */
+#define _GNU_SOURCE /* O_TMPFILE, prctl */
+#include "config.h"
+
+#include "chat_test.h"
+#include "check_run.h"
+
+/* The next line begins with want. */
+static void
+expect_prefix(struct client *c, const char *want)
+{
+	char line[1024];
+
+	ck_assert_int_eq(client_line(c, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "want '%s...', got '%s'", want,
+	              line);
+}
+
+/* Write text to the file at path, replacing it. */
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fputs(text, fp) >= 0, 1);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+/* The three lines of the greeting for a client that shows as addr among
+ * online, read and checked. */
+static void
+expect_greeting(struct client *c, const char *addr, int online)
+{
+	char want[256];
+
+	expect_prefix(c, "* welcome to ");
+	snprintf(want, sizeof(want), "* you are %s in #lobby, %d online", addr, online);
+	expect_line(c, want);
+	expect_line(c, "* /nick NAME to choose your name, /help for the commands");
+}
+
+/* A client connecting hears at once who and where it is, before anyone
+ * speaks; a second one hears the count with itself. */
+START_TEST(test_greeting_comes_at_once)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char addr[64], line[512];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_addr(&a, addr, sizeof(addr));
+	expect_greeting(&a, addr, 1);
+	client_open(&b, sp.port, 0);
+	client_addr(&b, addr, sizeof(addr));
+	expect_greeting(&b, addr, 2);
+	/* Nothing else comes to b: no history, so no end-of-history mark. */
+	ck_assert_int_eq(client_line(&b, line, sizeof(line), 300), -1);
+	client_close(&a);
+	client_close(&b);
+	server_stop_ok(&sp);
+}
+END_TEST
+
+/* --motd: the operator's lines follow the greeting, made safe as chat
+ * lines are; SIGHUP reads the file again; a file that goes bad keeps the
+ * old text, with a warning. */
+START_TEST(test_motd_follows_the_greeting_and_is_reread_on_sighup)
+{
+	char dir[] = "/tmp/chat-motd-XXXXXX", path[64];
+	struct server_proc sp;
+	struct client a, b, c;
+	char addr[64];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/motd", dir);
+	write_file(path, "Rules: be kind\x1b[2J\r\n\nSee https://example.org\n\n\n");
+	server_start(&sp, "--motd", path, NULL);
+	client_open(&a, sp.port, 0);
+	client_addr(&a, addr, sizeof(addr));
+	expect_greeting(&a, addr, 1);
+	expect_line(&a, "* Rules: be kind");
+	expect_line(&a, "*");
+	expect_line(&a, "* See https://example.org");
+
+	write_file(path, "New rules\n");
+	kill(sp.pid, SIGHUP);
+	ck_assert(server_log_wait(&sp, "SIGHUP: MOTD reloaded", WAIT_MS));
+	client_open(&b, sp.port, 0);
+	client_addr(&b, addr, sizeof(addr));
+	expect_greeting(&b, addr, 2);
+	expect_line(&b, "* New rules");
+
+	ck_assert_int_eq(unlink(path), 0);
+	kill(sp.pid, SIGHUP);
+	ck_assert(server_log_wait(&sp, "keeping the MOTD loaded before", WAIT_MS));
+	ck_assert_ptr_nonnull(strstr(server_log(&sp), "No such file or directory"));
+	client_open(&c, sp.port, 0);
+	client_addr(&c, addr, sizeof(addr));
+	expect_greeting(&c, addr, 3);
+	expect_line(&c, "* New rules");
+	client_close(&a);
+	client_close(&b);
+	client_close(&c);
+	server_stop_ok(&sp);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* A MOTD that cannot be used is refused at start, saying why. */
+START_TEST(test_bad_motd_is_refused_at_start)
+{
+	static char out[8192];
+	char dir[] = "/tmp/chat-motd-XXXXXX", path[64], big[4097 + 1];
+	const char *missing[] = { "--port", "0", "--motd", "/nonexistent/motd", NULL };
+	const char *huge[] = { "--port", "0", "--motd", path, NULL };
+
+	ck_assert_int_eq(server_run_args(out, sizeof(out), missing), 1);
+	ck_assert_msg(strstr(out, "chat-server: --motd: cannot read /nonexistent/motd: No such "
+	                          "file or directory") != NULL,
+	              "got: %s", out);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/motd", dir);
+	memset(big, 'x', 4097);
+	big[4097] = '\0';
+	write_file(path, big);
+	ck_assert_int_eq(server_run_args(out, sizeof(out), huge), 1);
+	ck_assert_msg(strstr(out, "is longer than 4096 bytes") != NULL, "got: %s", out);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
+/* --history: after the replay, a mark says where the past ends. */
+START_TEST(test_end_of_history_is_marked)
+{
+	struct server_proc sp;
+	struct client a, b, late;
+	char line[512];
+
+	server_start(&sp, "--history", "5", NULL);
+	client_open(&a, sp.port, 0);
+	client_open(&b, sp.port, 0);
+	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	client_say(&a, "one\ntwo\n");
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_int_eq(client_chat_line(&b, line, sizeof(line), WAIT_MS), 1);
+	client_open(&late, sp.port, 0);
+	for (int i = 0; i < 3; i++)
+		expect_prefix(&late, "* "); /* the greeting */
+	ck_assert_int_eq(client_line(&late, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "one");
+	ck_assert_int_eq(client_line(&late, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "two");
+	expect_line(&late, "* end of history (2 lines from before you came)");
+	client_close(&a);
+	client_close(&b);
+	client_close(&late);
+	server_stop_ok(&sp);
+}
+END_TEST
+
+static Suite *
+contact_suite(void)
+{
+	Suite *s = suite_create("contact");
+	TCase *tc = tcase_create("contact");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_greeting_comes_at_once);
+	tcase_add_test(tc, test_motd_follows_the_greeting_and_is_reread_on_sighup);
+	tcase_add_test(tc, test_bad_motd_is_refused_at_start);
+	tcase_add_test(tc, test_end_of_history_is_marked);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return run_suite(contact_suite());
+}
