@@ -142,7 +142,8 @@ START_TEST(test_pipe_mode_sends_lines_and_prints_what_arrives)
 	while (client_line(&b.out, line, sizeof(line), WAIT_MS) == 1)
 		ck_assert_msg(line[0] == '*', "unexpected output: %s", line);
 
-	ck_assert(client_wait_for(&a.out, "is now bob", WAIT_MS));
+	/* -n sends /nick first: bob joins as bob, with no rename. */
+	ck_assert(client_wait_for(&a.out, "* bob (127.0.0.1:", WAIT_MS));
 	ck_assert_int_eq(client_chat_line(&a.out, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_ptr_nonnull(strstr(line, "bob@127.0.0.1:"));
 	ck_assert_str_eq(chat_text(line), "hi");
@@ -812,7 +813,7 @@ START_TEST(test_tls_client_verifies_the_server_and_chats)
 	cli_start(&a, (const char *[]){ "-v", "--tls", "--ca",
 	                                cert_path(ca, sizeof(ca), dir, "server", "pem"), "-n",
 	                                "bob", "localhost", tport, NULL });
-	ck_assert(client_wait_for(&p, "is now bob", WAIT_MS));
+	ck_assert(client_wait_for(&p, "* bob (127.0.0.1:", WAIT_MS));
 	type_into(a.in, "hi over tls\n");
 	ck_assert_int_eq(client_chat_line(&p, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_ptr_nonnull(strstr(line, "bob@127.0.0.1:"));

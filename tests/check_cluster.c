@@ -362,6 +362,44 @@ START_TEST(test_two_servers_are_one_room)
 }
 END_TEST
 
+/* A first line /nick NAME on one server is the join the others hear:
+ * one notice under the nick, the lines sent right behind it held for the
+ * cluster's answer and relayed under the nick; a first nick the cluster
+ * refuses joins under the address. */
+START_TEST(test_a_first_line_nick_joins_under_it_across_servers)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a, b;
+	struct client ca, cb, cc;
+	char line[512];
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", NULL, NULL);
+	node_start(&b, &rp, "B", NULL, NULL);
+	join(&ca, &a);
+	client_skip_greeting(&ca);
+	join(&cb, &b);
+	client_say(&cb, "/nick alice\nright behind\n");
+	ck_assert_int_eq(client_line(&ca, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, "* alice (127.0.0.1:", 19) == 0 && strstr(line, " joined (") != NULL,
+	              "got: %s", line);
+	ck_assert_int_eq(client_line(&ca, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, "alice@127.0.0.1:", 16) == 0, "got: %s", line);
+	ck_assert_str_eq(chat_text(line), "right behind");
+
+	join(&cc, &a);
+	client_say(&cc, "/nick ALICE\n");
+	ck_assert(client_wait_for(&cc, "nick ALICE is taken", WAIT_MS));
+	ck_assert(client_wait_for(&ca, "joined", WAIT_MS));
+	client_close(&ca);
+	client_close(&cb);
+	client_close(&cc);
+	server_stop_ok(&a);
+	server_stop_ok(&b);
+	redis_remove(&rp);
+}
+END_TEST
+
 /* --- rooms across servers ------------------------------------------------------------ */
 
 /* Send line, then read c's answers until one contains needle; retried
@@ -1411,6 +1449,7 @@ cluster_suite(void)
 	tcase_add_test(tc, test_every_server_sees_one_order_in_each_room);
 	tcase_add_test(tc, test_every_server_sees_one_order);
 	tcase_add_test(tc, test_one_nick_one_owner_across_servers);
+	tcase_add_test(tc, test_a_first_line_nick_joins_under_it_across_servers);
 	tcase_add_test(tc, test_a_nick_asked_by_one_who_left_is_free);
 	tcase_add_test(tc, test_history_is_the_clusters);
 	tcase_add_test(tc, test_redis_with_a_password_and_a_unix_socket);

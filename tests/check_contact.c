@@ -167,6 +167,139 @@ START_TEST(test_end_of_history_is_marked)
 }
 END_TEST
 
+/* A first line /nick NAME is part of the join: one notice, under the
+ * nick, and the lines after it come from the nick; no rename notice. */
+START_TEST(test_a_first_line_nick_joins_under_it)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char addr[64], want[128], line[512];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_skip_greeting(&a);
+	client_open(&b, sp.port, 0);
+	client_addr(&b, addr, sizeof(addr));
+	client_say(&b, "/nick alice\nhello\n");
+	snprintf(want, sizeof(want), "* alice (%s) joined (2 online)", addr);
+	expect_line(&a, want);
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	snprintf(want, sizeof(want), "alice@%s | ", addr);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "got: %s", line);
+	ck_assert_str_eq(chat_text(line), "hello");
+	client_skip_greeting(&b);
+	expect_line(&b, "* you are now alice");
+	/* A later /nick is a rename, told to everyone. */
+	client_say(&b, "/nick alicia\n");
+	snprintf(want, sizeof(want), "* alice@%s is now alicia", addr);
+	expect_line(&a, want);
+	client_close(&a);
+	client_close(&b);
+	server_stop_ok(&sp);
+}
+END_TEST
+
+/* Without a first line, the join is announced under the address once the
+ * wait (about a second) is over; a first chat line announces it at once,
+ * before the line; a refused first nick, under the address. */
+START_TEST(test_joins_without_a_first_nick)
+{
+	struct server_proc sp;
+	struct client a, b, c, d;
+	char addr[64], want[128], line[512];
+	long t0;
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_skip_greeting(&a);
+	client_say(&a, "/nick taken\n");
+	ck_assert(client_wait_for(&a, "you are now taken", WAIT_MS));
+
+	t0 = ms_now();
+	client_open(&b, sp.port, 0);
+	client_addr(&b, addr, sizeof(addr));
+	snprintf(want, sizeof(want), "* %s joined (2 online)", addr);
+	expect_line(&a, want);
+	ck_assert_msg(ms_now() - t0 >= 900, "announced after %ld ms", ms_now() - t0);
+
+	client_open(&c, sp.port, 0);
+	client_addr(&c, addr, sizeof(addr));
+	client_say(&c, "straight in\n");
+	snprintf(want, sizeof(want), "* %s joined (3 online)", addr);
+	expect_line(&a, want);
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "straight in");
+
+	client_open(&d, sp.port, 0);
+	client_addr(&d, addr, sizeof(addr));
+	client_say(&d, "/nick TAKEN\n");
+	snprintf(want, sizeof(want), "* %s joined (4 online)", addr);
+	expect_line(&a, want);
+	ck_assert(client_wait_for(&d, "* nick TAKEN is taken", WAIT_MS));
+	client_close(&a);
+	client_close(&b);
+	client_close(&c);
+	client_close(&d);
+	server_stop_ok(&sp);
+}
+END_TEST
+
+/* A connection that leaves within the wait, silent (a port check), is
+ * never announced: neither its join nor its departure. */
+START_TEST(test_a_silent_visit_is_not_announced)
+{
+	struct server_proc sp;
+	struct client a, b, c;
+	char addr[64], want[128];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_skip_greeting(&a);
+	client_open(&b, sp.port, 0);
+	client_skip_greeting(&b);
+	client_close(&b);
+	pause_ms(1500);
+	client_open(&c, sp.port, 0);
+	client_addr(&c, addr, sizeof(addr));
+	client_say(&c, "hi\n");
+	snprintf(want, sizeof(want), "* %s joined (2 online)", addr);
+	expect_line(&a, want); /* nothing of b before it */
+	client_close(&a);
+	client_close(&c);
+	server_stop_ok(&sp);
+}
+END_TEST
+
+/* A telnet client's opening negotiation never reaches anyone: its first
+ * line arrives clean, and what asked for an answer is refused. */
+START_TEST(test_telnet_negotiation_is_dropped_and_refused)
+{
+	static const char opening[] = "\xff\xfd\x18\xff\xfb\x1f"  /* DO TTYPE, WILL NAWS */
+	                              "\xff\xfa\x1f\x00\x50\x00\x18\xff\xf0"; /* SB NAWS SE */
+	struct server_proc sp;
+	struct client a, t;
+	char line[512];
+
+	server_start(&sp, NULL);
+	client_open(&a, sp.port, 0);
+	client_skip_greeting(&a);
+	client_open(&t, sp.port, 0);
+	client_send(&t, opening, sizeof(opening) - 1);
+	client_say(&t, "hello from telnet\r\n");
+	ck_assert_int_eq(client_chat_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "hello from telnet");
+	/* The refusals come to t as bytes, ahead of the next line it gets. */
+	client_skip_greeting(&t);
+	client_say(&a, "answer\n");
+	ck_assert_int_eq(client_line(&t, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, "\xff\xfc\x18\xff\xfe\x1f", 6) == 0, "got: %s", line);
+	ck_assert_str_eq(chat_text(line), "answer");
+	client_close(&a);
+	client_close(&t);
+	server_stop_ok(&sp);
+}
+END_TEST
+
 static Suite *
 contact_suite(void)
 {
@@ -178,6 +311,10 @@ contact_suite(void)
 	tcase_add_test(tc, test_motd_follows_the_greeting_and_is_reread_on_sighup);
 	tcase_add_test(tc, test_bad_motd_is_refused_at_start);
 	tcase_add_test(tc, test_end_of_history_is_marked);
+	tcase_add_test(tc, test_a_first_line_nick_joins_under_it);
+	tcase_add_test(tc, test_joins_without_a_first_nick);
+	tcase_add_test(tc, test_a_silent_visit_is_not_announced);
+	tcase_add_test(tc, test_telnet_negotiation_is_dropped_and_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -44,6 +44,11 @@ admission_init(struct admission *a)
 		goto fail;
 	if ((rc = -pthread_mutex_init(&a->reap_mu, NULL)) != 0)
 		goto fail;
+	if ((rc = -pthread_mutex_init(&a->wait_mu, NULL)) != 0) {
+		pthread_mutex_destroy(&a->reap_mu);
+		goto fail;
+	}
+	a->wait_head = a->wait_tail = NULL;
 	return 0;
 fail:
 	ipcount_free(a->perip);
@@ -58,6 +63,13 @@ admission_destroy(struct admission *a)
 	if (a->spare_fd >= 0)
 		close(a->spare_fd);
 	pthread_mutex_destroy(&a->reap_mu);
+	while (a->wait_head != NULL) {
+		struct conn *c = a->wait_head;
+
+		a->wait_head = c->wait_next;
+		conn_unref(c);
+	}
+	pthread_mutex_destroy(&a->wait_mu);
 }
 
 /*
@@ -332,4 +344,59 @@ admission_reap(struct admission *a, struct linger_set *l, long now_ms)
 		conn_unref(c);            /* the job's */
 		linger_add(l, c, now_ms); /* ours, until it is closed */
 	}
+}
+
+void
+admission_wait_push(struct admission *a, struct conn *c, long due)
+{
+	conn_ref(c);
+	pthread_mutex_lock(&a->wait_mu);
+	c->wait_due = due;
+	c->wait_next = NULL;
+	if (a->wait_tail != NULL)
+		a->wait_tail->wait_next = c;
+	else
+		a->wait_head = c;
+	a->wait_tail = c;
+	pthread_mutex_unlock(&a->wait_mu);
+}
+
+void
+admission_wait_push_wake(void *arg, struct conn *c, long due)
+{
+	struct admission *a = arg;
+
+	admission_wait_push(a, c, due);
+	wake_signal(a->wakefd);
+}
+
+struct conn *
+admission_wait_pop(struct admission *a, long now_ms)
+{
+	struct conn *c;
+
+	pthread_mutex_lock(&a->wait_mu);
+	if ((c = a->wait_head) != NULL && c->wait_due <= now_ms) {
+		a->wait_head = c->wait_next;
+		if (a->wait_head == NULL)
+			a->wait_tail = NULL;
+	} else {
+		c = NULL;
+	}
+	pthread_mutex_unlock(&a->wait_mu);
+	return c;
+}
+
+long
+admission_wait_timeout(struct admission *a, long now_ms)
+{
+	long t = -1;
+
+	/* Pushed with the same wait, in order, so the head is the first due
+	 * (a retry pushed later with a short wait is at most that late). */
+	pthread_mutex_lock(&a->wait_mu);
+	if (a->wait_head != NULL)
+		t = a->wait_head->wait_due > now_ms ? a->wait_head->wait_due - now_ms : 0;
+	pthread_mutex_unlock(&a->wait_mu);
+	return t;
 }

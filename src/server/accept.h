@@ -59,6 +59,9 @@ struct admission {
 
 	pthread_mutex_t reap_mu;
 	struct conn *reap_head; /* reap_mu: connections whose job has ended */
+
+	pthread_mutex_t wait_mu; /* joins waiting for a first line (conn.joining) */
+	struct conn *wait_head, *wait_tail;
 };
 
 /* The fields above the accept loop's are the caller's to set; this opens
@@ -106,6 +109,24 @@ void admission_tick(struct admission *a);
 /* The loop: whether a quiet connection may still be waiting for its late
  * announcement (admitted quiet within the last few seconds). */
 bool admission_quiet_waiting(const struct admission *a, long now_ms);
+
+/*
+ * Nick before join: a new connection (not quiet) is announced when its
+ * first line comes, under the nick that line takes if it is /nick NAME,
+ * or after CONN_NICK_WAIT_MS without one, under its address.  The waiting
+ * list holds those joins, in the order they began to wait, each with a
+ * reference.  Push from any thread (the accept loop; a TLS handshake's
+ * job, which then wakes the loop); pop and the timeout are the loop's.
+ */
+void admission_wait_push(struct admission *a, struct conn *c, long due);
+/* The same from another thread (a TLS handshake's job, arg the
+ * admission): the loop is woken to see the new deadline. */
+void admission_wait_push_wake(void *arg, struct conn *c, long due);
+/* The first waiting join whose time is up by now, with its reference; NULL
+ * if none. */
+struct conn *admission_wait_pop(struct admission *a, long now_ms);
+/* Milliseconds until the first waiting join is due (0: now), -1 if none. */
+long admission_wait_timeout(struct admission *a, long now_ms);
 
 /* Give back what admission counted for c (its per-address slot), when it
  * leaves other than by its job (shutdown).  Idempotent. */

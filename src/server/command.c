@@ -58,6 +58,24 @@ verb_is(const char *v, size_t n, const char *name)
 	return strlen(name) == n && strncasecmp(v, name, n) == 0;
 }
 
+/* The others hear of a rename only if they heard of the join: a first
+ * line's /nick is part of the join (relay.c). */
+static void
+tell_rename(const struct command_ctx *cx, struct conn *c, const char *old, const char *now)
+{
+	if (atomic_load_explicit(&c->announced, memory_order_relaxed))
+		msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, now));
+}
+
+bool
+command_is_nick(const char *text, size_t len)
+{
+	const char *p = text + 1, *verb;
+	size_t vlen = word(&p, text + len, &verb);
+
+	return verb_is(verb, vlen, "nick");
+}
+
 static void
 do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 {
@@ -112,15 +130,16 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 	}
 	log_info("%s is now %s", old, c->name);
 	msg_tell(c, msg_notice("you are now %s", nick));
-	msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, nick));
+	tell_rename(cx, c, old, nick);
 }
 
-void
+bool
 command_nick_answer(const struct command_ctx *cx, struct conn *c)
 {
 	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)];
+	enum conn_nick st = conn_take_nick(c, nick, sizeof(nick));
 
-	switch (conn_take_nick(c, nick, sizeof(nick))) {
+	switch (st) {
 	case CONN_NICK_GRANTED:
 		memcpy(old, c->name, sizeof(old));
 		if (broadcast_set_nick(cx->bc, c, nick) != 0) {
@@ -128,11 +147,11 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 			 * had refused: cannot happen while Redis decides, and
 			 * if it does, nobody gets two. */
 			msg_tell(c, msg_notice("nick %s is taken", nick));
-			return;
+			return true;
 		}
 		log_info("%s is now %s", old, c->name);
 		msg_tell(c, msg_notice("you are now %s", nick));
-		msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, nick));
+		tell_rename(cx, c, old, nick);
 		break;
 	case CONN_NICK_TAKEN:
 		msg_tell(c, msg_notice("nick %s is taken", nick));
@@ -149,11 +168,12 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 		msg_tell(c, msg_notice("nick %s was taken on another server while this one was cut "
 		                       "off; you are %s again (/nick to pick one)",
 		                       nick, c->addr));
-		msg_broadcast(cx->bc, c, msg_notice("%s is now %s", old, c->addr));
+		tell_rename(cx, c, old, c->addr);
 		break;
 	default:
 		break;
 	}
+	return st > CONN_NICK_PENDING;
 }
 
 /* In a cluster, the other servers' members in room (NULL: anywhere), as

@@ -48,9 +48,13 @@ bool command_run(const struct command_ctx *cx, struct conn *c, const char *text,
 
 /*
  * In c's own job: apply the cluster's answer to a /nick c asked for (bus.h
- * claim_nick), if one has come.  Standalone, nothing ever waits.
+ * claim_nick), if one has come: true if one had.  Standalone, nothing
+ * ever waits.
  */
-void command_nick_answer(const struct command_ctx *cx, struct conn *c);
+bool command_nick_answer(const struct command_ctx *cx, struct conn *c);
+
+/* Whether text (len bytes, a command line beginning with '/') is /nick. */
+bool command_is_nick(const char *text, size_t len);
 
 /* True if s (n bytes) is a valid nick. */
 bool command_nick_valid(const char *s, size_t n);

@@ -60,9 +60,13 @@
 #include "mono.h"
 #include "msg.h"
 #include "net.h"
+#include "telnet.h"
 
 /* A quiet connection (accept.h) that stays this long is announced. */
 #define CONN_QUIET_MS 2000
+/* How long a new connection's join waits for a first line that may name
+ * it (/nick NAME), before it is announced under its address. */
+#define CONN_NICK_WAIT_MS 1000
 
 /* The longest nick a client may take. */
 #define CONN_NICK_MAX 16
@@ -95,9 +99,14 @@ struct conn {
 
 	/* Owned by the job in flight. */
 	struct line_buf in;
+	struct telnet telnet;       /* telnet commands cut between reads */
 	struct flood_bucket bucket; /* its flood budget */
 	struct flood_hold held;     /* lines read beyond that budget */
 	bool eof;                   /* input ended (after what is held) */
+	bool joining;               /* its first line may still name it: its join
+	                             * is not announced yet (CONN_NICK_WAIT_MS) */
+	bool nick_hold;             /* that first line asked the cluster for a
+	                             * nick: what follows is held for the answer */
 	int eof_err;                /* why, if an error: an errno */
 	atomic_bool announced;      /* the join notice went out: written by the
 	                             * job in flight, read by the loop's tick */
@@ -121,6 +130,8 @@ struct conn {
 	struct conn *out_next;  /* guarded by the registry's out_mu: ... */
 	bool out_listed;        /* ... noted for the next write pass */
 	struct conn *reap_next; /* guarded by the server's reap lock */
+	struct conn *wait_next; /* guarded by admission's wait_mu: joins waiting */
+	long wait_due;          /* ... and when the wait is over */
 
 	/* The accept loop's alone, once the connection has left (linger.h). */
 	bool lingering;

@@ -158,13 +158,17 @@ join(struct handshake *h, struct conn *c)
 	atomic_fetch_add(&h->done, 1);
 	c->joined_online = online;
 	c->joined_ms = mono_ms(); /* a quiet join waits from here */
+	if (!c->quiet) {
+		c->joining = true; /* its first line may name it */
+		r->join_wait(r->reap_arg, c, c->joined_ms + CONN_NICK_WAIT_MS);
+	}
 	if (c->quiet)
 		log_debug("%s connected quietly over %s (%zu online)", c->addr, tls_version(&c->io),
 		          online);
 	else
 		log_info("%s connected over %s (%zu online)", c->addr, tls_version(&c->io), online);
 	relay_submitted(r);
-	relay_job(c, NULL); /* announces it, and relays what it sent already */
+	relay_job(c, NULL); /* greets it, and relays what it sent already */
 }
 
 /* One step of c's handshake, with the reference handshake_ready gave. */

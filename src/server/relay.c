@@ -49,19 +49,30 @@ batch_flush(struct batch *bt)
 	bt->n = 0;
 }
 
+/* The notice of c's join: under its nick if its first line took one. */
+static struct msg *
+join_notice(const struct conn *c, size_t online)
+{
+	if (c->nick[0] != '\0')
+		return msg_notice("%s (%s) joined (%zu online)", c->nick, c->addr, online);
+	return msg_notice("%s joined (%zu online)", c->addr, online);
+}
+
 /*
- * Tell the others c has joined, late (a quiet connection that stayed, or
- * one the accept loop could not batch).  Only those who were
- * there before it hear of it, as for any join; the count is today's.
+ * Tell the others c has joined: at its first line (or the cluster's answer
+ * to the nick that line asked for), or late (a quiet connection that
+ * stayed).  Only those who were there before it hear of it, as for any
+ * join; the count is the one at its join, or today's for a quiet one.
  */
 static void
 announce_self(struct relay *r, struct conn *c)
 {
 	struct msg *m;
 
+	c->joining = false;
+	c->nick_hold = false;
 	atomic_store_explicit(&c->announced, true, memory_order_relaxed);
-	m = c->quiet ? msg_notice("%s joined (%zu online)", c->addr, broadcast_online(r->cmd.bc))
-	             : msg_notice("%s joined (%zu online)", c->addr, c->joined_online);
+	m = join_notice(c, c->quiet ? broadcast_online(r->cmd.bc) : c->joined_online);
 	if (m != NULL) {
 		broadcast_send_except(r->cmd.bc, &m, &c, 1);
 		msg_unref(m);
@@ -70,13 +81,33 @@ announce_self(struct relay *r, struct conn *c)
 		log_info("%s connected (announced late)", c->addr);
 }
 
+/*
+ * c's first line was /nick NAME: announce it under the nick it took (or
+ * under its address, if the nick was refused); in a cluster, once the
+ * cluster has answered, and what c sends meanwhile waits (nick_hold).
+ */
+static void
+joined_as(struct relay *r, struct conn *c)
+{
+	char asked[CONN_NICK_MAX + 1];
+
+	if (r->cmd.bc->bus.claim_nick != NULL) {
+		conn_asked_nick(c, asked, sizeof(asked));
+		if (asked[0] != '\0') {
+			c->nick_hold = true; /* command_nick_answer() announces */
+			return;
+		}
+	}
+	announce_self(r, c);
+}
+
 /* One line the client may send now: a command, or chat to relay. */
 static void
 relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 {
 	struct relay *r = bt->r;
 	struct msg *m;
-	bool cut;
+	bool cut, first_nick;
 
 	if (line[0] == '/' && !(len > 1 && line[1] == '/')) {
 		/* Sanitised as a chat line would be, whole: a command's text
@@ -92,12 +123,19 @@ relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 			cap = sizeof(small);
 		n = line_sanitize(line, len, text, cap, &cut);
 		batch_flush(bt); /* the lines before a command go first */
+		first_nick = bt->c->joining && command_is_nick(text, n);
+		if (bt->c->joining && !first_nick)
+			announce_self(r, bt->c);
 		bt->quit = command_run(&r->cmd, bt->c, text, n, truncated || cut, bt->reason,
 		                       sizeof(bt->reason));
+		if (first_nick)
+			joined_as(r, bt->c);
 		if (text != small)
 			free(text);
 		return;
 	}
+	if (bt->c->joining)
+		announce_self(r, bt->c); /* before its first line */
 	if (line[0] == '/') {
 		line++; /* "//text" sends "/text" */
 		len--;
@@ -138,7 +176,7 @@ on_line(void *ctx, const char *line, size_t len, bool truncated)
 
 	if (len == 0 || bt->quit)
 		return; /* empty lines are not relayed; nothing after /quit is */
-	if (!flood_hold_any(&c->held) && may_send(bt)) {
+	if (!c->nick_hold && !flood_hold_any(&c->held) && may_send(bt)) {
 		relay_line(bt, line, len, truncated);
 		return;
 	}
@@ -155,7 +193,7 @@ release_held(struct batch *bt)
 	size_t len;
 	bool truncated, any = false;
 
-	while (!bt->quit && flood_hold_any(&c->held) && may_send(bt)) {
+	while (!bt->quit && !c->nick_hold && flood_hold_any(&c->held) && may_send(bt)) {
 		flood_hold_pop(&c->held, &line, &len, &truncated);
 		relay_line(bt, line, len, truncated);
 		any = true;
@@ -251,19 +289,18 @@ relay_announce_job(void *arg, void **result)
 	struct conn *skip[RELAY_JOIN_BATCH];
 	size_t i, k = 0;
 
-	size_t online = j->late ? broadcast_online(r->cmd.bc) : 0;
+	size_t online = broadcast_online(r->cmd.bc);
 
 	(void)result;
 	for (i = 0; i < j->n; i++) {
 		struct conn *c = j->conns[i];
 
-		if (c->quiet && !j->late)
-			continue; /* announced late, if at all: see accept.h */
-		msgs[k] = msg_notice("%s joined (%zu online)", c->addr,
-		                     j->late ? online : c->joined_online);
+		if (atomic_load_explicit(&c->announced, memory_order_relaxed) || c->nick_hold)
+			continue; /* by its own first line, or at the cluster's answer */
+		msgs[k] = join_notice(c, c->quiet ? online : c->joined_online);
 		if (msgs[k] != NULL)
 			skip[k++] = c;
-		if (j->late)
+		if (c->quiet)
 			log_info("%s connected (announced late)", c->addr);
 	}
 	if (k > 0)
@@ -273,13 +310,35 @@ relay_announce_job(void *arg, void **result)
 	for (i = 0; i < j->n; i++) {
 		struct conn *c = j->conns[i];
 
-		atomic_store_explicit(&c->announced, !c->quiet || j->late, memory_order_relaxed);
+		if (!c->nick_hold) {
+			c->joining = false; /* a /nick from now on is a rename */
+			atomic_store_explicit(&c->announced, true, memory_order_relaxed);
+		}
 		conn_job_end(c); /* anything it sent meanwhile is reported now */
 		conn_unref(c);
 	}
 	free(j);
 	relay_done(r);
 	return 0;
+}
+
+/* Take telnet commands out of what was read (telnet.h), answering those
+ * that ask; returns the length of the text left in buf. */
+static size_t
+drop_telnet(struct conn *c, char *buf, size_t n)
+{
+	unsigned char reply[TELNET_REPLY_MAX];
+	size_t rlen = 0;
+	struct msg *m;
+
+	if (memchr(buf, TELNET_IAC, n) == NULL && c->telnet.state == 0)
+		return n; /* the usual case: text */
+	n = telnet_filter(&c->telnet, buf, n, reply, &rlen);
+	if (rlen > 0 && (m = msg_new(rlen)) != NULL) {
+		memcpy(m->data, reply, rlen);
+		msg_tell(c, m);
+	}
+	return n;
 }
 
 /*
@@ -299,10 +358,13 @@ read_input(struct batch *bt)
 		ssize_t n = conn_read(c, buf, sizeof(buf));
 
 		if (n > 0) {
+			size_t len;
+
 			atomic_store_explicit(&c->last_heard_ms, mono_ms(), memory_order_relaxed);
-			if (line_feed(&c->in, r->cmd.max_line, buf, (size_t)n, on_line, bt) != 0)
-				log_warn("%s: out of memory: input lost", c->addr);
 			budget -= (size_t)n < budget ? (size_t)n : budget;
+			len = drop_telnet(c, buf, (size_t)n);
+			if (line_feed(&c->in, r->cmd.max_line, buf, len, on_line, bt) != 0)
+				log_warn("%s: out of memory: input lost", c->addr);
 			continue;
 		}
 		if (n == 0) {
@@ -342,15 +404,16 @@ relay_job(void *arg, void **result)
 	struct batch bt = { .r = r, .c = c, .n = 0 };
 
 	(void)result;
-	/* Not announced in a batch (the accept loop was short of memory), or
-	 * quiet and here for good now (the tick ran us for that). */
-	if (!atomic_load_explicit(&c->announced, memory_order_relaxed) &&
-	    (!c->quiet || mono_ms() - c->joined_ms >= CONN_QUIET_MS))
+	/* Its wait for a first line is over (the loop ran us for that, having
+	 * no memory for a batch), or quiet and here for good now. */
+	if (!atomic_load_explicit(&c->announced, memory_order_relaxed) && !c->nick_hold &&
+	    (c->quiet ? mono_ms() - c->joined_ms >= CONN_QUIET_MS
+	              : c->joining && mono_ms() - c->joined_ms >= CONN_NICK_WAIT_MS))
 		announce_self(r, c);
 	if (conn_pending(c) > 0)
 		conn_flush(c); /* we may be here for EPOLLOUT */
-	if (r->cmd.bc->bus.claim_nick != NULL)
-		command_nick_answer(&r->cmd, c); /* or for the cluster's answer */
+	if (r->cmd.bc->bus.claim_nick != NULL && command_nick_answer(&r->cmd, c) && c->nick_hold)
+		announce_self(r, c); /* the answer to its first line's /nick */
 
 	/* What it sent when it had no tokens goes first. */
 	bt.unlimited = !flood_limit_on(&r->flood) || atomic_load(r->stopping) ||
@@ -364,6 +427,8 @@ relay_job(void *arg, void **result)
 	}
 	if (c->eof && !bt.quit) {
 		line_finish(&c->in, on_line, &bt); /* a last line without LF */
+		if (c->nick_hold)
+			announce_self(r, c); /* no waiting for the answer now */
 		release_held(&bt);
 	}
 	batch_flush(&bt);
@@ -371,7 +436,7 @@ relay_job(void *arg, void **result)
 	if (bt.quit) {
 		msg_tell(c, msg_notice("goodbye"));
 		leave(r, c, 0, bt.reason); /* our reference goes to the reaper */
-	} else if (flood_hold_any(&c->held) &&
+	} else if (flood_hold_any(&c->held) && !c->nick_hold &&
 	           park_conn(&bt, bt.wait_ns > 0 ? bt.wait_ns : 1000000)) {
 		/* parked, busy, with our reference: the loop runs us again */
 	} else if (!c->eof && conn_input_buffered(c) && park_conn(&bt, 0)) {

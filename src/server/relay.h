@@ -43,6 +43,9 @@ struct relay {
 	/* A job whose connection has ended gives its reference to reap(). */
 	void (*reap)(void *arg, struct conn *c);
 	void *reap_arg;
+	/* A join that waits for its first line (accept.h, nick before join)
+	 * is listed with join_wait(reap_arg, c, due), which wakes the loop. */
+	void (*join_wait)(void *arg, struct conn *c, long due);
 	/* Jobs submitted and not finished; on the last one while stopping,
 	 * wakefd is written so that the server can go on with shutdown. */
 	atomic_long inflight;
@@ -68,24 +71,26 @@ void relay_done(struct relay *r);
  */
 int relay_job(void *conn, void **result);
 
-/* Connections accepted in one wake-up of the accept loop, to announce. */
+/* Joins announced by one job at most. */
 #define RELAY_JOIN_BATCH 64
 
 struct relay_joins {
 	size_t n;
-	bool late; /* quiet connections that stayed (accept.h), in join order */
-	struct conn *conns[RELAY_JOIN_BATCH]; /* each busy, with a reference for the job */
+	struct conn *conns[RELAY_JOIN_BATCH]; /* in join order, each busy, with a
+	                                       * reference for the job */
 };
 
 /*
- * The job that announces a batch of new connections, for
- * tp_submit(pool, relay_announce_job, joins, NULL): one fan-out carries all
- * their join notices (each kept from its own subject), so that a storm of
- * joins costs one write per member per batch, not one per join.  Then it
- * arms each connection, whose lines can thus never be relayed before its
- * join is known.  A late batch announces quiet connections that stayed
- * (the loop's tick gathers them), with the count online now.  Consumes joins (malloc'ed), the references, and one count
- * with relay_submitted().  All conns of a batch belong to the same struct relay.
+ * The job that announces a batch of joins whose wait is over (accept.h:
+ * no first line came within CONN_NICK_WAIT_MS, or a quiet connection
+ * stayed CONN_QUIET_MS), for tp_submit(pool, relay_announce_job, joins,
+ * NULL): one fan-out carries all their join notices (each kept from its
+ * own subject), so that a storm of joins costs one write per member per
+ * batch, not one per join.  Those announced meanwhile by their own first
+ * line are skipped.  A quiet one's count is the one online now.  Then it
+ * re-arms each connection.  Consumes joins (malloc'ed), the references,
+ * and one count with relay_submitted().  All conns of a batch belong to
+ * the same struct relay.
  */
 int relay_announce_job(void *joins, void **result);
 

@@ -119,7 +119,7 @@ unpark(struct server *s, long now)
 	return n;
 }
 
-/* Hand the connections admitted in one wake-up to one announce job. */
+/* Hand a batch of joins whose wait is over to one announce job. */
 static void
 announce(struct server *s, struct relay_joins *j)
 {
@@ -131,7 +131,7 @@ announce(struct server *s, struct relay_joins *j)
 		return;
 	relay_unsubmitted(&s->relay);
 	log_error("cannot submit the join announcement: %s", strerror(-rc));
-	/* Arm them unannounced: their own first job announces them. */
+	/* Arm them unannounced: their first line announces them. */
 	for (size_t i = 0; i < j->n; i++) {
 		conn_job_end(j->conns[i]);
 		conn_unref(j->conns[i]);
@@ -139,10 +139,10 @@ announce(struct server *s, struct relay_joins *j)
 	free(j);
 }
 
-/* A batch of quiet joins that stayed, in join order (broadcast_send_except
- * needs it), to one announce job. */
+/* A batch of joins, put in join order (broadcast_send_except needs it),
+ * to one announce job. */
 static void
-announce_late(struct server *s, struct relay_joins *j)
+announce_in_order(struct server *s, struct relay_joins *j)
 {
 	for (size_t i = 1; i < j->n; i++) {
 		struct conn *c = j->conns[i];
@@ -155,29 +155,77 @@ announce_late(struct server *s, struct relay_joins *j)
 	announce(s, j);
 }
 
-/* Accept what a listener has, and announce it in one job (TLS clients
- * are announced once their handshake is done: handshake.h). */
+/*
+ * Accept what a listener has (TLS clients join once their handshake is
+ * done: handshake.h).  Each is a member now, greeted, and armed for its
+ * first line; its join is announced when that line comes, or by
+ * announce_due() once CONN_NICK_WAIT_MS has passed without one (a quiet
+ * one's by announce_quiet()).
+ */
 static void
 accept_some(struct server *s, size_t which)
 {
-	struct relay_joins *j = malloc(sizeof(*j));
 	struct conn *got[RELAY_JOIN_BATCH];
 	size_t n = admission_accept(&s->adm, s->lfds[which], s->lfd_tls[which] ? s->tls : NULL, got,
 	                            RELAY_JOIN_BATCH);
 
-	if (j == NULL || n == 0) {
-		/* No memory for a batch: each one's own first job announces it. */
-		for (size_t i = 0; i < n; i++) {
-			conn_job_end(got[i]);
-			conn_unref(got[i]);
+	for (size_t i = 0; i < n; i++) {
+		struct conn *c = got[i];
+
+		if (!c->quiet) {
+			c->joining = true; /* before its first job: the job begin orders it */
+			admission_wait_push(&s->adm, c, c->joined_ms + CONN_NICK_WAIT_MS);
 		}
-		free(j);
-		return;
+		conn_flush(c); /* the greeting, at once, before any job */
+		conn_job_end(c);
+		conn_unref(c);
 	}
-	j->n = n;
-	j->late = false;
-	memcpy(j->conns, got, n * sizeof(got[0]));
-	announce(s, j);
+}
+
+/*
+ * Joins whose wait for a first line is over, still unannounced, go to
+ * announce jobs in batches (one fan-out per batch), in join order.  One
+ * whose job is in flight is looked at again shortly (its job may end
+ * without a whole line); one that has left is forgotten.
+ */
+static void
+announce_due(struct server *s)
+{
+	long now = mono_ms();
+	struct relay_joins *j = NULL;
+	struct conn *c, *retry = NULL;
+
+	while ((c = admission_wait_pop(&s->adm, now)) != NULL) {
+		if (c->lingering || atomic_load_explicit(&c->announced, memory_order_relaxed)) {
+			conn_unref(c); /* the list's */
+			continue;
+		}
+		if (!conn_job_begin(c)) {
+			c->wait_next = retry; /* busy: after this pass */
+			retry = c;
+			continue;
+		}
+		if (j == NULL && (j = malloc(sizeof(*j))) != NULL)
+			j->n = 0;
+		if (j == NULL) {
+			start_job(s, c); /* no memory for a batch: its own job, with our reference */
+			continue;
+		}
+		j->conns[j->n++] = c; /* the list's reference goes to the job */
+		if (j->n == RELAY_JOIN_BATCH) {
+			announce_in_order(s, j);
+			j = NULL;
+		}
+	}
+	if (j != NULL && j->n > 0)
+		announce_in_order(s, j);
+	else
+		free(j);
+	for (; retry != NULL; retry = c) {
+		c = retry->wait_next;
+		admission_wait_push(&s->adm, retry, now + 50);
+		conn_unref(retry); /* the push took its own */
+	}
 }
 
 /* --- idle clients ---------------------------------------------------------------- */
@@ -352,10 +400,13 @@ loop_timeout(struct server *s, long next_tick)
 {
 	long now = mono_ms(), t = park_timeout(&s->park, now);
 	long l = linger_timeout(&s->linger, now);
+	long w = admission_wait_timeout(&s->adm, now);
 	long tick = next_tick > now ? next_tick - now : 0;
 
 	if (l >= 0 && (t < 0 || l < t))
 		t = l;
+	if (w >= 0 && (t < 0 || w < t))
+		t = w;
 	if (t < 0 || tick < t)
 		t = tick;
 	return t > INT_MAX ? INT_MAX : (int)t;
@@ -386,10 +437,8 @@ announce_quiet(struct server *s)
 
 		if (c->quiet && now - c->joined_ms >= CONN_QUIET_MS &&
 		    !atomic_load_explicit(&c->announced, memory_order_relaxed)) {
-			if (j == NULL && (j = malloc(sizeof(*j))) != NULL) {
+			if (j == NULL && (j = malloc(sizeof(*j))) != NULL)
 				j->n = 0;
-				j->late = true;
-			}
 			if (j != NULL && conn_job_begin(c)) {
 				conn_ref(c);
 				j->conns[j->n++] = c;
@@ -398,14 +447,14 @@ announce_quiet(struct server *s)
 				start_job(s, c);
 			}
 			if (j != NULL && j->n == RELAY_JOIN_BATCH) {
-				announce_late(s, j);
+				announce_in_order(s, j);
 				j = NULL;
 			}
 		}
 		conn_unref(c);
 	}
 	if (j != NULL && j->n > 0)
-		announce_late(s, j);
+		announce_in_order(s, j);
 	else
 		free(j);
 	free(all);
@@ -430,6 +479,7 @@ run_loop(struct server *s)
 
 	while (!atomic_load(&s->stopping)) {
 		unpark(s, mono_ms());
+		announce_due(s);
 		poll_once(s, loop_timeout(s, next_tick));
 		if (mono_ms() >= next_tick) {
 			tick(s);
@@ -456,6 +506,13 @@ stop(struct server *s)
 		close(s->lfds[i]);
 	}
 	s->nlisten = 0;
+	/* Joins not announced yet never will be. */
+	{
+		struct conn *c;
+
+		while ((c = admission_wait_pop(&s->adm, LONG_MAX)) != NULL)
+			conn_unref(c);
+	}
 
 	/* Every line read before the signal is fanned out before the
 	 * goodbye, so nobody who keeps reading misses one: the jobs in
@@ -817,6 +874,7 @@ server_run(const struct server_config *cfg)
 	s.relay.stopping = &s.stopping;
 	s.relay.reap = admission_reap_push;
 	s.relay.reap_arg = &s.adm;
+	s.relay.join_wait = admission_wait_push_wake;
 	s.relay.wakefd = s.wakefd;
 	atomic_init(&s.relay.inflight, 0);
 	atomic_init(&s.relay.unwritten, 0);
