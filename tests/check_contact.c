@@ -300,6 +300,63 @@ START_TEST(test_telnet_negotiation_is_dropped_and_refused)
 }
 END_TEST
 
+/* The cloak b shows as: its greeting's "you are ..." part, read. */
+static void
+read_own_cloak(struct client *c, char *out, size_t len)
+{
+	char line[512];
+	const char *p;
+
+	ck_assert_int_eq(client_line(c, line, sizeof(line), WAIT_MS), 1); /* welcome */
+	ck_assert_int_eq(client_line(c, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_msg(strncmp(line, "* you are cloak-", 16) == 0, "got: %s", line);
+	p = line + strlen("* you are ");
+	snprintf(out, len, "%.*s", (int)strcspn(p, " "), p);
+	ck_assert(client_wait_for(c, "* /nick NAME", WAIT_MS));
+}
+
+/* --cloak: what clients see of an address is its cloak, everywhere (the
+ * greeting, joins, chat lines, actions, /who, departures); the same
+ * address gives the same cloak; the log keeps the real address. */
+START_TEST(test_cloak_hides_addresses_from_clients_only)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char ca[64], cb[64], real[64], want[160], line[512];
+
+	server_start(&sp, "--cloak", NULL);
+	client_open(&a, sp.port, 0);
+	read_own_cloak(&a, ca, sizeof(ca));
+	client_open(&b, sp.port, 0);
+	read_own_cloak(&b, cb, sizeof(cb));
+	client_addr(&b, real, sizeof(real));
+	/* Both from 127.0.0.1: one cloak, told apart by port. */
+	ck_assert_int_eq(strncmp(ca, cb, 18), 0);
+	ck_assert_str_eq(strchr(cb, ':'), strchr(real, ':'));
+
+	client_say(&b, "/nick bob\nhello\n/me waves\n/who\n");
+	snprintf(want, sizeof(want), "* bob (%s) joined (2 online)", cb);
+	expect_line(&a, want);
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	snprintf(want, sizeof(want), "bob@%s | ", cb);
+	ck_assert_msg(strncmp(line, want, strlen(want)) == 0, "got: %s", line);
+	ck_assert_int_eq(client_line(&a, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "* bob waves");
+	snprintf(want, sizeof(want), "bob@%s", cb);
+	ck_assert(client_wait_for(&b, want, WAIT_MS)); /* in /who */
+	client_say(&a, "/who\n");
+	ck_assert(client_wait_for(&a, ca, WAIT_MS));
+	client_close(&b);
+	snprintf(want, sizeof(want), "* bob@%s left (1 online)", cb);
+	ck_assert(client_wait_for(&a, want, WAIT_MS));
+	/* The log names the real address. */
+	snprintf(want, sizeof(want), "bob@%s", real);
+	ck_assert(server_log_wait(&sp, want, WAIT_MS));
+	client_close(&a);
+	server_stop_ok(&sp);
+}
+END_TEST
+
 static Suite *
 contact_suite(void)
 {
@@ -315,6 +372,7 @@ contact_suite(void)
 	tcase_add_test(tc, test_joins_without_a_first_nick);
 	tcase_add_test(tc, test_a_silent_visit_is_not_announced);
 	tcase_add_test(tc, test_telnet_negotiation_is_dropped_and_refused);
+	tcase_add_test(tc, test_cloak_hides_addresses_from_clients_only);
 	suite_add_tcase(s, tc);
 	return s;
 }

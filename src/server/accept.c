@@ -236,6 +236,11 @@ admission_admit(struct admission *a, int fd, const struct sockaddr *peer, struct
 		log_warn("cannot accept a connection: %s", strerror(-rc));
 		return NULL;
 	}
+	if (a->cloak != NULL) {
+		/* Before it is a member: from then on others read it freely. */
+		cloak_format(a->cloak, peer, c->shown, sizeof(c->shown));
+		snprintf(c->name, sizeof(c->name), "%s", c->shown);
+	}
 	if ((tls != NULL ? begin_handshake(a, c) : join_now(a, c, &online)) != 0) {
 		conn_unref(c);
 		return NULL;

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 
 #include "broadcast.h"
+#include "cloak.h"
 #include "conn.h"
 #include "handshake.h"
 #include "ipcount.h"
@@ -48,6 +49,7 @@ struct admission {
 	struct relay *relay;
 	struct handshake *hs; /* TLS handshakes in progress; NULL: no TLS port */
 	const atomic_bool *stopping;
+	const struct cloak *cloak; /* --cloak: what others see of an address; NULL: itself */
 
 	/* The accept loop's. */
 	struct ipcount *perip;    /* connections and churn budget per address */

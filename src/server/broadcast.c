@@ -230,7 +230,7 @@ broadcast_join(struct broadcast *b, struct conn *c, size_t *online)
 	*online = b->n;
 	if (b->greet != NULL) {
 		struct msg *hello[2];
-		size_t k = greet_make(b->greet, c->addr, BROADCAST_LOBBY, b->n, hello);
+		size_t k = greet_make(b->greet, c->shown, BROADCAST_LOBBY, b->n, hello);
 
 		if (k > 0 && conn_enqueue(c, hello, k) >= 0)
 			note(b, &c, 1);
@@ -655,7 +655,8 @@ broadcast_set_nick(struct broadcast *b, struct conn *c, const char *nick)
 		}
 	}
 	snprintf(c->nick, sizeof(c->nick), "%s", nick);
-	snprintf(c->name, sizeof(c->name), "%s@%s", c->nick, c->addr);
+	snprintf(c->name, sizeof(c->name), "%s@%s", c->nick, c->shown);
+	snprintf(c->logname, sizeof(c->logname), "%s@%s", c->nick, c->addr);
 	pthread_rwlock_unlock(&b->lock);
 	member_changed(b, c, c->room->name, BUS_RENAMED);
 	return 0;
@@ -666,7 +667,8 @@ broadcast_clear_nick(struct broadcast *b, struct conn *c)
 {
 	pthread_rwlock_wrlock(&b->lock);
 	c->nick[0] = '\0';
-	snprintf(c->name, sizeof(c->name), "%s", c->addr);
+	snprintf(c->name, sizeof(c->name), "%s", c->shown);
+	snprintf(c->logname, sizeof(c->logname), "%s", c->addr);
 	pthread_rwlock_unlock(&b->lock);
 	member_changed(b, c, c->room->name, BUS_RENAMED);
 }

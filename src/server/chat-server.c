@@ -53,6 +53,8 @@ usage(FILE *fp)
 	        "      --history N          chat lines of its room replayed to a newcomer\n"
 	        "                           (default 0)\n"
 	        "      --max-rooms N        rooms at once, #lobby included (default 1000)\n"
+	        "      --cloak              show clients' addresses as keyed hashes\n"
+	        "                           (cloak-7f3a9c2e1b4d:PORT; the log keeps them)\n"
 	        "      --motd FILE          lines every newcomer gets after the greeting\n"
 	        "                           (reread on SIGHUP; at most 50 lines, 4 KiB)\n"
 	        "      --flood-rate N       lines per second per client (default 10; 0: off)\n"
@@ -202,6 +204,7 @@ main(int argc, char **argv)
 		OPT_TLS_HANDSHAKES,
 		OPT_MAX_ROOMS,
 		OPT_MOTD,
+		OPT_CLOAK,
 	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -229,6 +232,7 @@ main(int argc, char **argv)
 		{ "tls-max-handshakes", required_argument, NULL, OPT_TLS_HANDSHAKES },
 		{ "max-rooms", required_argument, NULL, OPT_MAX_ROOMS },
 		{ "motd", required_argument, NULL, OPT_MOTD },
+		{ "cloak", no_argument, NULL, OPT_CLOAK },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -374,6 +378,7 @@ main(int argc, char **argv)
 			        (size_t)parse_number("--tls-max-handshakes", optarg, 1, 1000000,
 			                             "a number from 1 to 1000000");
 			break;
+		case OPT_CLOAK: cfg.cloak = true; break;
 		case OPT_MOTD:
 			if (optarg[0] == '\0')
 				bad_value("--motd", optarg, "a text file");

@@ -416,7 +416,7 @@ hook_member(void *arg, struct conn *c, const char *room, enum bus_member what)
 	if (atomic_load(&cl->leaving))
 		return; /* shutdown: cluster_stop says goodbye for all */
 	if ((op = op_new(what == BUS_LEFT ? OP_MEMBER_DEL : OP_MEMBER_SET, c, room)) == NULL) {
-		log_warn("cluster: out of memory: presence of %s not updated", c->name);
+		log_warn("cluster: out of memory: presence of %s not updated", c->logname);
 		return;
 	}
 	/* A nick it asked for and never took may be granted after it left:
@@ -1221,7 +1221,7 @@ send_ops(struct cluster *cl)
 			const char *args[] = { lnick, owner, lold, id, nv };
 
 			lower(lold, sizeof(lold), op->oldnick);
-			snprintf(nv, sizeof(nv), "%s@%s\t%s\t%s", op->nick, op->c->addr, op->nick,
+			snprintf(nv, sizeof(nv), "%s@%s\t%s\t%s", op->nick, op->c->shown, op->nick,
 			         op->room[0] != '\0' ? op->room : BROADCAST_LOBBY);
 			kept = eval(cl, on_claim, op, LUA_CLAIM, 2, keys, 5, args, NULL);
 			if (!kept && conn_answer_nick(op->c, CONN_NICK_FAILED)) {

@@ -79,7 +79,7 @@ command_is_nick(const char *text, size_t len)
 static void
 do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 {
-	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)];
+	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)], oldlog[sizeof(c->logname)];
 	int rc;
 
 	if (n == 0) {
@@ -124,11 +124,12 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 		return;
 	}
 	memcpy(old, c->name, sizeof(old)); /* ours to read: only we write it */
+	memcpy(oldlog, c->logname, sizeof(oldlog));
 	if ((rc = broadcast_set_nick(cx->bc, c, nick)) == -EEXIST) {
 		msg_tell(c, msg_notice("nick %s is taken", nick));
 		return;
 	}
-	log_info("%s is now %s", old, c->name);
+	log_info("%s is now %s", oldlog, c->logname);
 	msg_tell(c, msg_notice("you are now %s", nick));
 	tell_rename(cx, c, old, nick);
 }
@@ -136,12 +137,13 @@ do_nick(const struct command_ctx *cx, struct conn *c, const char *arg, size_t n)
 bool
 command_nick_answer(const struct command_ctx *cx, struct conn *c)
 {
-	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)];
+	char nick[CONN_NICK_MAX + 1], old[sizeof(c->name)], oldlog[sizeof(c->logname)];
 	enum conn_nick st = conn_take_nick(c, nick, sizeof(nick));
 
 	switch (st) {
 	case CONN_NICK_GRANTED:
 		memcpy(old, c->name, sizeof(old));
+		memcpy(oldlog, c->logname, sizeof(oldlog));
 		if (broadcast_set_nick(cx->bc, c, nick) != 0) {
 			/* Taken here meanwhile by a local client the cluster
 			 * had refused: cannot happen while Redis decides, and
@@ -149,7 +151,7 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 			msg_tell(c, msg_notice("nick %s is taken", nick));
 			return true;
 		}
-		log_info("%s is now %s", old, c->name);
+		log_info("%s is now %s", oldlog, c->logname);
 		msg_tell(c, msg_notice("you are now %s", nick));
 		tell_rename(cx, c, old, nick);
 		break;
@@ -163,12 +165,13 @@ command_nick_answer(const struct command_ctx *cx, struct conn *c)
 		if (strcasecmp(c->nick, nick) != 0)
 			break; /* changed since */
 		memcpy(old, c->name, sizeof(old));
+		memcpy(oldlog, c->logname, sizeof(oldlog));
 		broadcast_clear_nick(cx->bc, c);
-		log_info("%s is now %s (its nick was taken on another server)", old, c->name);
+		log_info("%s is now %s (its nick was taken on another server)", oldlog, c->logname);
 		msg_tell(c, msg_notice("nick %s was taken on another server while this one was cut "
 		                       "off; you are %s again (/nick to pick one)",
-		                       nick, c->addr));
-		tell_rename(cx, c, old, c->addr);
+		                       nick, c->shown));
+		tell_rename(cx, c, old, c->shown);
 		break;
 	default:
 		break;
@@ -266,7 +269,7 @@ tell_cut(const struct command_ctx *cx, struct conn *c)
 static void
 do_me(const struct command_ctx *cx, struct conn *c, const char *text, size_t n, bool cut)
 {
-	const char *who = c->nick[0] ? c->nick : c->addr;
+	const char *who = c->nick[0] ? c->nick : c->shown;
 	size_t wlen = strlen(who), len = 2 + wlen + 1 + n;
 	struct msg *m;
 	char *line;

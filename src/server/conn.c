@@ -41,7 +41,9 @@ conn_new(struct conn **out, struct io *io, const struct sockaddr *peer, int epfd
 	c->relay = relay;
 	c->reg_index = SIZE_MAX;
 	net_format_addr(peer, c->addr, sizeof(c->addr));
+	memcpy(c->shown, c->addr, sizeof(c->addr));
 	memcpy(c->name, c->addr, sizeof(c->addr));
+	memcpy(c->logname, c->addr, sizeof(c->addr));
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->last_heard_ms, mono_ms());
 	*out = c;

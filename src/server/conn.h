@@ -78,7 +78,9 @@ struct conn {
 	struct io io;               /* immutable: the transport; io.fd is what
 	                             * epoll watches; closed by the last unref */
 	int epfd;                   /* immutable */
-	char addr[NET_ADDRSTRLEN];  /* immutable: "127.0.0.1:52842" */
+	char addr[NET_ADDRSTRLEN];  /* immutable: "127.0.0.1:52842", for the log */
+	char shown[NET_ADDRSTRLEN]; /* immutable once a member: what others see
+	                             * of it, addr or its cloak (cloak.h) */
 	size_t max_sendq;           /* immutable: bytes */
 	const atomic_bool *no_read; /* immutable: set when the server stops reading */
 	struct relay *relay;        /* immutable: the jobs' shared state (relay.h) */
@@ -118,7 +120,8 @@ struct conn {
 	 * the registry's read lock.
 	 */
 	char nick[CONN_NICK_MAX + 1];                  /* "" until /nick */
-	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN]; /* "alice@127.0.0.1:52842", or addr */
+	char name[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN];    /* "alice@" shown, or shown */
+	char logname[CONN_NICK_MAX + 1 + NET_ADDRSTRLEN]; /* the same with addr: the log's */
 
 	size_t reg_index;       /* guarded by the registry's lock */
 	struct room *room;      /* the room it is in, with a reference: written by

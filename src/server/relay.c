@@ -54,8 +54,8 @@ static struct msg *
 join_notice(const struct conn *c, size_t online)
 {
 	if (c->nick[0] != '\0')
-		return msg_notice("%s (%s) joined (%zu online)", c->nick, c->addr, online);
-	return msg_notice("%s joined (%zu online)", c->addr, online);
+		return msg_notice("%s (%s) joined (%zu online)", c->nick, c->shown, online);
+	return msg_notice("%s joined (%zu online)", c->shown, online);
 }
 
 /*
@@ -145,7 +145,7 @@ relay_line(struct batch *bt, const char *line, size_t len, bool truncated)
 		msg_tell(bt->c, msg_notice("line too long: cut to %zu bytes", r->cmd.max_line));
 	if (m == NULL)
 		return; /* nothing left once sanitised (or out of memory) */
-	log_debug("%s: %.*s", bt->c->name, (int)len, line);
+	log_debug("%s: %.*s", bt->c->logname, (int)len, line);
 	bt->msgs[bt->n++] = m;
 	if (bt->n == BATCH)
 		batch_flush(bt);
@@ -229,16 +229,16 @@ leave(struct relay *r, struct conn *c, int err, const char *reason)
 			notice = msg_notice("%s left (%zu online)", c->name, online);
 	}
 	if (!told && !(dropped && warn))
-		log_debug("%s left unannounced (%zu online)", c->name, online);
+		log_debug("%s left unannounced (%zu online)", c->logname, online);
 	else if (reason != NULL)
-		log_info("%s quit (%zu online)", c->name, online);
+		log_info("%s quit (%zu online)", c->logname, online);
 	else if (dropped && warn)
-		log_warn("%s dropped: %s (%zu online)", c->name, why, online);
+		log_warn("%s dropped: %s (%zu online)", c->logname, why, online);
 	else if (dropped || err != 0)
-		log_info("%s disconnected: %s (%zu online)", c->name, dropped ? why : strerror(err),
+		log_info("%s disconnected: %s (%zu online)", c->logname, dropped ? why : strerror(err),
 		         online);
 	else
-		log_info("%s disconnected (%zu online)", c->name, online);
+		log_info("%s disconnected (%zu online)", c->logname, online);
 	r->reap(r->reap_arg, c);                    /* c is not ours any more */
 	msg_broadcast_room(r->cmd.bc, was, notice); /* to the room it was in */
 	room_unref(was);

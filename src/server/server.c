@@ -32,6 +32,7 @@
 
 #include "accept.h"
 #include "broadcast.h"
+#include "cloak.h"
 #include "greet.h"
 #ifdef HAVE_HIREDIS
 #include "cluster.h"
@@ -66,6 +67,7 @@ struct server {
 	tp_pool *pool;
 	struct broadcast bc;
 	struct greet greet; /* what every newcomer gets first (greet.h) */
+	struct cloak cloak; /* --cloak's key (cloak.h) */
 	struct relay relay;
 	struct park park;         /* clients waiting for flood tokens */
 	struct admission adm;     /* who gets in; reaping */
@@ -806,6 +808,10 @@ server_run(const struct server_config *cfg)
 		goto out;
 	}
 	s.greet_ready = true;
+	if (s.cfg.cloak && (rc = cloak_init(&s.cloak)) != 0) {
+		fprintf(stderr, "chat-server: --cloak: cannot make a key: %s\n", strerror(-rc));
+		goto out;
+	}
 	if (!s.cfg.no_plain) {
 		rc = net_listen(s.cfg.bind, s.cfg.port, SOMAXCONN, s.lfds, MAX_LISTEN, &s.nlisten,
 		                err, sizeof(err));
@@ -861,6 +867,7 @@ server_run(const struct server_config *cfg)
 	s.adm.relay = &s.relay;
 	s.adm.hs = s.tls != NULL ? &s.hs : NULL;
 	s.adm.stopping = &s.stopping;
+	s.adm.cloak = s.cfg.cloak ? &s.cloak : NULL;
 	if ((rc = admission_init(&s.adm)) != 0)
 		goto out_rc;
 	s.adm_ready = true;
@@ -900,6 +907,8 @@ server_run(const struct server_config *cfg)
 	log_info("limits: %zu client%s, %zu bytes of send queue each", s.adm.max_clients,
 	         s.adm.max_clients == 1 ? "" : "s",
 	         s.cfg.max_sendq);
+	if (s.cfg.cloak)
+		log_info("addresses are cloaked for clients (--cloak); the log shows them");
 
 	run_loop(&s);
 	stop(&s);

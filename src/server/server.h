@@ -26,6 +26,7 @@ struct server_config {
 	unsigned flood_rate;   /* lines per second per client; 0: no limit */
 	unsigned flood_burst;  /* lines at once before flood_rate applies */
 	const char *motd;      /* --motd FILE: greeting lines, reread on SIGHUP */
+	bool cloak;            /* --cloak: addresses shown as keyed hashes */
 
 	/* A cluster (cluster.h): redis NULL is standalone. */
 	const char *redis;       /* --redis URL, already checked */
