@@ -27,4 +27,18 @@ for page in "$srcdir"/docs/*.[1-9]; do
 	fi
 done
 [ "$found" -eq 1 ] || { echo "FAIL: no man pages in $srcdir/docs"; exit 1; }
+
+# `make install` links each name of threadpool(3)'s NAME section to it
+# (Makefile.am, TP_MAN_LINKS): the list must be exactly those names.
+if [ -n "${tp_man_links+x}" ]; then
+	names=$(sed -n 's/^\.Nm \(tp_[a-z_]*\).*/\1/p' "$srcdir/docs/threadpool.3" | sort -u)
+	links=$(printf '%s\n' $tp_man_links | sort -u)
+	if [ "$names" != "$links" ]; then
+		echo "FAIL: TP_MAN_LINKS in Makefile.am differs from threadpool.3's NAME section:"
+		printf 'page:  %s\nlinks: %s\n' "$(echo $names)" "$(echo $links)"
+		status=1
+	else
+		echo "ok: $(echo "$links" | wc -l) function names link to threadpool.3"
+	fi
+fi
 exit $status
