@@ -160,6 +160,49 @@ START_TEST(test_pipe_mode_sends_lines_and_prints_what_arrives)
 }
 END_TEST
 
+/*
+ * In a pipe, -n NICK taken is the end: exit 3 with the reason, and
+ * nothing sent under another name (the server logs chat lines at debug).
+ * -q keeps "* " lines out of stdout.
+ */
+START_TEST(test_pipe_mode_nick_taken_bad_nick_and_quiet)
+{
+	struct server_proc sp;
+	struct cli a, b, q;
+	char port[16], line[1024];
+
+	server_start(&sp, "--log-level", "debug", NULL);
+	port_str(port, sizeof(port), sp.port);
+	cli_start(&a, (const char *[]){ "-n", "alice", "127.0.0.1", port, NULL });
+	ck_assert(client_wait_for(&a.out, "* you are now alice", WAIT_MS));
+
+	cli_start(&b, (const char *[]){ "-n", "ALICE", "127.0.0.1", port, NULL });
+	type_into(b.in, "not under my address\n");
+	ck_assert_int_eq(cli_exit(&b), 3);
+	ck_assert_ptr_nonnull(strstr(server_log(&b.p), "chat-client: nick ALICE is taken"));
+	ck_assert(server_log_wait(&sp, "disconnected (1 online)", WAIT_MS));
+	ck_assert_ptr_null(strstr(server_log(&sp), "not under my address"));
+
+	/* -q: chat lines only. */
+	cli_start(&q, (const char *[]){ "-q", "127.0.0.1", port, NULL });
+	ck_assert(server_log_wait(&sp, "connected (2 online)", WAIT_MS));
+	type_into(a.in, "for the quiet one\n");
+	ck_assert_int_eq(client_line(&q.out, line, sizeof(line), WAIT_MS), 1);
+	ck_assert_str_eq(chat_text(line), "for the quiet one");
+	cli_close_input(&q);
+	ck_assert_int_eq(cli_exit(&q), 0);
+	while (client_line(&q.out, line, sizeof(line), 200) == 1)
+		ck_assert_msg(line[0] != '*', "a notice with -q: %s", line);
+
+	cli_close_input(&a);
+	ck_assert_int_eq(cli_exit(&a), 0);
+	cli_free(&a);
+	cli_free(&b);
+	cli_free(&q);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 START_TEST(test_quit_ends_the_client_with_0_while_input_is_still_open)
 {
 	struct server_proc sp;
@@ -317,6 +360,12 @@ START_TEST(test_bad_arguments_print_the_problem_and_usage_exit_2)
 	ck_assert_ptr_nonnull(strstr(out, "usage: chat-client"));
 	ck_assert_int_eq(run_cli(out, sizeof(out), (const char *[]){ "--frob", NULL }), 2);
 	ck_assert_ptr_nonnull(strstr(out, "unknown option --frob"));
+	/* A nick the server would refuse, before connecting. */
+	ck_assert_int_eq(run_cli(out, sizeof(out), (const char *[]){ "-n", "9lives", NULL }), 2);
+	ck_assert_ptr_nonnull(strstr(out, "chat-client: invalid nick '9lives'"));
+	ck_assert_int_eq(
+	        run_cli(out, sizeof(out), (const char *[]){ "-n", "averyveryverylongnick", NULL }),
+	        2);
 	ck_assert_int_eq(run_cli(out, sizeof(out), (const char *[]){ "-n", NULL }), 2);
 	ck_assert_ptr_nonnull(strstr(out, "needs a value"));
 	ck_assert_int_eq(run_cli(out, sizeof(out), (const char *[]){ "a", "1", "b", NULL }), 2);
@@ -581,13 +630,23 @@ pty_free(struct ptycli *t)
 
 /* chat-client on a terminal, connected to sp, its prompt drawn. */
 static void
-pty_connect(struct ptycli *t, const struct server_proc *sp)
+pty_connect_with(struct ptycli *t, const struct server_proc *sp, const char *opt)
 {
 	char port[16];
 
 	port_str(port, sizeof(port), sp->port);
-	pty_start(t, (const char *[]){ "127.0.0.1", port, NULL });
-	ck_assert(pty_until(t, input_row_is, "> "));
+	if (opt != NULL)
+		pty_start(t, (const char *[]){ opt, "127.0.0.1", port, NULL });
+	else
+		pty_start(t, (const char *[]){ "127.0.0.1", port, NULL });
+	/* The greeting names the room, and the prompt shows it. */
+	ck_assert(pty_until(t, input_row_is, "#lobby> "));
+}
+
+static void
+pty_connect(struct ptycli *t, const struct server_proc *sp)
+{
+	pty_connect_with(t, sp, NULL);
 }
 
 /* It exits with this status, the terminal as it found it. */
@@ -616,27 +675,28 @@ START_TEST(test_terminal_keeps_the_typed_line_intact_below_messages)
 
 	/* Half a line typed, with a correction. */
 	type_into(t.master, "hello wpr\x7f\x7for");
-	ck_assert(pty_until(&t, input_row_is, "> hello wor"));
+	ck_assert(pty_until(&t, input_row_is, "#lobby> hello wor"));
 
 	/* Someone else speaks: the message gets its own row, and the half
 	 * line is drawn again, whole, below it, the cursor at its end. */
 	client_open(&other, sp.port, 0);
 	client_say(&other, "good morning\n");
-	ck_assert(pty_until(&t, shows, "| good morning"));
-	ck_assert(pty_until(&t, input_row_is, "> hello wor"));
-	r = screen_find(&t.scr, "| good morning");
+	ck_assert(pty_until(&t, shows, "> good morning"));
+	ck_assert(pty_until(&t, input_row_is, "#lobby> hello wor"));
+	r = screen_find(&t.scr, "> good morning");
 	ck_assert_msg(strstr(screen_row(&t.scr, r), "> hello") == NULL, "garbled: %s",
 	              screen_row(&t.scr, r));
 	ck_assert_int_eq(t.scr.row, r + 1);
-	ck_assert_int_eq(t.scr.col, 11);
+	ck_assert_int_eq(t.scr.col, 17);
 	ck_assert_int_ge(screen_find(&t.scr, "joined (2 online)"), 0);
 
 	/* Finish the line: sent whole, and left on the screen. */
 	type_into(t.master, "ld\r");
 	ck_assert_int_eq(client_chat_line(&other, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "hello world");
-	ck_assert(pty_until(&t, input_row_is, "> "));
-	ck_assert_str_eq(screen_row(&t.scr, t.scr.row - 1), "> hello world");
+	ck_assert(pty_until(&t, input_row_is, "#lobby> "));
+	/* Shown as the others' lines are: "[HH:MM] <you> hello world". */
+	ck_assert_str_eq(screen_row(&t.scr, t.scr.row - 1) + 7, " <you> hello world");
 
 	/* Ctrl-C: out at once, exit 130, the terminal as it was. */
 	type_into(t.master, "half\x03");
@@ -657,8 +717,20 @@ input_row_ends_with(const struct screen *s, const void *arg)
 	return rl >= wl && strcmp(row + rl - wl, want) == 0;
 }
 
+/* The input row has the prompt, the tail of the line ending in "efgh"
+ * and nothing past column arg: drawn again for a window that wide. */
+static bool
+input_row_fits(const struct screen *s, const void *arg)
+{
+	const char *row = screen_row(s, s->row);
+	size_t rl = strlen(row);
+
+	return rl < (size_t)atoi(arg) && rl > 8 && strcmp(row + rl - 4, "efgh") == 0 &&
+	       s->col == (int)rl;
+}
+
 /*
- * A paste of 12,000 characters while someone speaks.  The editor used to
+ * A paste of 16 KiB while someone speaks.  The editor used to
  * be cubic in the line's length (each byte redrawn, each redraw rescanning
  * the line from its start): 4,000 characters froze the client for 29 s,
  * and it stopped reading the socket.  Now the line is drawn once per read
@@ -667,7 +739,7 @@ input_row_ends_with(const struct screen *s, const void *arg)
  */
 START_TEST(test_terminal_paste_of_a_long_line_is_drawn_at_once)
 {
-	enum { PASTE = 12000 };
+	enum { PASTE = 16384 };
 	struct server_proc sp;
 	struct ptycli t;
 	struct client other;
@@ -703,7 +775,7 @@ START_TEST(test_terminal_paste_of_a_long_line_is_drawn_at_once)
 		_exit(0);
 	}
 	client_say(&other, "during the paste\n");
-	ck_assert(pty_until(&t, shows, "| during the paste"));
+	ck_assert(pty_until(&t, shows, "> during the paste"));
 	ck_assert(pty_until(&t, input_row_ends_with, "END"));
 	ck_assert_int_eq(waitpid(writer, NULL, 0), writer);
 
@@ -733,10 +805,11 @@ START_TEST(test_terminal_mode_is_restored_when_killed_or_cut_off)
 	ck_assert(!pty_is_raw(&t));
 	pty_free(&t);
 
-	/* The server goes away while a line is half typed. */
-	pty_connect(&t, &sp);
+	/* The server goes away while a line is half typed (--no-reconnect:
+	 * see test_terminal_reconnects for the default). */
+	pty_connect_with(&t, &sp, "--no-reconnect");
 	type_into(t.master, "half a");
-	ck_assert(pty_until(&t, input_row_is, "> half a"));
+	ck_assert(pty_until(&t, input_row_is, "#lobby> half a"));
 	ck_assert_int_eq(server_stop(&sp), 0);
 	pty_expect_exit(&t, 1);
 	ck_assert_int_ge(screen_find(&t.scr, "* server shutting down"), 0);
@@ -772,6 +845,166 @@ START_TEST(test_terminal_prompt_shows_the_room)
 	ck_assert(pty_until(&t, input_row_is, "#dev> "));
 	type_into(t.master, "hi");
 	ck_assert(pty_until(&t, input_row_is, "#dev> hi"));
+	type_into(t.master, "\x03");
+	pty_expect_exit(&t, 130);
+	pty_free(&t);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+/* chat-client -n NICK (and any more options) on a terminal, connected. */
+static void
+pty_connect_as(struct ptycli *t, const struct server_proc *sp, const char *nick,
+               const char *want_prompt)
+{
+	char port[16];
+
+	port_str(port, sizeof(port), sp->port);
+	pty_start(t, (const char *[]){ "-n", nick, "127.0.0.1", port, NULL });
+	ck_assert_msg(pty_until(t, input_row_is, want_prompt), "prompt: %s",
+	              screen_row(&t->scr, t->scr.row));
+}
+
+/* The screen row holding needle, whole (static buffer), or "". */
+static const char *
+row_with(const struct ptycli *t, const char *needle)
+{
+	int r = screen_find(&t->scr, needle);
+
+	return r >= 0 ? screen_row(&t->scr, r) : "";
+}
+
+/*
+ * On a terminal, lines are shown for people: "[HH:MM] <nick> text",
+ * actions, private messages marked, our own lines alike; the prompt has
+ * our nick and room; Tab completes a nick seen; /r answers the last
+ * private message.
+ */
+START_TEST(test_terminal_shows_lines_for_people_and_completes_nicks)
+{
+	struct server_proc sp;
+	struct ptycli t;
+	struct client bob;
+	const char *row;
+
+	server_start(&sp, NULL);
+	client_open(&bob, sp.port, 0);
+	client_say(&bob, "/nick bob\n");
+	ck_assert(client_wait_for(&bob, "you are now bob", WAIT_MS));
+	pty_connect_as(&t, &sp, "alice", "alice #lobby> ");
+
+	client_say(&bob, "hi alice\n/me waves\n/msg alice psst\n");
+	ck_assert(pty_until(&t, shows, "<bob> hi alice"));
+	row = row_with(&t, "<bob> hi alice");
+	ck_assert_msg(row[0] == '[' && row[3] == ':' && row[6] == ']', "row: %s", row);
+	ck_assert(pty_until(&t, shows, "] * bob waves"));
+	ck_assert(pty_until(&t, shows, "] [private] <bob> psst"));
+
+	/* Tab: "b" becomes "bob: " at the start of the line. */
+	type_into(t.master, "b\t");
+	ck_assert(pty_until(&t, input_row_is, "alice #lobby> bob: "));
+	type_into(t.master, "welcome\r");
+	ck_assert(client_wait_for(&bob, "| bob: welcome", WAIT_MS));
+	ck_assert(pty_until(&t, shows, "] <alice> bob: welcome"));
+
+	/* /r: to whoever wrote privately last. */
+	type_into(t.master, "/r thanks\r");
+	ck_assert(client_wait_for(&bob, "(private) | ", WAIT_MS));
+	ck_assert(pty_until(&t, shows, "* sent to bob"));
+
+	type_into(t.master, "\x03");
+	pty_expect_exit(&t, 130);
+	client_close(&bob);
+	pty_free(&t);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+/* -n with the nick taken: on a terminal, NICK_ instead, said; the join
+ * is under it. */
+START_TEST(test_terminal_falls_back_to_nick_underscore)
+{
+	struct server_proc sp;
+	struct ptycli t;
+	struct client first;
+
+	server_start(&sp, NULL);
+	client_open(&first, sp.port, 0);
+	client_say(&first, "/nick alice\n");
+	ck_assert(client_wait_for(&first, "you are now alice", WAIT_MS));
+	pty_connect_as(&t, &sp, "alice", "alice_ #lobby> ");
+	ck_assert(pty_until(&t, shows, "alice is taken; trying alice_"));
+	/* Joined under its address (the first line's nick was refused),
+	 * then renamed. */
+	ck_assert(client_wait_for(&first, "is now alice_", WAIT_MS));
+	type_into(t.master, "\x03");
+	pty_expect_exit(&t, 130);
+	client_close(&first);
+	pty_free(&t);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
+/*
+ * The server goes away: the client says so, keeps the line being typed,
+ * and connects again (after 1 s) to the server back on its port, taking
+ * its nick and room again.
+ */
+START_TEST(test_terminal_reconnects_with_nick_and_room)
+{
+	struct server_proc sp, again;
+	struct ptycli t;
+	struct client w;
+	char port[16];
+
+	server_start(&sp, NULL);
+	pty_connect_as(&t, &sp, "alice", "alice #lobby> ");
+	type_into(t.master, "/join dev\r");
+	ck_assert(pty_until(&t, input_row_is, "alice #dev> "));
+	type_into(t.master, "draft");
+	ck_assert(pty_until(&t, input_row_is, "alice #dev> draft"));
+	ck_assert_int_eq(server_stop(&sp), 0);
+	ck_assert(pty_until(&t, shows, "connection lost"));
+	ck_assert(pty_until(&t, input_row_is, "alice #dev> draft"));
+
+	port_str(port, sizeof(port), sp.port);
+	server_start(&again, "--port", port, NULL);
+	ck_assert(pty_until(&t, shows, "connected again"));
+	ck_assert(pty_until(&t, shows, "you are now in #dev"));
+	ck_assert(pty_until(&t, input_row_is, "alice #dev> draft"));
+	client_open(&w, again.port, 0);
+	client_say(&w, "/join dev\n");
+	ck_assert(client_wait_for(&w, "alice@127.0.0.1:", WAIT_MS)); /* /who on entry */
+	type_into(t.master, "\r");
+	ck_assert(client_wait_for(&w, "| draft", WAIT_MS));
+	type_into(t.master, "\x03");
+	pty_expect_exit(&t, 130);
+	client_close(&w);
+	pty_free(&t);
+	ck_assert_int_eq(server_stop(&again), 0);
+}
+END_TEST
+
+/* A narrower window: the input line is drawn again at the new width, its
+ * tail and the cursor in view. */
+START_TEST(test_terminal_redraws_on_resize)
+{
+	struct server_proc sp;
+	struct ptycli t;
+	struct winsize ws = { .ws_row = ROWS, .ws_col = 30 };
+	char typed[61];
+
+	server_start(&sp, NULL);
+	pty_connect(&t, &sp);
+	for (int i = 0; i < 60; i++)
+		typed[i] = (char)('a' + i % 26);
+	typed[60] = '\0';
+	type_into(t.master, typed);
+	ck_assert(pty_until(&t, input_row_ends_with, "efgh"));
+	ck_assert_int_eq(ioctl(t.master, TIOCSWINSZ, &ws), 0);
+	ck_assert(pty_until(&t, input_row_fits, "30"));
+	ck_assert_msg(strstr(screen_row(&t.scr, t.scr.row), "#lobby> ") == screen_row(&t.scr, t.scr.row),
+	              "row: %s", screen_row(&t.scr, t.scr.row));
 	type_into(t.master, "\x03");
 	pty_expect_exit(&t, 130);
 	pty_free(&t);
@@ -919,6 +1152,7 @@ client_suite(void)
 	tc = tcase_create("pipe");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_pipe_mode_sends_lines_and_prints_what_arrives);
+	tcase_add_test(tc, test_pipe_mode_nick_taken_bad_nick_and_quiet);
 	tcase_add_test(tc, test_quit_ends_the_client_with_0_while_input_is_still_open);
 	tcase_add_test(tc, test_connection_refused_is_reported_exit_1);
 	tcase_add_test(tc, test_ipv6_and_verbose_connection_details);
@@ -944,6 +1178,10 @@ client_suite(void)
 	tcase_add_test(tc, test_terminal_mode_is_restored_when_killed_or_cut_off);
 	tcase_add_test(tc, test_terminal_ctrl_d_on_an_empty_line_leaves_with_0);
 	tcase_add_test(tc, test_terminal_prompt_shows_the_room);
+	tcase_add_test(tc, test_terminal_shows_lines_for_people_and_completes_nicks);
+	tcase_add_test(tc, test_terminal_falls_back_to_nick_underscore);
+	tcase_add_test(tc, test_terminal_reconnects_with_nick_and_room);
+	tcase_add_test(tc, test_terminal_redraws_on_resize);
 	suite_add_tcase(s, tc);
 	return s;
 }

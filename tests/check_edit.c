@@ -209,6 +209,60 @@ START_TEST(test_lines_are_bounded)
 }
 END_TEST
 
+/* Ctrl-Left/Right (xterm and rxvt forms, and Alt-arrows), Alt-B/F move a
+ * word; Alt-Backspace erases the word before the cursor. */
+START_TEST(test_word_motion_and_alt_backspace)
+{
+	struct edit e;
+	size_t len;
+
+	edit_init(&e);
+	type(&e, "say hello  world");
+	ck_assert_int_eq(type(&e, "\x1b[1;5D"), EDIT_REDRAW); /* Ctrl-Left */
+	ck_assert_uint_eq(e.cur, 11);
+	type(&e, "\x1b" "b"); /* Alt-B */
+	ck_assert_uint_eq(e.cur, 4);
+	type(&e, "\x1bOd"); /* rxvt Ctrl-Left */
+	ck_assert_uint_eq(e.cur, 0);
+	ck_assert_int_eq(type(&e, "\x1bOd"), EDIT_NONE); /* nothing further */
+	type(&e, "\x1b" "f"); /* Alt-F: the end of "say" */
+	ck_assert_uint_eq(e.cur, 3);
+	type(&e, "\x1b[1;5C"); /* Ctrl-Right: the end of "hello" */
+	ck_assert_uint_eq(e.cur, 9);
+	type(&e, "\x1b[1;3C"); /* Alt-Right */
+	ck_assert_uint_eq(e.cur, 16);
+	ck_assert_int_eq(type(&e, "\x1b\x7f"), EDIT_REDRAW); /* Alt-Backspace */
+	ck_assert_str_eq(edit_line(&e, &len), "say hello  ");
+	type(&e, "\x1b\x7f");
+	ck_assert_str_eq(edit_line(&e, &len), "say ");
+	ck_assert_uint_eq(e.cur, 4);
+	edit_free(&e);
+}
+END_TEST
+
+/* Tab and Ctrl-Z are the caller's: reported, nothing inserted; a
+ * completion replaces the word before the cursor. */
+START_TEST(test_tab_completes_through_the_caller_and_ctrl_z_is_reported)
+{
+	struct edit e;
+	size_t len, start;
+
+	edit_init(&e);
+	type(&e, "hi al tail");
+	type(&e, LEFT LEFT LEFT LEFT LEFT);
+	ck_assert_int_eq(edit_key(&e, '\t'), EDIT_COMPLETE);
+	ck_assert_str_eq(edit_line(&e, &len), "hi al tail");
+	start = edit_word_start(&e);
+	ck_assert_uint_eq(start, 3);
+	ck_assert_int_eq(edit_replace(&e, start, "alice", 5), EDIT_REDRAW);
+	ck_assert_str_eq(edit_line(&e, &len), "hi alice tail");
+	ck_assert_uint_eq(e.cur, 8);
+	ck_assert_int_eq(edit_key(&e, 0x1a), EDIT_SUSPEND);
+	ck_assert_str_eq(edit_line(&e, &len), "hi alice tail");
+	edit_free(&e);
+}
+END_TEST
+
 static Suite *
 edit_suite(void)
 {
@@ -222,6 +276,8 @@ edit_suite(void)
 	tcase_add_test(tc, test_ctrl_u_ctrl_w_and_ctrl_k_erase_what_they_should);
 	tcase_add_test(tc, test_enter_ctrl_d_and_ctrl_c);
 	tcase_add_test(tc, test_lines_are_bounded);
+	tcase_add_test(tc, test_word_motion_and_alt_backspace);
+	tcase_add_test(tc, test_tab_completes_through_the_caller_and_ctrl_z_is_reported);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("history");

@@ -192,6 +192,58 @@ erase_word(struct edit *e)
 	return erase(e, i, e->cur);
 }
 
+static bool
+is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* Alt-B, Ctrl-Left: to the start of this word or the one before. */
+static enum edit_action
+word_left(struct edit *e)
+{
+	size_t i = e->cur;
+
+	while (i > 0 && is_blank(e->buf[i - 1]))
+		i--;
+	while (i > 0 && !is_blank(e->buf[i - 1]))
+		i--;
+	return i != e->cur ? move_to(e, i) : EDIT_NONE;
+}
+
+/* Alt-F, Ctrl-Right: to the end of this word or the next. */
+static enum edit_action
+word_right(struct edit *e)
+{
+	size_t i = e->cur;
+
+	while (i < e->len && is_blank(e->buf[i]))
+		i++;
+	while (i < e->len && !is_blank(e->buf[i]))
+		i++;
+	return i != e->cur ? move_to(e, i) : EDIT_NONE;
+}
+
+size_t
+edit_word_start(const struct edit *e)
+{
+	size_t i = e->cur;
+
+	while (i > 0 && !is_blank(e->buf[i - 1]))
+		i--;
+	return i;
+}
+
+enum edit_action
+edit_replace(struct edit *e, size_t start, const char *s, size_t n)
+{
+	if (e->buf == NULL || start > e->cur)
+		return EDIT_NONE;
+	erase(e, start, e->cur);
+	insert(e, (const unsigned char *)s, n);
+	return EDIT_REDRAW;
+}
+
 /* Up (dir -1) or down (+1) through the history.  The line being typed is
  * kept aside while browsing, and comes back below the newest entry. */
 static enum edit_action
@@ -252,11 +304,16 @@ edit_take(struct edit *e, size_t *len)
 
 /* --- keys --------------------------------------------------------------------------- */
 
-/* The final byte of CSI (with its first parameter) or SS3 sequence. */
+/* The final byte of CSI (with its first parameter, and the modifier of
+ * "CSI 1;5C": 5 Ctrl, 3 Alt) or SS3 sequence. */
 static enum edit_action
-escape_key(struct edit *e, unsigned char final, int param)
+escape_key(struct edit *e, unsigned char final, int param, int mod)
 {
+	if ((mod == 5 || mod == 3) && (final == 'C' || final == 'D'))
+		return final == 'C' ? word_right(e) : word_left(e);
 	switch (final) {
+	case 'c': return word_right(e); /* rxvt's Ctrl-Right, SS3 c */
+	case 'd': return word_left(e);
 	case 'A': return browse(e, -1);
 	case 'B': return browse(e, +1);
 	case 'C':
@@ -288,12 +345,18 @@ escape_byte(struct edit *e, unsigned char b)
 			e->seq[e->nseq++] = b;
 			return EDIT_NONE;
 		}
-		e->nseq = 0; /* ESC and one key (Alt-key): swallowed */
-		return EDIT_NONE;
+		e->nseq = 0; /* ESC and one key: Alt-key */
+		switch (b) {
+		case 'b': return word_left(e);
+		case 'f': return word_right(e);
+		case 0x7f:
+		case CTRL('H'): return erase_word(e); /* Alt-Backspace */
+		default: return EDIT_NONE;        /* others swallowed */
+		}
 	}
 	if (e->seq[1] == 'O') {
 		e->nseq = 0;
-		return escape_key(e, b, 0);
+		return escape_key(e, b, 0, 0);
 	}
 	/* CSI: parameters and intermediates, then a final byte. */
 	if (b >= 0x20 && b <= 0x3f && e->nseq < sizeof(e->seq)) {
@@ -301,10 +364,16 @@ escape_byte(struct edit *e, unsigned char b)
 		return EDIT_NONE;
 	}
 	if (b >= 0x40 && b <= 0x7e) {
-		for (size_t i = 2; i < e->nseq && e->seq[i] >= '0' && e->seq[i] <= '9'; i++)
+		size_t i = 2;
+		int mod = 0;
+
+		for (; i < e->nseq && e->seq[i] >= '0' && e->seq[i] <= '9'; i++)
 			param = param * 10 + (e->seq[i] - '0');
+		if (i < e->nseq && e->seq[i] == ';')
+			for (i++; i < e->nseq && e->seq[i] >= '0' && e->seq[i] <= '9'; i++)
+				mod = mod * 10 + (e->seq[i] - '0');
 		e->nseq = 0;
-		return escape_key(e, b, param);
+		return escape_key(e, b, param, mod);
 	}
 	/* Not a sequence after all (or far too long): drop what was
 	 * gathered; a control byte still counts as a key. */
@@ -317,17 +386,18 @@ control_key(struct edit *e, unsigned char b)
 {
 	switch (b) {
 	case CTRL('A'): return move_to(e, 0);
-	case CTRL('B'): return escape_key(e, 'D', 0);
+	case CTRL('B'): return escape_key(e, 'D', 0, 0);
 	case CTRL('C'): return EDIT_INTERRUPT;
 	case CTRL('D'):
 		if (e->len == 0)
 			return EDIT_EOF;
-		return escape_key(e, '~', 3);
+		return escape_key(e, '~', 3, 0);
 	case CTRL('E'): return move_to(e, e->len);
-	case CTRL('F'): return escape_key(e, 'C', 0);
+	case CTRL('F'): return escape_key(e, 'C', 0, 0);
 	case CTRL('H'):
 	case 0x7f: return e->cur > 0 ? erase(e, prev_char(e->buf, e->cur), e->cur) : EDIT_NONE;
-	case '\t': return insert(e, (const unsigned char *)" ", 1);
+	case '\t': return EDIT_COMPLETE; /* the caller knows the names */
+	case CTRL('Z'): return EDIT_SUSPEND;
 	case '\r':
 	case '\n': return e->len > 0 ? EDIT_ENTER : EDIT_NONE;
 	case CTRL('K'): return erase(e, e->cur, e->len);

@@ -5,11 +5,12 @@
  * its own, so that it can be tested key by key.
  *
  * Keys: printable UTF-8 is inserted; Backspace, Delete, Ctrl-U (erase to
- * the start), Ctrl-K (to the end), Ctrl-W (the word before the cursor),
- * Left/Right (Ctrl-B/Ctrl-F), Home/End (Ctrl-A/Ctrl-E), Up/Down
- * (Ctrl-P/Ctrl-N) through the history, Enter, Ctrl-D (end on an empty
- * line, else delete), Ctrl-C.  Escape sequences it does not know are
- * swallowed whole, never inserted.
+ * the start), Ctrl-K (to the end), Ctrl-W and Alt-Backspace (the word
+ * before the cursor), Left/Right (Ctrl-B/Ctrl-F), Ctrl-Left/Right and
+ * Alt-B/F (a word), Home/End (Ctrl-A/Ctrl-E), Up/Down (Ctrl-P/Ctrl-N)
+ * through the history, Enter, Ctrl-D (end on an empty line, else delete),
+ * Ctrl-C; Tab and Ctrl-Z are reported for the caller to act on.  Escape
+ * sequences it does not know are swallowed whole, never inserted.
  *
  * Ownership: the caller owns a struct edit and serialises calls on it
  * (chat-client does so under its terminal lock, term.h).
@@ -29,7 +30,10 @@ enum edit_action {
 	EDIT_ENTER,     /* a non-empty line is complete: edit_take() it */
 	EDIT_EOF,       /* Ctrl-D on an empty line */
 	EDIT_INTERRUPT, /* Ctrl-C */
-	EDIT_REFRESH    /* Ctrl-L: redraw the screen */
+	EDIT_REFRESH,   /* Ctrl-L: redraw the screen */
+	EDIT_COMPLETE,  /* Tab: complete the word before the cursor */
+	EDIT_SUSPEND    /* Ctrl-Z: stop the program (the caller restores the
+	                 * terminal first) */
 };
 
 struct edit {
@@ -69,6 +73,14 @@ char *edit_take(struct edit *e, size_t *len);
  * for zero-width characters); returns the length.
  */
 size_t edit_render(const struct edit *e, const char *prompt, unsigned cols, char *out, size_t cap);
+
+/* Where the word before the cursor begins (a byte offset): what Tab
+ * completes. */
+size_t edit_word_start(const struct edit *e);
+
+/* Replace the text from start to the cursor with s (n bytes), the cursor
+ * after it: a completion. */
+enum edit_action edit_replace(struct edit *e, size_t start, const char *s, size_t n);
 
 /* Columns a code point takes on a terminal: 0 to 2. */
 int edit_width(unsigned cp);

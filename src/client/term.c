@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -191,9 +192,7 @@ term_keys(struct term *t, const char *buf, size_t n, size_t *used, char **line, 
 {
 	enum edit_action act = EDIT_NONE;
 	bool redraw = false, refresh = false;
-	const char *typed;
-	size_t i, tn;
-	char *head;
+	size_t i;
 
 	pthread_mutex_lock(&t->mu);
 	for (i = 0; i < n && act == EDIT_NONE; i++) {
@@ -203,31 +202,17 @@ term_keys(struct term *t, const char *buf, size_t n, size_t *used, char **line, 
 		case EDIT_ENTER: act = EDIT_ENTER; break;
 		case EDIT_EOF: act = EDIT_EOF; break;
 		case EDIT_INTERRUPT: act = EDIT_INTERRUPT; break;
+		case EDIT_COMPLETE: act = EDIT_COMPLETE; break;
+		case EDIT_SUSPEND: act = EDIT_SUSPEND; break;
 		case EDIT_NONE: break;
 		}
 	}
 	*used = i;
 	if (act == EDIT_ENTER) {
-		/* The line stays on the screen, whole, as typed: the server
-		 * does not send our own lines back. */
-		typed = edit_line(&t->ed, &tn);
-		head = malloc(strlen(t->prompt) + tn + 16);
-		if (head != NULL) {
-			size_t hl = strlen(t->prompt);
-
-			memcpy(head, "\r", 1);
-			memcpy(head + 1, t->prompt, hl);
-			memcpy(head + 1 + hl, typed, tn);
-			memcpy(head + 1 + hl + tn, "\x1b[K\r\n", 5);
-			hl += tn + 6;
-			*line = edit_take(&t->ed, len);
-			draw_locked(t, refresh ? "\x1b[H\x1b[2J" : "", refresh ? 7 : 0);
-			draw_locked(t, head, hl);
-			free(head);
-		} else {
-			*line = edit_take(&t->ed, len);
-			draw_locked(t, "\r\n", 2);
-		}
+		/* The caller shows the line (term_print), in the form it
+		 * chooses: the server does not send our own lines back. */
+		*line = edit_take(&t->ed, len);
+		draw_locked(t, refresh ? "\x1b[H\x1b[2J" : "", refresh ? 7 : 0);
 	} else if (refresh) {
 		draw_locked(t, "\x1b[H\x1b[2J", 7);
 	} else if (redraw) {
@@ -235,4 +220,100 @@ term_keys(struct term *t, const char *buf, size_t n, size_t *used, char **line, 
 	}
 	pthread_mutex_unlock(&t->mu);
 	return act;
+}
+
+void
+term_redraw(struct term *t)
+{
+	pthread_mutex_lock(&t->mu);
+	/* Erase below too: a terminal that reflowed the old input row on a
+	 * resize would leave part of it on the next row. */
+	draw_locked(t, "\r\x1b[J", 4);
+	pthread_mutex_unlock(&t->mu);
+}
+
+void
+term_set_line(struct term *t, const char *line, size_t len)
+{
+	pthread_mutex_lock(&t->mu);
+	edit_replace(&t->ed, 0, "", 0);
+	edit_key(&t->ed, 0x0b); /* Ctrl-K: nothing after the cursor either */
+	edit_replace(&t->ed, 0, line, len);
+	draw_locked(t, "", 0);
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* The longest prefix the n names share (at most max bytes, case as in
+ * the first), without regard to case. */
+static size_t
+common_prefix(const char *const *names, size_t n, size_t max)
+{
+	size_t k = strlen(names[0]);
+
+	for (size_t i = 1; i < n; i++) {
+		size_t j = 0;
+
+		while (j < k && names[i][j] != '\0' &&
+		       (names[i][j] | 0x20) == (names[0][j] | 0x20))
+			j++;
+		k = j;
+	}
+	return k < max ? k : max;
+}
+
+void
+term_complete(struct term *t, const char *const *names, size_t n)
+{
+	const char *match[64];
+	size_t start, plen, k = 0, lcp;
+	const char *line;
+	char buf[128];
+
+	pthread_mutex_lock(&t->mu);
+	line = edit_line(&t->ed, &plen);
+	start = edit_word_start(&t->ed);
+	plen = t->ed.cur - start;
+	for (size_t i = 0; i < n && k < sizeof(match) / sizeof(match[0]); i++)
+		if (plen > 0 && strlen(names[i]) >= plen && strncasecmp(names[i], line + start, plen) == 0)
+			match[k++] = names[i];
+	if (k == 1) {
+		/* A nick that opens the line is addressed: "alice: ". */
+		snprintf(buf, sizeof(buf), "%s%s", match[0], start == 0 ? ": " : " ");
+		edit_replace(&t->ed, start, buf, strlen(buf));
+		draw_locked(t, "", 0);
+	} else if (k > 1 && (lcp = common_prefix(match, k, sizeof(buf) - 1)) > plen) {
+		memcpy(buf, match[0], lcp);
+		edit_replace(&t->ed, start, buf, lcp);
+		draw_locked(t, "", 0);
+	} else if (k > 1) {
+		/* Nothing more in common: show the choices above the line. */
+		char list[1024];
+		size_t len = (size_t)snprintf(list, sizeof(list), "\r\x1b[K");
+
+		for (size_t i = 0; i < k && len + 40 < sizeof(list); i++)
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", i ? "  " : "",
+			                        match[i]);
+		len += (size_t)snprintf(list + len, sizeof(list) - len, "\r\n");
+		draw_locked(t, list, len);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void
+term_suspend(struct term *t)
+{
+	struct termios raw;
+
+	pthread_mutex_lock(&t->mu);
+	write_all(t->out, "\r\x1b[K", 4);
+	tcgetattr(t->in, &raw);
+	tcsetattr(t->in, TCSANOW, &saved); /* the shell gets its terminal back */
+	/* Stop here, as Ctrl-Z would have stopped us in cooked mode; the
+	 * process group, so that a pipeline stops whole.  The lock is kept:
+	 * nothing may draw while we are stopped. */
+	kill(0, SIGTSTP);
+	/* Resumed (fg): the shell may have changed the mode; ours again. */
+	tcsetattr(t->in, TCSANOW, &raw);
+	draw_locked(t, "", 0);
+	pthread_mutex_unlock(&t->mu);
 }

@@ -46,13 +46,31 @@ void term_print(struct term *t, const char *line, size_t len);
  * up to the first that completes a line or ends the input.  The line is
  * drawn once for all of them, not once a byte, and mu is held only for
  * these, so that messages keep arriving during a long paste.  Returns
- * what happened (edit.h: EDIT_ENTER, EDIT_EOF, EDIT_INTERRUPT, or
- * EDIT_NONE when all n were taken) and in *used how many bytes were
- * taken; on EDIT_ENTER, *line is the line typed (the caller frees it;
- * NULL if out of memory), which stays on the screen above a fresh, empty
- * prompt.
+ * what happened (edit.h: EDIT_ENTER, EDIT_EOF, EDIT_INTERRUPT,
+ * EDIT_COMPLETE, EDIT_SUSPEND, or EDIT_NONE when all n were taken) and in
+ * *used how many bytes were taken; on EDIT_ENTER, *line is the line typed
+ * (the caller frees it and shows it, term_print; NULL if out of memory),
+ * and the prompt is empty again.
  */
 enum edit_action term_keys(struct term *t, const char *buf, size_t n, size_t *used, char **line,
                            size_t *len);
+
+/* Draw the input line again at the terminal's width now (SIGWINCH). */
+void term_redraw(struct term *t);
+
+/* Put line back into the editor (a line that could not be sent). */
+void term_set_line(struct term *t, const char *line, size_t len);
+
+/*
+ * Tab: complete the word before the cursor from names (n of them, most
+ * wanted first), without regard to case.  One match: the whole name
+ * (and ": " when it opens the line); several: what they share, or, when
+ * they share no more, the choices shown above the line.
+ */
+void term_complete(struct term *t, const char *const *names, size_t n);
+
+/* Ctrl-Z: give the terminal back, stop (SIGTSTP to our process group),
+ * and once resumed take raw mode again and redraw. */
+void term_suspend(struct term *t);
 
 #endif /* TERM_H */
