@@ -1012,6 +1012,76 @@ START_TEST(test_terminal_redraws_on_resize)
 }
 END_TEST
 
+/*
+ * Ctrl-Z under a job-control shell: the client gives the terminal back in
+ * the mode it found it, stops, and once continued takes raw mode again and
+ * redraws the line.  The shell is played by a child of the session leader
+ * (a stop in an orphaned process group would be ignored by the kernel):
+ * it runs the client in a process group of its own in the foreground,
+ * and on the stop writes what it saw to the terminal, then continues it.
+ */
+START_TEST(test_terminal_ctrl_z_suspends_and_resumes)
+{
+	struct server_proc sp;
+	struct ptycli t;
+	struct winsize ws = { .ws_row = ROWS, .ws_col = COLS };
+	char port[16];
+
+	server_start(&sp, NULL);
+	port_str(port, sizeof(port), sp.port);
+	screen_clear(&t.scr);
+	ck_assert_int_eq(openpty(&t.master, &t.slave, NULL, NULL, &ws), 0);
+	ck_assert_int_eq(tcgetattr(t.slave, &t.before), 0);
+	t.pid = fork();
+	ck_assert_int_ge(t.pid, 0);
+	if (t.pid == 0) {
+		pid_t job;
+		int status;
+
+		setsid();
+		ioctl(t.slave, TIOCSCTTY, 0);
+		signal(SIGTTOU, SIG_IGN); /* the "shell" takes the terminal back */
+		if ((job = fork()) == 0) {
+			setpgid(0, 0);
+			tcsetpgrp(t.slave, getpid());
+			dup2(t.slave, STDIN_FILENO);
+			dup2(t.slave, STDOUT_FILENO);
+			dup2(t.slave, STDERR_FILENO);
+			close(t.master);
+			close(t.slave);
+			signal(SIGTTOU, SIG_DFL);
+			cli_exec((const char *[]){ "127.0.0.1", port, NULL });
+		}
+		setpgid(job, job);
+		while (waitpid(job, &status, WUNTRACED) == job) {
+			struct termios mode;
+
+			if (!WIFSTOPPED(status))
+				_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 100);
+			tcsetpgrp(t.slave, getpgrp());
+			tcgetattr(t.slave, &mode);
+			dprintf(t.slave, "[stopped %s]\r\n", (mode.c_lflag & ICANON) ? "cooked" : "raw");
+			tcsetpgrp(t.slave, job);
+			kill(-job, SIGCONT);
+		}
+		_exit(101);
+	}
+	ck_assert(pty_until(&t, input_row_is, "#lobby> "));
+	type_into(t.master, "half");
+	ck_assert(pty_until(&t, input_row_is, "#lobby> half"));
+	type_into(t.master, "\x1a");
+	ck_assert(pty_until(&t, shows, "[stopped cooked]"));
+	ck_assert(pty_until(&t, input_row_is, "#lobby> half"));
+	ck_assert(pty_is_raw(&t));
+	type_into(t.master, " more");
+	ck_assert(pty_until(&t, input_row_is, "#lobby> half more"));
+	type_into(t.master, "\x03");
+	pty_expect_exit(&t, 130);
+	pty_free(&t);
+	ck_assert_int_eq(server_stop(&sp), 0);
+}
+END_TEST
+
 /* --- TLS ------------------------------------------------------------------------------ */
 
 #ifdef HAVE_OPENSSL
@@ -1182,6 +1252,7 @@ client_suite(void)
 	tcase_add_test(tc, test_terminal_falls_back_to_nick_underscore);
 	tcase_add_test(tc, test_terminal_reconnects_with_nick_and_room);
 	tcase_add_test(tc, test_terminal_redraws_on_resize);
+	tcase_add_test(tc, test_terminal_ctrl_z_suspends_and_resumes);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -204,22 +204,18 @@ is_cmd(const char *line, size_t len, const char *cmd)
 	return len >= n && strncasecmp(line, cmd, n) == 0 && (len == n || line[n] == ' ');
 }
 
-/* Send through the link in use; false if there is none or it failed. */
+/* A line and its end, under one hold of conn_mu: the main thread sends
+ * lines too (/nick after a reconnect), and two must never interleave. */
 static bool
-send_all(struct client *cl, const char *s, size_t len)
+send_text(struct client *cl, const char *line, size_t len)
 {
 	bool ok;
 
 	pthread_mutex_lock(&cl->conn_mu);
-	ok = cl->cur != NULL && link_send(cl->cur, s, len) == 0;
+	ok = cl->cur != NULL && link_send(cl->cur, line, len) == 0 &&
+	     link_send(cl->cur, "\n", 1) == 0;
 	pthread_mutex_unlock(&cl->conn_mu);
 	return ok;
-}
-
-static bool
-send_text(struct client *cl, const char *line, size_t len)
-{
-	return send_all(cl, line, len) && send_all(cl, "\n", 1);
 }
 
 /* In a pipe with -n: lines wait for the server's answer to the nick (a

@@ -308,10 +308,12 @@ term_suspend(struct term *t)
 	write_all(t->out, "\r\x1b[K", 4);
 	tcgetattr(t->in, &raw);
 	tcsetattr(t->in, TCSANOW, &saved); /* the shell gets its terminal back */
-	/* Stop here, as Ctrl-Z would have stopped us in cooked mode; the
-	 * process group, so that a pipeline stops whole.  The lock is kept:
-	 * nothing may draw while we are stopped. */
-	kill(0, SIGTSTP);
+	/* Stop here, as Ctrl-Z would have stopped us in cooked mode.  This
+	 * thread's own signal (raise), not kill(0, ...): one sent to the
+	 * process may be taken by another thread, and this one would put
+	 * raw mode back before the stop.  The lock is kept: nothing may draw
+	 * while we are stopped. */
+	raise(SIGTSTP);
 	/* Resumed (fg): the shell may have changed the mode; ours again. */
 	tcsetattr(t->in, TCSANOW, &raw);
 	draw_locked(t, "", 0);
