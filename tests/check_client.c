@@ -694,9 +694,11 @@ START_TEST(test_terminal_keeps_the_typed_line_intact_below_messages)
 	type_into(t.master, "ld\r");
 	ck_assert_int_eq(client_chat_line(&other, line, sizeof(line), WAIT_MS), 1);
 	ck_assert_str_eq(chat_text(line), "hello world");
+	/* Shown as the others' lines are: "[HH:MM] <you> hello world", and
+	 * the prompt empty below it. */
+	ck_assert(pty_until(&t, shows, "] <you> hello world"));
 	ck_assert(pty_until(&t, input_row_is, "#lobby> "));
-	/* Shown as the others' lines are: "[HH:MM] <you> hello world". */
-	ck_assert_str_eq(screen_row(&t.scr, t.scr.row - 1) + 7, " <you> hello world");
+	ck_assert_int_eq(screen_find(&t.scr, "] <you> hello world"), t.scr.row - 1);
 
 	/* Ctrl-C: out at once, exit 130, the terminal as it was. */
 	type_into(t.master, "half\x03");
@@ -1002,7 +1004,8 @@ START_TEST(test_terminal_redraws_on_resize)
 	type_into(t.master, typed);
 	ck_assert(pty_until(&t, input_row_ends_with, "efgh"));
 	ck_assert_int_eq(ioctl(t.master, TIOCSWINSZ, &ws), 0);
-	ck_assert(pty_until(&t, input_row_fits, "30"));
+	ck_assert_msg(pty_until(&t, input_row_fits, "30"), "input row: '%s', cursor at %d",
+	              screen_row(&t.scr, t.scr.row), t.scr.col);
 	ck_assert_msg(strstr(screen_row(&t.scr, t.scr.row), "#lobby> ") == screen_row(&t.scr, t.scr.row),
 	              "row: %s", screen_row(&t.scr, t.scr.row));
 	type_into(t.master, "\x03");

@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,7 +87,7 @@ struct client {
 	struct term term;
 	int wake[2];      /* main -> sender: stop */
 	int wake_main[2]; /* sender -> main: stop waiting to reconnect */
-	int winch[2];     /* SIGWINCH -> sender: redraw */
+	int winch;        /* signalfd of SIGWINCH, for the sender: redraw; -1 */
 
 	pthread_mutex_t conn_mu;
 	struct link links[2]; /* main: the one in use and the one to connect */
@@ -103,7 +104,7 @@ struct client {
 	bool settled;                /* mu: -n answered (or no -n) */
 	struct fmt fmt;              /* mu: display, with our nick (fmt.me) */
 	char room[64];               /* main: our room, "" until told */
-	char last_private[NICK_MAX + 1]; /* mu: who wrote to us last, for /r */
+	char last_private[FMT_NAME_MAX]; /* mu: who wrote to us last, for /r */
 	char names[NAMES][NICK_MAX + 1]; /* mu: nicks seen, most recent first */
 	size_t nnames;                   /* mu */
 	bool tried_fallback;             /* main: NICK_ asked for already */
@@ -257,7 +258,7 @@ send_line(void *ctx, const char *line, size_t len, bool truncated)
 static void
 send_typed(struct client *cl, char *line, size_t len)
 {
-	char t[8], buf[MAX_IN + 64], to[NICK_MAX + 1];
+	char t[8], buf[MAX_IN + 64], to[FMT_NAME_MAX];
 	size_t n;
 
 	if (is_cmd(line, len, "/r")) {
@@ -367,7 +368,7 @@ sender(void *arg)
 	for (;;) {
 		struct pollfd p[3] = { { .fd = STDIN_FILENO, .events = POLLIN },
 			               { .fd = cl->wake[0], .events = POLLIN },
-			               { .fd = cl->winch[0], .events = POLLIN } };
+			               { .fd = cl->winch, .events = POLLIN } };
 		ssize_t n;
 
 		if (poll(p, 3, -1) < 0) {
@@ -378,10 +379,11 @@ sender(void *arg)
 		if (p[1].revents != 0)
 			break; /* the connection is over */
 		if (p[2].revents != 0) {
-			while (read(cl->winch[0], buf, sizeof(buf)) > 0)
+			struct signalfd_siginfo si;
+
+			while (read(cl->winch, &si, sizeof(si)) > 0)
 				;
-			if (cl->tty)
-				term_redraw(&cl->term);
+			term_redraw(&cl->term);
 		}
 		if (p[0].revents == 0)
 			continue;
@@ -733,21 +735,6 @@ check_port(const char *port)
 	return port;
 }
 
-/* SIGWINCH: the sender redraws (write is async-signal-safe). */
-static int winch_fd = -1;
-
-static void
-on_winch(int sig)
-{
-	int saved = errno;
-
-	(void)sig;
-	if (winch_fd >= 0 && write(winch_fd, "w", 1) < 0) {
-		/* a redraw is already pending */
-	}
-	errno = saved;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -767,12 +754,12 @@ main(int argc, char **argv)
 	};
 	/* clang-format on */
 	static struct client cl = {
-		.wake = { -1, -1 }, .wake_main = { -1, -1 }, .winch = { -1, -1 },
+		.wake = { -1, -1 }, .wake_main = { -1, -1 }, .winch = -1,
 		.reconnect = true, .host = DEFAULT_HOST,
 	};
 	const char *nick = NULL;
 	struct link *l = &cl.links[1];
-	struct sigaction sa;
+	sigset_t winch;
 	char err[512];
 	pthread_t tid;
 	int c, rc, status;
@@ -828,7 +815,6 @@ main(int argc, char **argv)
 	    (cl.out = malloc(3 * MAX_IN + 64)) == NULL || (cl.sout = malloc(3 * MAX_IN + 64)) == NULL ||
 	    pipe2(cl.wake, O_CLOEXEC) != 0 ||
 	    pipe2(cl.wake_main, O_CLOEXEC | O_NONBLOCK) != 0 ||
-	    pipe2(cl.winch, O_CLOEXEC | O_NONBLOCK) != 0 ||
 	    pthread_mutex_init(&cl.conn_mu, NULL) != 0 || pthread_mutex_init(&cl.mu, NULL) != 0 ||
 	    pthread_cond_init(&cl.settled_cv, NULL) != 0) {
 		fprintf(stderr, "chat-client: cannot start: %s\n", strerror(errno));
@@ -848,12 +834,13 @@ main(int argc, char **argv)
 	if (!cl.tty) {
 		setvbuf(stdout, NULL, _IOLBF, 0); /* so that `| grep` sees lines live */
 	} else {
-		winch_fd = cl.winch[1];
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_winch;
-		sa.sa_flags = SA_RESTART;
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGWINCH, &sa, NULL);
+		/* A resize is read by the sender from a signalfd, in its poll:
+		 * blocked here, before the sender starts, so that no thread
+		 * takes it as a signal. */
+		sigemptyset(&winch);
+		sigaddset(&winch, SIGWINCH);
+		pthread_sigmask(SIG_BLOCK, &winch, NULL);
+		cl.winch = signalfd(-1, &winch, SFD_NONBLOCK | SFD_CLOEXEC);
 	}
 	if ((rc = pthread_create(&tid, NULL, sender, &cl)) != 0) {
 		if (cl.tty)
@@ -906,8 +893,8 @@ out:
 	close(cl.wake[1]);
 	close(cl.wake_main[0]);
 	close(cl.wake_main[1]);
-	close(cl.winch[0]);
-	close(cl.winch[1]);
+	if (cl.winch >= 0)
+		close(cl.winch);
 	line_buf_free(&cl.in);
 	line_buf_free(&cl.typed);
 	free(cl.shown);
