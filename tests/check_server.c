@@ -704,6 +704,9 @@ START_TEST(test_idle_timeout_closes_silent_clients_with_a_notice)
 	server_start(&sp, "--idle-timeout", "1", NULL);
 	client_open(&silent, sp.port, 0);
 	client_open(&talker, sp.port, 0);
+	/* At once: a join is announced at the first line (or after a
+	 * second, by when an idle timeout of 1 s may have struck). */
+	client_say(&talker, "tick\n");
 	ck_assert(client_wait_for(&silent, "joined (2 online)", WAIT_MS));
 	/* The talker says something ten times a second; the silent one says
 	 * nothing. */
@@ -876,8 +879,10 @@ START_TEST(test_a_flooder_kept_waiting_is_not_closed_as_idle)
 	server_start(&sp, "--flood-rate", "2", "--flood-burst", "1", "--idle-timeout", "1", NULL);
 	client_open(&obs, sp.port, 0);
 	client_open(&flooder, sp.port, 0);
-	ck_assert(client_wait_for(&obs, "joined (2 online)", WAIT_MS));
+	/* At once: its first line announces it (waiting the second for an
+	 * announcement would be as long as the idle timeout). */
 	client_say(&flooder, "0\n1\n2\n3\n4\n5\n");
+	ck_assert(client_wait_for(&obs, "joined (2 online)", WAIT_MS));
 	for (int k = 0; k < 6; k++) {
 		snprintf(want, sizeof(want), "%d", k);
 		client_say(&obs, "\n"); /* the observer is not idle either */
