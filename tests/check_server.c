@@ -1786,6 +1786,67 @@ START_TEST(test_history_of_long_lines_reaches_a_newcomer)
 }
 END_TEST
 
+/* Write text to a new file in dir; its path into path. */
+static void
+conf_write(char *path, size_t len, const char *dir, const char *name, const char *text)
+{
+	FILE *fp;
+
+	snprintf(path, len, "%s/%s", dir, name);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	ck_assert_int_ge(fputs(text, fp), 0);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+/*
+ * -c FILE: one long option a line, comments, switches; the command line
+ * overrides it; a bad key or value names the file, line and key (exit 2).
+ * The example config installed with the server is valid as it stands.
+ */
+START_TEST(test_config_file)
+{
+	static char out[8192];
+	char dir[] = "/tmp/chat-conf-XXXXXX", good[128], bad[128], path[4096];
+	const char *src = getenv("top_srcdir");
+	struct server_proc sp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	conf_write(good, sizeof(good), dir, "good.conf",
+	           "# a comment\n\n  workers 3\ncloak\nno-plain no\nmax-line   2000  \n");
+	server_start(&sp, "-c", good, NULL);
+	ck_assert_ptr_nonnull(strstr(server_log(&sp), "(3 workers)"));
+	ck_assert_ptr_nonnull(strstr(server_log(&sp), "addresses are cloaked"));
+	server_stop_ok(&sp);
+	server_start(&sp, "-c", good, "--workers", "2", NULL); /* the command line wins */
+	ck_assert_ptr_nonnull(strstr(server_log(&sp), "(2 workers)"));
+	server_stop_ok(&sp);
+
+	conf_write(bad, sizeof(bad), dir, "bad.conf", "workers 2\n\nwokers 3\n");
+	ck_assert_int_eq(run_cli(out, sizeof(out), "-c", bad, NULL), 2);
+	ck_assert_msg(strstr(out, "bad.conf:3: unknown key 'wokers'") != NULL, "got: %s", out);
+	conf_write(bad, sizeof(bad), dir, "bad.conf", "# ok\nmax-sendq 12abc\n");
+	ck_assert_int_eq(run_cli(out, sizeof(out), "-c", bad, NULL), 2);
+	ck_assert_msg(strstr(out, "bad.conf:2: invalid --max-sendq '12abc'") != NULL, "got: %s",
+	              out);
+	conf_write(bad, sizeof(bad), dir, "bad.conf", "history\n");
+	ck_assert_int_eq(run_cli(out, sizeof(out), "--config", bad, NULL), 2);
+	ck_assert_msg(strstr(out, "bad.conf:1: history needs a value") != NULL, "got: %s", out);
+	conf_write(bad, sizeof(bad), dir, "bad.conf", "cloak maybe\n");
+	ck_assert_int_eq(run_cli(out, sizeof(out), "-c", bad, NULL), 2);
+	ck_assert_msg(strstr(out, "bad.conf:1: cloak: invalid value 'maybe'") != NULL, "got: %s",
+	              out);
+	ck_assert_int_eq(run_cli(out, sizeof(out), "-c", "/nonexistent.conf", NULL), 2);
+	ck_assert_ptr_nonnull(strstr(out, "cannot read /nonexistent.conf: No such file"));
+
+	snprintf(path, sizeof(path), "%s/docs/chat-server.conf", src != NULL ? src : ".");
+	server_start(&sp, "-c", path, NULL);
+	server_stop_ok(&sp);
+	unlink(good);
+	unlink(bad);
+	ck_assert_int_eq(rmdir(dir), 0);
+}
+END_TEST
+
 START_TEST(test_port_in_use_is_reported_with_address_exit_1)
 {
 	static char out[8192];
@@ -1887,6 +1948,7 @@ server_suite(void)
 	tcase_add_test(tc, test_sigterm_under_load_gives_every_reader_the_same_lines);
 	tcase_add_test(tc, test_second_signal_cuts_the_flush_short_exit_1);
 	tcase_add_test(tc, test_bad_options_print_the_problem_and_usage_exit_2);
+	tcase_add_test(tc, test_config_file);
 	tcase_add_test(tc, test_port_in_use_is_reported_with_address_exit_1);
 	tcase_add_test(tc, test_settings_that_cannot_work_together_are_refused);
 	tcase_add_test(tc, test_history_of_long_lines_reaches_a_newcomer);

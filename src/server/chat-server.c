@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conffile.h"
 #include "greet.h"
 #include "log.h"
 #include "msg.h"
@@ -78,15 +79,21 @@ usage(FILE *fp)
 	        "                           (default 10)\n"
 	        "      --tls-max-handshakes N\n"
 	        "                           TLS handshakes in progress at once (default 256)\n"
+	        "  -c, --config FILE        settings, one 'option value' a line (no dashes);\n"
+	        "                           the command line overrides them\n"
 	        "  -l, --log-level LEVEL    error, warn, info or debug (default info)\n"
 	        "  -h, --help               this help\n"
 	        "  -V, --version            the version\n");
 }
 
+/* "FILE:LINE: " while an option from -c FILE is parsed, else "". */
+static char where[4200];
+
 static void
 bad_value(const char *opt, const char *val, const char *expected)
 {
-	fprintf(stderr, "chat-server: invalid %s '%s': expected %s\n", opt, val, expected);
+	fprintf(stderr, "chat-server: %sinvalid %s '%s': expected %s\n", where, opt, val,
+	        expected);
 	usage(stderr);
 	exit(2);
 }
@@ -232,6 +239,7 @@ main(int argc, char **argv)
 		{ "tls-max-handshakes", required_argument, NULL, OPT_TLS_HANDSHAKES },
 		{ "max-rooms", required_argument, NULL, OPT_MAX_ROOMS },
 		{ "motd", required_argument, NULL, OPT_MOTD },
+		{ "config", required_argument, NULL, 'c' },
 		{ "cloak", no_argument, NULL, OPT_CLOAK },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -254,14 +262,54 @@ main(int argc, char **argv)
 		.tls_handshake_timeout = DEFAULT_TLS_TIMEOUT,
 		.tls_max_handshakes = DEFAULT_TLS_HANDSHAKES,
 	};
+	static const char *const not_in_file[] = { "config", "help", "version", NULL };
+	/* Static: the settings point into these until the process ends. */
+	static struct conf_args conf;
+	static char **args;
 	struct redis_url url;
-	char err[200];
+	const char *conf_path = NULL;
+	char err[4200];
 	enum log_level level = LOG_INFO;
-	int c;
+	int c, nargs = argc;
+
+	args = argv;
+	/* -c FILE first: its settings go before the command line's, which
+	 * thus override them (getopt takes the last of an option). */
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			conf_path = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			conf_path = argv[i] + 9;
+		else if (strncmp(argv[i], "-c", 2) == 0 && argv[i][2] != '\0')
+			conf_path = argv[i] + 2;
+		else if (strcmp(argv[i], "--") == 0)
+			break;
+	}
+	if (conf_path != NULL) {
+		if (conf_load(conf_path, longopts, not_in_file, &conf, err, sizeof(err)) != 0) {
+			fprintf(stderr, "chat-server: %s\n", err);
+			return 2;
+		}
+		nargs = argc + conf.n;
+		if ((args = calloc((size_t)nargs + 1, sizeof(*args))) == NULL) {
+			fprintf(stderr, "chat-server: out of memory\n");
+			return 1;
+		}
+		args[0] = argv[0];
+		memcpy(args + 1, conf.argv, (size_t)conf.n * sizeof(*args));
+		memcpy(args + 1 + conf.n, argv + 1, (size_t)(argc - 1) * sizeof(*args));
+	}
 
 	opterr = 0; /* we say what is wrong ourselves */
-	while ((c = getopt_long(argc, argv, ":p:b:w:l:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(nargs, args, ":p:b:w:l:c:hV", longopts, NULL)) != -1) {
+		/* Where the option came from, for messages: the file's
+		 * settings are args[1 .. conf.n], one element each. */
+		if (optind - 1 >= 1 && optind - 1 <= conf.n)
+			snprintf(where, sizeof(where), "%s: ", conf.where[optind - 2]);
+		else
+			where[0] = '\0';
 		switch (c) {
+		case 'c': break; /* read above */
 		case 'p':
 			parse_number("--port", optarg, 0, 65535, "a port number from 0 to 65535");
 			cfg.port = optarg;
@@ -313,12 +361,14 @@ main(int argc, char **argv)
 			break;
 		case OPT_REDIS:
 #ifndef HAVE_HIREDIS
-			fprintf(stderr, "chat-server: --redis: this chat-server was built without "
-			                "hiredis (configure --with-hiredis; Debian: libhiredis-dev)\n");
+			fprintf(stderr, "chat-server: %s--redis: this chat-server was built without "
+			                "hiredis (configure --with-hiredis; Debian: libhiredis-dev)\n",
+			        where);
 			return 2;
 #endif
 			if (redis_url_parse(optarg, &url, err, sizeof(err)) != 0) {
-				fprintf(stderr, "chat-server: invalid --redis '%s': %s\n", optarg, err);
+				fprintf(stderr, "chat-server: %sinvalid --redis '%s': %s\n", where,
+				        optarg, err);
 				return 2;
 			}
 			cfg.redis = optarg;
@@ -350,8 +400,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_TLS_PORT:
 #ifndef HAVE_OPENSSL
-			fprintf(stderr, "chat-server: --tls-port: this chat-server was built without "
-			                "OpenSSL (configure --with-openssl; Debian: libssl-dev)\n");
+			fprintf(stderr, "chat-server: %s--tls-port: this chat-server was built without "
+			                "OpenSSL (configure --with-openssl; Debian: libssl-dev)\n",
+			        where);
 			return 2;
 #endif
 			parse_number("--tls-port", optarg, 0, 65535, "a port number from 0 to 65535");
@@ -395,7 +446,7 @@ main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case 'V': printf("chat-server (%s) %s\n", PACKAGE_NAME, PACKAGE_VERSION); return 0;
 		case ':':
-			fprintf(stderr, "chat-server: option %s needs a value\n", argv[optind - 1]);
+			fprintf(stderr, "chat-server: option %s needs a value\n", args[optind - 1]);
 			usage(stderr);
 			return 2;
 		default:
@@ -403,13 +454,13 @@ main(int argc, char **argv)
 				fprintf(stderr, "chat-server: unknown option -%c\n", optopt);
 			else
 				fprintf(stderr, "chat-server: unknown option %s\n",
-				        argv[optind - 1]);
+				        args[optind - 1]);
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "chat-server: unexpected argument '%s'\n", argv[optind]);
+	if (optind < nargs) {
+		fprintf(stderr, "chat-server: unexpected argument '%s'\n", args[optind]);
 		usage(stderr);
 		return 2;
 	}

@@ -657,7 +657,8 @@ log_listening(struct server *s, unsigned workers)
 		if (s->lfd_tls[i])
 			log_always(LOG_INFO, "listening on %s (tls)", addr);
 		else
-			log_always(LOG_INFO, "listening on %s (%u workers)", addr, workers);
+			log_always(LOG_INFO, "listening on %s (%u worker%s)", addr, workers,
+			           workers == 1 ? "" : "s");
 	}
 }
 
