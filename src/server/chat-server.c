@@ -296,7 +296,8 @@ main(int argc, char **argv)
 			return 1;
 		}
 		args[0] = argv[0];
-		memcpy(args + 1, conf.argv, (size_t)conf.n * sizeof(*args));
+		if (conf.n > 0) /* an all-comment file has no array at all */
+			memcpy(args + 1, conf.argv, (size_t)conf.n * sizeof(*args));
 		memcpy(args + 1 + conf.n, argv + 1, (size_t)(argc - 1) * sizeof(*args));
 	}
 
