@@ -6,13 +6,35 @@
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mono.h"
 
 static enum log_level max_level = LOG_INFO;
+static bool journal; /* stderr is journald's stream (log_detect_journal) */
+/* syslog(3)'s priorities, as journald reads them from a "<N>" prefix. */
+static const int priorities[] = { 3, 4, 6, 7 };
+
+bool
+log_detect_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	/* systemd.exec(5): the variable names the device and inode of the
+	 * stream; stderr is the journal only if it is still that file (not
+	 * redirected by a script in between). */
+	journal = js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+	          fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	          (unsigned long long)st.st_ino == ino;
+	return journal;
+}
 
 static const char *const names[] = { "error", "warn", "info", "debug" };
 
@@ -74,7 +96,10 @@ log_v(enum log_level level, const char *fmt, va_list ap)
 	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
 		text[0] = '\0';
 	/* One call, so that lines from different threads never interleave. */
-	fprintf(stderr, "%s %s %s\n", stamp, names[level], text);
+	if (journal) /* it stamps each line itself */
+		fprintf(stderr, "<%d>%s\n", priorities[level], text);
+	else
+		fprintf(stderr, "%s %s %s\n", stamp, names[level], text);
 }
 
 void

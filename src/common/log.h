@@ -1,6 +1,7 @@
 /*
  * Levelled logging to stderr, one line per call:
  *   2026-11-24T22:31:05Z info listening on [::]:4333 (4 workers)
+ * or, to journald: "<6>listening on [::]:4333 (4 workers)".
  * Safe from any thread (each line is one stdio call, which locks the stream).
  */
 #ifndef LOG_H
@@ -9,6 +10,14 @@
 #include <stdbool.h>
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/*
+ * Under systemd, with stderr connected to the journal (JOURNAL_STREAM
+ * names it), lines carry no time of their own and begin with their
+ * priority as journald reads it: "<3>" error, "<4>" warn, "<6>" info,
+ * "<7>" debug.  Call once at start, before threads; returns whether.
+ */
+bool log_detect_journal(void);
 
 /* Lines above this level are dropped.  Set once at start, before threads. */
 void log_set_level(enum log_level level);

@@ -468,5 +468,6 @@ main(int argc, char **argv)
 	if (check_together(&cfg) != 0 || check_tls(&cfg) != 0)
 		return 2;
 	log_set_level(level);
+	log_detect_journal();
 	return server_run(&cfg);
 }
