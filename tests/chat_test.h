@@ -519,6 +519,17 @@ expect_line(struct client *c, const char *want)
 	ck_assert_str_eq(line, want);
 }
 
+/* Write text to the file at path, replacing it. */
+static inline void
+write_file(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(fp);
+	ck_assert_int_eq(fputs(text, fp) >= 0, 1);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
 /* The most a socket's send buffer may grow to (net.ipv4.tcp_wmem's last
  * field): what a client that never reads can hide in the kernel before the
  * server's own queue starts to grow. */

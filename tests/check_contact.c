@@ -22,17 +22,6 @@ expect_prefix(struct client *c, const char *want)
 	              line);
 }
 
-/* Write text to the file at path, replacing it. */
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-
-	ck_assert_ptr_nonnull(fp);
-	ck_assert_int_eq(fputs(text, fp) >= 0, 1);
-	ck_assert_int_eq(fclose(fp), 0);
-}
-
 /* The three lines of the greeting for a client that shows as addr among
  * online, read and checked. */
 static void

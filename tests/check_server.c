@@ -1786,16 +1786,12 @@ START_TEST(test_history_of_long_lines_reaches_a_newcomer)
 }
 END_TEST
 
-/* Write text to a new file in dir; its path into path. */
+/* dir/name, with text written to it; its path into path. */
 static void
 conf_write(char *path, size_t len, const char *dir, const char *name, const char *text)
 {
-	FILE *fp;
-
 	snprintf(path, len, "%s/%s", dir, name);
-	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
-	ck_assert_int_ge(fputs(text, fp), 0);
-	ck_assert_int_eq(fclose(fp), 0);
+	write_file(path, text);
 }
 
 /*
