@@ -43,6 +43,40 @@ struct server_proc {
 /* If set, the next server starts with this hard and soft RLIMIT_NOFILE. */
 static rlim_t server_nofile;
 
+/*
+ * If set, the next server gets these listening sockets the way systemd
+ * passes them (descriptors 3 on, LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES),
+ * and NOTIFY_SOCKET if server_notify is set.  The test owns the sockets.
+ */
+static int server_pass_fds[4];
+static int server_npass;
+static const char *server_pass_names;
+static const char *server_notify;
+
+/* In the child: what server_pass_* and server_notify ask for. */
+static inline void
+server_pass_in_child(void)
+{
+	char num[32];
+	int high[4];
+
+	/* Out of the way first, so that no dup2 lands on one still to move. */
+	for (int i = 0; i < server_npass; i++)
+		high[i] = fcntl(server_pass_fds[i], F_DUPFD, 100);
+	for (int i = 0; i < server_npass; i++)
+		dup2(high[i], 3 + i); /* dup2 clears close-on-exec */
+	if (server_npass > 0) {
+		snprintf(num, sizeof(num), "%d", (int)getpid());
+		setenv("LISTEN_PID", num, 1);
+		snprintf(num, sizeof(num), "%d", server_npass);
+		setenv("LISTEN_FDS", num, 1);
+		if (server_pass_names != NULL)
+			setenv("LISTEN_FDNAMES", server_pass_names, 1);
+	}
+	if (server_notify != NULL)
+		setenv("NOTIFY_SOCKET", server_notify, 1);
+}
+
 static inline long
 ms_now(void)
 {
@@ -136,6 +170,7 @@ server_startv(struct server_proc *sp, const char *bind, va_list ap)
 
 			setrlimit(RLIMIT_NOFILE, &rl);
 		}
+		server_pass_in_child();
 		execv(path, argv);
 		fprintf(stderr, "exec %s: %s\n", path, strerror(errno));
 		_exit(127);
@@ -235,6 +270,7 @@ server_run_args(char *out, size_t cap, const char *const *args)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(sp.logfd, STDERR_FILENO);
 		dup2(sp.logfd, STDOUT_FILENO);
+		server_pass_in_child();
 		execv(path, argv);
 		_exit(127);
 	}

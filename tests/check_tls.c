@@ -552,6 +552,58 @@ START_TEST(test_no_plain_serves_tls_only)
 }
 END_TEST
 
+/* A listening socket on 127.0.0.1, as systemd would pass it. */
+static int
+tls_listener(int *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* Socket activation with two sockets, the second named "tls": TLS clients
+ * on that one, plain on the other, without --tls-port (the certificate
+ * options alone say how to serve it). */
+START_TEST(test_socket_activation_passes_the_tls_listener)
+{
+	struct server_proc sp;
+	struct client t, c;
+	char dir[64], cert[128], key[128];
+	int plain_port, tls_port;
+	int plain = tls_listener(&plain_port), tls = tls_listener(&tls_port);
+
+	cert_dir(dir, sizeof(dir));
+	cert_make(dir, "s", "localhost", false);
+	server_pass_fds[0] = plain;
+	server_pass_fds[1] = tls;
+	server_npass = 2;
+	server_pass_names = "chat:tls";
+	server_start(&sp, "--tls-cert", cert_path(cert, sizeof(cert), dir, "s", "pem"),
+	             "--tls-key", cert_path(key, sizeof(key), dir, "s", "key"), NULL);
+	ck_assert_int_eq(sp.port, plain_port);
+	ck_assert_int_eq(server_tls_port(&sp), tls_port);
+	ck_assert_msg(strstr(server_log(&sp), "2 listening sockets from systemd") != NULL, "%s",
+	              server_log(&sp));
+	tls_member(&sp, &t, tls_port, 0);
+	client_open(&c, plain_port, 0);
+	ck_assert(client_wait_for(&t, "joined (2 online)", WAIT_MS));
+	client_close(&c);
+	client_close(&t);
+	server_stop_ok(&sp);
+	close(plain);
+	close(tls);
+	cert_dir_remove(dir);
+}
+END_TEST
+
 START_TEST(test_bad_tls_settings_are_refused_at_start)
 {
 	static char out[8192];
@@ -727,6 +779,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_a_megabyte_burst_reaches_a_slow_tls_reader_whole_and_in_order);
 	tcase_add_test(tc, test_sighup_reloads_the_certificate_and_keeps_sessions);
 	tcase_add_test(tc, test_no_plain_serves_tls_only);
+	tcase_add_test(tc, test_socket_activation_passes_the_tls_listener);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("hostile");

@@ -20,6 +20,7 @@
 #include "msg.h"
 #include "redis_url.h"
 #include "server.h"
+#include "systemd.h"
 
 #define DEFAULT_PORT "4333"
 #define DEFAULT_MAX_SENDQ (1024 * 1024)
@@ -129,10 +130,34 @@ check_together(const struct server_config *cfg)
 	return 0;
 }
 
-/* The TLS options go together; files are checked when they are loaded. */
+/* The TLS options go together; files are checked when they are loaded.
+ * A TLS socket passed by systemd stands for --tls-port. */
 static int
 check_tls(const struct server_config *cfg)
 {
+	size_t plain = 0, tls = 0;
+
+	for (size_t i = 0; i < cfg->npassed; i++)
+		cfg->passed_tls[i] ? tls++ : plain++;
+	if (plain > 0 && cfg->no_plain) {
+		fprintf(stderr, "chat-server: --no-plain, but systemd passed a plain listening "
+		                "socket (name it 'tls' with FileDescriptorName=tls)\n");
+		return -EINVAL;
+	}
+	if (tls > 0) {
+#ifndef HAVE_OPENSSL
+		fprintf(stderr, "chat-server: systemd passed a TLS socket, but this chat-server was "
+		                "built without OpenSSL (configure --with-openssl; Debian: libssl-dev)\n");
+		return -EINVAL;
+#endif
+		if (cfg->tls_cert == NULL || cfg->tls_key == NULL) {
+			fprintf(stderr, "chat-server: systemd passed a TLS socket "
+			                "(FileDescriptorName=tls): it needs --tls-cert FILE and "
+			                "--tls-key FILE\n");
+			return -EINVAL;
+		}
+		return 0;
+	}
 	if (cfg->tls_port == NULL) {
 		if (cfg->tls_cert != NULL || cfg->tls_key != NULL || cfg->no_plain) {
 			fprintf(stderr, "chat-server: %s needs --tls-port\n",
@@ -270,6 +295,8 @@ main(int argc, char **argv)
 	const char *conf_path = NULL;
 	char err[4200];
 	enum log_level level = LOG_INFO;
+	int passed_fds[SERVER_MAX_LISTEN];
+	bool passed_tls[SERVER_MAX_LISTEN];
 	int c, nargs = argc;
 
 	args = argv;
@@ -465,6 +492,13 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (systemd_listeners(passed_fds, passed_tls, SERVER_MAX_LISTEN, &cfg.npassed, err,
+	                      sizeof(err)) != 0) {
+		fprintf(stderr, "chat-server: socket activation: %s\n", err);
+		return 1;
+	}
+	cfg.passed_fds = passed_fds;
+	cfg.passed_tls = passed_tls;
 	if (check_together(&cfg) != 0 || check_tls(&cfg) != 0)
 		return 2;
 	log_set_level(level);

@@ -46,10 +46,11 @@
 #include "park.h"
 #include "relay.h"
 #include "server.h"
+#include "systemd.h"
 #include "tls.h"
 #include "wake.h"
 
-#define MAX_LISTEN 8
+#define MAX_LISTEN SERVER_MAX_LISTEN
 #define MAX_EVENTS 256
 /* Descriptors kept free beyond those the server holds once set up (see
  * default_max_clients()): room for the C library's own needs. */
@@ -289,6 +290,8 @@ load_tls(struct server *s, struct tls_ctx **out, char *err, size_t len)
 	return 0;
 }
 
+static void reload_files(struct server *s);
+
 /*
  * SIGHUP: the MOTD file is read again for the next newcomers, and new
  * handshakes use the certificate and key as they are on disk now (a
@@ -297,6 +300,19 @@ load_tls(struct server *s, struct tls_ctx **out, char *err, size_t len)
  */
 static void
 reload(struct server *s)
+{
+	char state[64];
+
+	/* systemd waits for READY=1 before it calls the reload done. */
+	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
+	         (long long)mono_ms() * 1000LL);
+	systemd_notify(state);
+	reload_files(s);
+	systemd_notify("READY=1");
+}
+
+static void
+reload_files(struct server *s)
 {
 	struct tls_ctx *t;
 	char err[512];
@@ -337,6 +353,7 @@ on_signal(struct server *s)
 		_exit(1);
 	}
 	log_info("%s: shutting down", strsignal(sig));
+	systemd_notify("STOPPING=1");
 	atomic_store(&s->stopping, true);
 }
 
@@ -617,6 +634,25 @@ default_max_clients(rlim_t nofile)
 	return nofile > used ? (size_t)(nofile - used) : 1;
 }
 
+/*
+ * Adopt the listeners systemd passed of one kind (plain or TLS); returns
+ * how many.  Either kind passed replaces binding that kind ourselves.
+ */
+static size_t
+passed(struct server *s, bool tls)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->cfg.npassed && s->nlisten < MAX_LISTEN; i++) {
+		if (s->cfg.passed_tls[i] != tls)
+			continue;
+		s->lfd_tls[s->nlisten] = tls;
+		s->lfds[s->nlisten++] = s->cfg.passed_fds[i];
+		n++;
+	}
+	return n;
+}
+
 static int
 watch(struct server *s, int fd, void *tag)
 {
@@ -779,6 +815,7 @@ server_run(const struct server_config *cfg)
 	char err[256];
 	rlim_t nofile;
 	size_t i;
+	bool want_tls;
 	int rc, status = 1;
 
 	memset(&s, 0, sizeof(s));
@@ -800,7 +837,10 @@ server_run(const struct server_config *cfg)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	if (s.cfg.tls_port != NULL && load_tls(&s, &s.tls, err, sizeof(err)) != 0) {
+	want_tls = s.cfg.tls_port != NULL;
+	for (i = 0; i < s.cfg.npassed; i++)
+		want_tls = want_tls || s.cfg.passed_tls[i];
+	if (want_tls && load_tls(&s, &s.tls, err, sizeof(err)) != 0) {
 		fprintf(stderr, "chat-server: %s\n", err);
 		goto out;
 	}
@@ -813,7 +853,7 @@ server_run(const struct server_config *cfg)
 		fprintf(stderr, "chat-server: --cloak: cannot make a key: %s\n", strerror(-rc));
 		goto out;
 	}
-	if (!s.cfg.no_plain) {
+	if (passed(&s, false) == 0 && !s.cfg.no_plain) {
 		rc = net_listen(s.cfg.bind, s.cfg.port, SOMAXCONN, s.lfds, MAX_LISTEN, &s.nlisten,
 		                err, sizeof(err));
 		if (rc != 0) {
@@ -821,7 +861,7 @@ server_run(const struct server_config *cfg)
 			goto out;
 		}
 	}
-	if (s.cfg.tls_port != NULL) {
+	if (passed(&s, true) == 0 && s.cfg.tls_port != NULL) {
 		size_t n = 0;
 
 		rc = net_listen(s.cfg.bind, s.cfg.tls_port, SOMAXCONN, s.lfds + s.nlisten,
@@ -905,11 +945,16 @@ server_run(const struct server_config *cfg)
 #endif
 	tp_pool_stats(s.pool, &st);
 	log_listening(&s, st.max_workers);
+	if (s.cfg.npassed > 0)
+		log_info("%zu listening socket%s from systemd (socket activation)", s.cfg.npassed,
+		         s.cfg.npassed == 1 ? "" : "s");
 	log_info("limits: %zu client%s, %zu bytes of send queue each", s.adm.max_clients,
 	         s.adm.max_clients == 1 ? "" : "s",
 	         s.cfg.max_sendq);
 	if (s.cfg.cloak)
 		log_info("addresses are cloaked for clients (--cloak); the log shows them");
+	if (systemd_notify_open())
+		systemd_notify("READY=1\nSTATUS=accepting clients");
 
 	run_loop(&s);
 	stop(&s);
@@ -961,5 +1006,6 @@ out:
 		close(s.sigfd);
 	if (s.epfd >= 0)
 		close(s.epfd);
+	systemd_notify_close();
 	return status;
 }

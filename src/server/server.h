@@ -12,6 +12,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Listening sockets at most: a host name's addresses, plain and TLS. */
+#define SERVER_MAX_LISTEN 8
+
 struct server_config {
 	const char *bind;      /* NULL: every address (IPv6 dual stack, else IPv4) */
 	const char *port;      /* decimal; "0" lets the kernel choose */
@@ -42,6 +45,12 @@ struct server_config {
 	bool no_plain;                    /* no plain listener: TLS only */
 	unsigned tls_handshake_timeout;   /* seconds from accept to a finished handshake */
 	size_t tls_max_handshakes;        /* handshakes in progress at once */
+
+	/* Listeners passed by systemd (systemd.h), taken in place of
+	 * binding --port (those not tls) and --tls-port (those tls). */
+	const int *passed_fds;
+	const bool *passed_tls;
+	size_t npassed;
 };
 
 /*
