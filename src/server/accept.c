@@ -15,6 +15,7 @@
 
 #include "accept.h"
 #include "mono.h"
+#include "stats.h"
 #include "tls.h"
 #include "wake.h"
 
@@ -122,6 +123,7 @@ shed_connection(struct admission *a, int lfd)
 		a->spare_fd = -1;
 	}
 	if ((fd = accept(lfd, NULL, NULL)) >= 0) {
+		stats_add(STATS_REFUSED_NOFILE, 1);
 		static const char busy[] =
 		        "* server busy: out of file descriptors, try again later\r\n";
 
@@ -204,19 +206,23 @@ admission_admit(struct admission *a, int fd, const struct sockaddr *peer, struct
 	int one = 1, rc;
 
 	/* Those still in their handshake hold descriptors too. */
+	stats_add(tls != NULL ? STATS_ACCEPTED_TLS : STATS_ACCEPTED_PLAIN, 1);
 	if (online + shaking >= a->max_clients) {
+		stats_add(STATS_REFUSED_FULL, 1);
 		refuse(fd, tell, &a->full_log, "server full (%zu online)", online);
 		return NULL;
 	}
 	ipcount_key(peer, key);
 	if (a->max_per_ip > 0) {
 		if (ipcount_get(a->perip, key) - leaving_from(a, key) >= a->max_per_ip) {
+			stats_add(STATS_REFUSED_PER_IP, 1);
 			refuse(fd, tell, &a->perip_log,
 			       "too many connections from your address (%u)", a->max_per_ip);
 			return NULL;
 		}
 	}
 	if (tls != NULL && shaking >= a->hs->max) {
+		stats_add(STATS_REFUSED_HANDSHAKES, 1);
 		refuse(fd, false, &a->hs_log,
 		       "%zu TLS handshakes in progress (--tls-max-handshakes)", shaking);
 		return NULL;

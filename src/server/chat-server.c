@@ -17,6 +17,7 @@
 #include "conffile.h"
 #include "greet.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "redis_url.h"
 #include "server.h"
@@ -55,6 +56,8 @@ usage(FILE *fp)
 	        "      --history N          chat lines of its room replayed to a newcomer\n"
 	        "                           (default 0)\n"
 	        "      --max-rooms N        rooms at once, #lobby included (default 1000)\n"
+	        "      --metrics ADDR:PORT  serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	        "                           (127.0.0.1:9100, [::1]:9100, :9100 for every address)\n"
 	        "      --cloak              show clients' addresses as keyed hashes\n"
 	        "                           (cloak-7f3a9c2e1b4d:PORT; the log keeps them)\n"
 	        "      --motd FILE          lines every newcomer gets after the greeting\n"
@@ -237,6 +240,7 @@ main(int argc, char **argv)
 		OPT_MAX_ROOMS,
 		OPT_MOTD,
 		OPT_CLOAK,
+		OPT_METRICS,
 	};
 	static const struct option longopts[] = {
 		{ "port", required_argument, NULL, 'p' },
@@ -266,6 +270,7 @@ main(int argc, char **argv)
 		{ "motd", required_argument, NULL, OPT_MOTD },
 		{ "config", required_argument, NULL, 'c' },
 		{ "cloak", no_argument, NULL, OPT_CLOAK },
+		{ "metrics", required_argument, NULL, OPT_METRICS },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -295,6 +300,7 @@ main(int argc, char **argv)
 	const char *conf_path = NULL;
 	char err[4200];
 	enum log_level level = LOG_INFO;
+	static char metrics_addr[300];
 	int passed_fds[SERVER_MAX_LISTEN];
 	bool passed_tls[SERVER_MAX_LISTEN];
 	int c, nargs = argc;
@@ -458,6 +464,15 @@ main(int argc, char **argv)
 			                             "a number from 1 to 1000000");
 			break;
 		case OPT_CLOAK: cfg.cloak = true; break;
+		case OPT_METRICS:
+			if (metrics_parse_addr(optarg, metrics_addr, sizeof(metrics_addr),
+			                       &cfg.metrics_host, &cfg.metrics_port, err,
+			                       sizeof(err)) != 0) {
+				fprintf(stderr, "chat-server: %sinvalid --metrics '%s': %s\n", where,
+				        optarg, err);
+				return 2;
+			}
+			break;
 		case OPT_MOTD:
 			if (optarg[0] == '\0')
 				bad_value("--motd", optarg, "a text file");
@@ -499,6 +514,14 @@ main(int argc, char **argv)
 	}
 	cfg.passed_fds = passed_fds;
 	cfg.passed_tls = passed_tls;
+	if (cfg.metrics_port != NULL && atoi(cfg.metrics_port) != 0 &&
+	    (atoi(cfg.metrics_port) == atoi(cfg.port) ||
+	     (cfg.tls_port != NULL && atoi(cfg.metrics_port) == atoi(cfg.tls_port)))) {
+		fprintf(stderr, "chat-server: --metrics: port %s is a chat port; metrics need a "
+		                "port of their own\n",
+		        cfg.metrics_port);
+		return 2;
+	}
 	if (check_together(&cfg) != 0 || check_tls(&cfg) != 0)
 		return 2;
 	log_set_level(level);

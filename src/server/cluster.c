@@ -43,6 +43,7 @@
 #include "origins.h"
 #include "outbox.h"
 #include "streams.h"
+#include "stats.h"
 #include "wake.h"
 
 /* A room's stream keeps about this many entries (XADD MAXLEN ~): #lobby,
@@ -734,7 +735,9 @@ room_entry(struct cluster *cl, struct batch *bt, const struct stream *st, const 
 		/* q: its place in our outbox, across all rooms. */
 		seq = is_str(q) ? strtoull(q->str, NULL, 10) : 0;
 		pthread_mutex_lock(&cl->mu);
-		if ((e = outbox_find(&cl->out, seq)) != NULL && !e->delivered) {
+		if ((e = outbox_find(&cl->out, seq)) != NULL)
+			stats_set(STATS_CLUSTER_LAG_MS, mono_ms() - e->pushed_ms);
+		if (e != NULL && !e->delivered) {
 			if (e->remote_only) {
 				e->delivered = true;
 			} else {
@@ -2163,6 +2166,10 @@ bus_main(void *arg)
 		}
 		check_timeouts(cl, now);
 		run_kicks(cl, now);
+		stats_set(STATS_CLUSTER_UP, cl->state == UP);
+		pthread_mutex_lock(&cl->mu);
+		stats_set(STATS_CLUSTER_BACKLOG, (int64_t)cl->out.unsent);
+		pthread_mutex_unlock(&cl->mu);
 		if (atomic_load(&cl->stopping))
 			stop_step(cl, now);
 	}

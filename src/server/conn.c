@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "stats.h"
 
 /* Messages gathered into one write: enough to coalesce a burst. */
 #define FLUSH_IOV 64
@@ -46,6 +47,7 @@ conn_new(struct conn **out, struct io *io, const struct sockaddr *peer, int epfd
 	memcpy(c->logname, c->addr, sizeof(c->addr));
 	atomic_init(&c->refs, 1);
 	atomic_init(&c->last_heard_ms, mono_ms());
+	stats_add(c->io.ops == &io_plain ? STATS_CLIENTS_PLAIN : STATS_CLIENTS_TLS, 1);
 	*out = c;
 	return 0;
 }
@@ -66,6 +68,7 @@ clear_queue_locked(struct conn *c)
 		c->qlen--;
 	}
 	c->qoff = 0;
+	stats_add(STATS_SENDQ_BYTES, -(int64_t)c->qbytes);
 	c->qbytes = 0;
 	c->blocked = false;
 }
@@ -80,6 +83,7 @@ conn_unref(struct conn *c)
 	line_buf_free(&c->in);
 	flood_hold_free(&c->held);
 	pthread_mutex_destroy(&c->mu);
+	stats_add(c->io.ops == &io_plain ? STATS_CLIENTS_PLAIN : STATS_CLIENTS_TLS, -1);
 	io_close(&c->io);
 	free(c);
 }
@@ -253,6 +257,7 @@ conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
 		 * stall every sender.  So it goes, and nobody else notices. */
 		snprintf(why, sizeof(why), "send queue over %zu bytes", c->max_sendq);
 		drop_locked(c, why, true);
+		stats_add(STATS_DROPS_SENDQ, 1);
 		pthread_mutex_unlock(&c->mu);
 		return -ENOBUFS;
 	}
@@ -280,6 +285,8 @@ conn_enqueue(struct conn *c, struct msg *const *msgs, size_t n)
 		c->q[(c->qhead + c->qlen++) & (c->qcap - 1)] = msgs[i];
 	}
 	c->qbytes += bytes;
+	stats_add(STATS_SENDQ_BYTES, (int64_t)bytes);
+	stats_add(STATS_LINES_OUT, (int64_t)n);
 	if (was_empty)
 		rc = 1;
 	else if (!c->blocked && !c->writing &&
@@ -342,6 +349,8 @@ flush_locked(struct conn *c)
 			return -err;
 		}
 		c->qbytes -= (size_t)sent;
+		stats_add(STATS_SENDQ_BYTES, -(int64_t)sent);
+		stats_add(STATS_BYTES_OUT, (int64_t)sent);
 		while (sent > 0) {
 			struct msg *m = c->q[c->qhead];
 			size_t left = m->len - c->qoff;

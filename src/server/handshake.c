@@ -8,6 +8,7 @@
 
 #include "handshake.h"
 #include "mono.h"
+#include "stats.h"
 #include "tls.h"
 
 /* Failed handshakes are logged one by one at debug, and at info at most
@@ -128,6 +129,7 @@ fail(struct handshake *h, struct conn *c, const char *why)
 
 	finish(h, c);
 	atomic_fetch_add(&h->failed, 1);
+	stats_add(STATS_TLS_FAILURES, 1);
 	log_debug("%s: TLS handshake failed: %s", c->addr, why);
 	if (log_limit_ok(&h->fail_log, FAIL_LOG_MS, &held)) {
 		if (held > 0)
@@ -152,10 +154,12 @@ join(struct handshake *h, struct conn *c)
 	if ((rc = broadcast_join(r->cmd.bc, c, &online)) != 0) {
 		log_warn("%s: cannot register: %s", c->addr, strerror(-rc));
 		atomic_fetch_add(&h->failed, 1);
+		stats_add(STATS_TLS_FAILURES, 1);
 		r->reap(r->reap_arg, c);
 		return;
 	}
 	atomic_fetch_add(&h->done, 1);
+	stats_add(STATS_TLS_HANDSHAKES, 1);
 	c->joined_online = online;
 	c->joined_ms = mono_ms(); /* a quiet join waits from here */
 	if (!c->quiet) {

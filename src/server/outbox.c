@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mono.h"
 #include "outbox.h"
 
 int
@@ -112,6 +113,7 @@ outbox_push(struct outbox *o, enum bus_kind kind, const char *room, const char *
 	e = outbox_at(o, o->len++);
 	msg_ref(m);
 	e->seq = o->next_seq++;
+	e->pushed_ms = mono_ms();
 	snprintf(e->room, sizeof(e->room), "%s", room);
 	e->rgen = e->rseq = 0;
 	e->topic = t;

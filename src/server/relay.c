@@ -11,6 +11,7 @@
 #include "command.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 #include "wake.h"
 
 /* Bytes one job may read before it yields the worker to others. */
@@ -176,6 +177,7 @@ on_line(void *ctx, const char *line, size_t len, bool truncated)
 
 	if (len == 0 || bt->quit)
 		return; /* empty lines are not relayed; nothing after /quit is */
+	stats_add(STATS_LINES_IN, 1);
 	if (!c->nick_hold && !flood_hold_any(&c->held) && may_send(bt)) {
 		relay_line(bt, line, len, truncated);
 		return;
@@ -361,6 +363,7 @@ read_input(struct batch *bt)
 			size_t len;
 
 			atomic_store_explicit(&c->last_heard_ms, mono_ms(), memory_order_relaxed);
+			stats_add(STATS_BYTES_IN, n);
 			budget -= (size_t)n < budget ? (size_t)n : budget;
 			len = drop_telnet(c, buf, (size_t)n);
 			if (line_feed(&c->in, r->cmd.max_line, buf, len, on_line, bt) != 0)
@@ -439,6 +442,7 @@ relay_job(void *arg, void **result)
 	} else if (flood_hold_any(&c->held) && !c->nick_hold &&
 	           park_conn(&bt, bt.wait_ns > 0 ? bt.wait_ns : 1000000)) {
 		/* parked, busy, with our reference: the loop runs us again */
+		stats_add(STATS_FLOOD_PARKED, 1);
 	} else if (!c->eof && conn_input_buffered(c) && park_conn(&bt, 0)) {
 		/* The transport holds input that epoll cannot see (TLS
 		 * records already decrypted): run again at once, through

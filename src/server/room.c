@@ -13,6 +13,7 @@
 #include "conn.h"
 #include "msg.h"
 #include "room.h"
+#include "stats.h"
 
 int
 room_name_parse(const char *s, size_t n, char *out)
@@ -55,6 +56,7 @@ room_new(struct room **out, const char *name, size_t history)
 	}
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->hist_max = history;
+	stats_add(STATS_ROOMS, 1);
 	atomic_init(&r->refs, 1);
 	*out = r;
 	return 0;
@@ -73,6 +75,8 @@ room_unref(struct room *r)
 		return;
 	for (size_t i = 0; i < r->hist_len; i++)
 		msg_unref(r->hist[(r->hist_head + i) % r->hist_max]);
+	stats_add(STATS_HISTORY_LINES, -(int64_t)r->hist_len);
+	stats_add(STATS_ROOMS, -1);
 	free(r->hist);
 	free(r->conns);
 	pthread_mutex_destroy(&r->hist_mu);
@@ -144,6 +148,7 @@ room_record(struct room *r, struct msg *const *msgs, size_t n)
 			r->hist_head = (r->hist_head + 1) % r->hist_max;
 		} else {
 			r->hist[(r->hist_head + r->hist_len++) % r->hist_max] = msgs[i];
+			stats_add(STATS_HISTORY_LINES, 1);
 		}
 	}
 	pthread_mutex_unlock(&r->hist_mu);

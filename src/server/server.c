@@ -40,12 +40,14 @@
 #include "conn.h"
 #include "handshake.h"
 #include "linger.h"
+#include "metrics.h"
 #include "log.h"
 #include "mono.h"
 #include "net.h"
 #include "park.h"
 #include "relay.h"
 #include "server.h"
+#include "stats.h"
 #include "systemd.h"
 #include "tls.h"
 #include "wake.h"
@@ -75,6 +77,7 @@ struct server {
 	struct linger_set linger; /* departed clients, closed politely */
 	struct tls_ctx *tls;      /* the loop's: what new TLS handshakes use; NULL: no TLS */
 	struct handshake hs;      /* TLS clients not yet members */
+	struct metrics *metrics;  /* --metrics; NULL: none */
 	bool bc_ready, park_ready, adm_ready, hs_ready, greet_ready;
 	atomic_bool stopping;
 #ifdef HAVE_HIREDIS
@@ -251,6 +254,7 @@ sweep_idle(struct server *s)
 			snprintf(why, sizeof(why), "idle for %u seconds", s->cfg.idle_timeout);
 			msg_tell(c, msg_notice("%s: disconnecting", why));
 			conn_drop(c, why, false); /* its own job sees the end and leaves */
+			stats_add(STATS_DROPS_IDLE, 1);
 		}
 		conn_unref(c);
 	}
@@ -943,6 +947,17 @@ server_run(const struct server_config *cfg)
 	if (s.cfg.redis != NULL && start_cluster(&s) != 0)
 		goto out;
 #endif
+	if (s.cfg.metrics_port != NULL) {
+		struct metrics_config mc = { .host = s.cfg.metrics_host,
+			                     .port = s.cfg.metrics_port,
+			                     .pool = s.pool,
+			                     .cluster = s.cfg.redis != NULL };
+
+		if (metrics_start(&s.metrics, &mc, err, sizeof(err)) != 0) {
+			fprintf(stderr, "chat-server: --metrics: %s\n", err);
+			goto out;
+		}
+	}
 	tp_pool_stats(s.pool, &st);
 	log_listening(&s, st.max_workers);
 	if (s.cfg.npassed > 0)
@@ -981,6 +996,7 @@ out_rc:
 out_errno:
 	fprintf(stderr, "chat-server: cannot set up the event loop: %s\n", strerror(errno));
 out:
+	metrics_stop(s.metrics); /* before the pool it reads */
 #ifdef HAVE_HIREDIS
 	if (s.cluster != NULL)
 		cluster_stop(s.cluster);

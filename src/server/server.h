@@ -46,6 +46,10 @@ struct server_config {
 	unsigned tls_handshake_timeout;   /* seconds from accept to a finished handshake */
 	size_t tls_max_handshakes;        /* handshakes in progress at once */
 
+	/* --metrics: the Prometheus endpoint (metrics.h); port NULL is none. */
+	const char *metrics_host; /* NULL: every address */
+	const char *metrics_port;
+
 	/* Listeners passed by systemd (systemd.h), taken in place of
 	 * binding --port (those not tls) and --tls-port (those tls). */
 	const int *passed_fds;
