@@ -169,6 +169,62 @@ START_TEST(test_bad_passed_sockets_are_refused)
 }
 END_TEST
 
+/* --- SIGHUP rereads the config file ----------------------------------------------- */
+
+/* SIGHUP applies what can change at once (log level, MOTD) and names what
+ * needs a restart; a file that no longer parses changes nothing. */
+START_TEST(test_sighup_rereads_the_config_file)
+{
+	struct server_proc sp;
+	struct client a;
+	char dir[] = "/tmp/chat-reload-XXXXXX", conf[64], m1[64], m2[64], text[256];
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(conf, sizeof(conf), "%s/chat.conf", dir);
+	snprintf(m1, sizeof(m1), "%s/motd1", dir);
+	snprintf(m2, sizeof(m2), "%s/motd2", dir);
+	write_file(m1, "first words\n");
+	write_file(m2, "second words\n");
+	snprintf(text, sizeof(text), "workers 2\nmotd %s\nlog-level info\n", m1);
+	write_file(conf, text);
+	server_start(&sp, "-c", conf, NULL);
+	client_open(&a, sp.port, 0);
+	ck_assert(client_wait_for(&a, "* first words", WAIT_MS));
+	client_close(&a);
+
+	snprintf(text, sizeof(text), "workers 3\nmotd %s\nlog-level debug\n", m2);
+	write_file(conf, text);
+	kill(sp.pid, SIGHUP);
+	ck_assert_msg(server_log_wait(&sp, "SIGHUP: log-level debug (was info)", WAIT_MS), "%s",
+	              server_log_tail(&sp));
+	snprintf(text, sizeof(text), "SIGHUP: motd %s (was %s)", m2, m1);
+	ck_assert_msg(server_log_wait(&sp, text, WAIT_MS), "%s", server_log_tail(&sp));
+	ck_assert(server_log_wait(&sp,
+	                          "SIGHUP: workers changed from 2 to 3: needs a restart, until "
+	                          "then 2 stays",
+	                          WAIT_MS));
+	client_open(&a, sp.port, 0);
+	ck_assert(client_wait_for(&a, "* second words", WAIT_MS));
+	client_close(&a);
+	/* debug is on now: a departure is logged at debug level. */
+	ck_assert(server_log_wait(&sp, " debug ", WAIT_MS));
+
+	write_file(conf, "wokers 3\n");
+	kill(sp.pid, SIGHUP);
+	snprintf(text, sizeof(text),
+	         "SIGHUP: %s:1: unknown key 'wokers'; the settings stay as they were", conf);
+	ck_assert_msg(server_log_wait(&sp, text, WAIT_MS), "%s", server_log_tail(&sp));
+	client_open(&a, sp.port, 0);
+	ck_assert(client_wait_for(&a, "* second words", WAIT_MS));
+	client_close(&a);
+	server_stop_ok(&sp);
+	unlink(conf);
+	unlink(m1);
+	unlink(m2);
+	rmdir(dir);
+}
+END_TEST
+
 /* --- metrics ------------------------------------------------------------------- */
 
 /* The metrics port from the log ("metrics on http://127.0.0.1:P/metrics"). */
@@ -375,6 +431,7 @@ ops_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_socket_activation_and_readiness);
 	tcase_add_test(tc, test_bad_passed_sockets_are_refused);
+	tcase_add_test(tc, test_sighup_rereads_the_config_file);
 	tcase_add_test(tc, test_metrics_follow_the_traffic);
 	tcase_add_test(tc, test_metrics_speaks_http);
 	tcase_add_test(tc, test_silent_scrapers_never_stop_the_chat);

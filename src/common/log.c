@@ -15,7 +15,8 @@
 #include "log.h"
 #include "mono.h"
 
-static enum log_level max_level = LOG_INFO;
+/* Atomic: SIGHUP may change it while workers log. */
+static _Atomic int max_level = LOG_INFO;
 static bool journal; /* stderr is journald's stream (log_detect_journal) */
 /* syslog(3)'s priorities, as journald reads them from a "<N>" prefix. */
 static const int priorities[] = { 3, 4, 6, 7 };
@@ -41,13 +42,19 @@ static const char *const names[] = { "error", "warn", "info", "debug" };
 void
 log_set_level(enum log_level level)
 {
-	max_level = level;
+	atomic_store_explicit(&max_level, (int)level, memory_order_relaxed);
+}
+
+const char *
+log_level_name(enum log_level level)
+{
+	return names[level];
 }
 
 enum log_level
 log_get_level(void)
 {
-	return max_level;
+	return (enum log_level)atomic_load_explicit(&max_level, memory_order_relaxed);
 }
 
 int
@@ -107,7 +114,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > max_level)
+	if ((int)level > atomic_load_explicit(&max_level, memory_order_relaxed))
 		return;
 	va_start(ap, fmt);
 	log_v(level, fmt, ap);

@@ -23,6 +23,9 @@ bool log_detect_journal(void);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 
+/* "error", "warn", "info" or "debug". */
+const char *log_level_name(enum log_level level);
+
 /* Parse "error", "warn", "info" or "debug".  Returns 0 or -EINVAL. */
 int log_parse_level(const char *s, enum log_level *level);
 

@@ -82,7 +82,6 @@ greet_init(struct greet *g, const char *motd_path, char *err, size_t len)
 	if (gethostname(g->host, sizeof(g->host)) != 0 || g->host[0] == '\0')
 		snprintf(g->host, sizeof(g->host), "%s", "localhost");
 	g->host[sizeof(g->host) - 1] = '\0'; /* truncated names are not terminated */
-	g->motd_path = motd_path;
 	g->motd = NULL;
 	if (motd_path != NULL && (rc = greet_load(motd_path, &g->motd, err, len)) != 0)
 		return rc;
@@ -102,14 +101,18 @@ greet_destroy(struct greet *g)
 }
 
 int
-greet_reload(struct greet *g, char *err, size_t len)
+greet_reload(struct greet *g, const char *path, char *err, size_t len)
 {
-	struct msg *m, *old;
+	struct msg *m = NULL, *old;
+	bool had;
 	int rc;
 
-	if (g->motd_path == NULL)
+	pthread_mutex_lock(&g->mu);
+	had = g->motd != NULL;
+	pthread_mutex_unlock(&g->mu);
+	if (path == NULL && !had)
 		return 1;
-	if ((rc = greet_load(g->motd_path, &m, err, len)) != 0)
+	if (path != NULL && (rc = greet_load(path, &m, err, len)) != 0)
 		return rc;
 	pthread_mutex_lock(&g->mu);
 	old = g->motd;

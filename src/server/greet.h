@@ -27,7 +27,6 @@
 
 struct greet {
 	char host[64];         /* immutable: this machine's name */
-	const char *motd_path; /* immutable: NULL for no MOTD */
 	pthread_mutex_t mu;
 	struct msg *motd; /* mu: the MOTD as notices (one reference); NULL: none */
 };
@@ -40,11 +39,12 @@ int greet_init(struct greet *g, const char *motd_path, char *err, size_t len);
 void greet_destroy(struct greet *g);
 
 /*
- * Read the MOTD file again (SIGHUP).  Returns 0 when the new text is in
- * use, 1 when there is no --motd, or a negative errno with the reason in
- * err, the text loaded before staying in use.
+ * Read the MOTD from path (SIGHUP: the file as it is now, or another
+ * file; NULL: no MOTD from now on).  Returns 0 when the new text is in
+ * use, 1 when there was and is no MOTD, or a negative errno with the
+ * reason in err, the text loaded before staying in use.
  */
-int greet_reload(struct greet *g, char *err, size_t len);
+int greet_reload(struct greet *g, const char *path, char *err, size_t len);
 
 /*
  * The greeting for a client that shows as shown and is in room, with

@@ -47,6 +47,7 @@
 #include "park.h"
 #include "relay.h"
 #include "server.h"
+#include "settings.h"
 #include "stats.h"
 #include "systemd.h"
 #include "tls.h"
@@ -78,6 +79,8 @@ struct server {
 	struct tls_ctx *tls;      /* the loop's: what new TLS handshakes use; NULL: no TLS */
 	struct handshake hs;      /* TLS clients not yet members */
 	struct metrics *metrics;  /* --metrics; NULL: none */
+	/* Settings a SIGHUP changed: the copies cfg's fields point to. */
+	char *motd_own, *tls_cert_own, *tls_key_own;
 	bool bc_ready, park_ready, adm_ready, hs_ready, greet_ready;
 	atomic_bool stopping;
 #ifdef HAVE_HIREDIS
@@ -294,50 +297,138 @@ load_tls(struct server *s, struct tls_ctx **out, char *err, size_t len)
 	return 0;
 }
 
-static void reload_files(struct server *s);
-
 /*
- * SIGHUP: the MOTD file is read again for the next newcomers, and new
- * handshakes use the certificate and key as they are on disk now (a
- * renewal).  Sessions under way keep theirs (OpenSSL holds a reference to
- * the context each began with).  What does not load leaves the old in use.
+ * SIGHUP: the settings are read again (the -c file as it is now, under
+ * the same command line).  What can change while running does: the log
+ * level, the MOTD (its file read again in any case), and the certificate
+ * and key (read again in any case, for a renewal: new handshakes use
+ * them; sessions under way keep theirs, as OpenSSL holds a reference to
+ * the context each began with).  Every other change is named in the log
+ * as waiting for a restart.  A file that no longer parses changes no
+ * setting, but the MOTD and certificate files are still read again: a
+ * certificate renewal must not wait on an unrelated typo.
  */
+static bool reload_settings(struct server *s);
+static bool reload_files(struct server *s);
+
 static void
 reload(struct server *s)
 {
 	char state[64];
+	bool any;
 
 	/* systemd waits for READY=1 before it calls the reload done. */
 	snprintf(state, sizeof(state), "RELOADING=1\nMONOTONIC_USEC=%lld",
 	         (long long)mono_ms() * 1000LL);
 	systemd_notify(state);
-	reload_files(s);
+	any = reload_settings(s);
+	if (!reload_files(s) && !any)
+		log_info("SIGHUP: nothing to reload (no -c file, --motd or TLS)");
 	systemd_notify("READY=1");
 }
 
+/* Replace *owned (and the cfg field it backs) with a copy of v. */
 static void
+take_string(char **owned, const char **field, const char *v)
+{
+	char *copy = v != NULL ? strdup(v) : NULL;
+
+	if (v != NULL && copy == NULL) {
+		log_warn("SIGHUP: out of memory: keeping the old setting");
+		return;
+	}
+	free(*owned);
+	*owned = copy;
+	*field = copy;
+}
+
+struct reload_ctx {
+	struct server *s;
+	const struct server_config *now;
+};
+
+static void
+on_change(const char *key, const char *was, const char *now, void *arg)
+{
+	struct reload_ctx *r = arg;
+	struct server *s = r->s;
+
+	if (strcmp(key, "motd") == 0) {
+		take_string(&s->motd_own, &s->cfg.motd, r->now->motd);
+		log_info("SIGHUP: motd %s (was %s)", now, was);
+	} else if ((strcmp(key, "tls-cert") == 0 || strcmp(key, "tls-key") == 0) &&
+	           s->tls != NULL && r->now->tls_cert != NULL && r->now->tls_key != NULL) {
+		if (key[4] == 'c')
+			take_string(&s->tls_cert_own, &s->cfg.tls_cert, r->now->tls_cert);
+		else
+			take_string(&s->tls_key_own, &s->cfg.tls_key, r->now->tls_key);
+		log_info("SIGHUP: %s %s (was %s)", key, now, was);
+	} else {
+		log_warn("SIGHUP: %s changed from %s to %s: needs a restart, until then %s stays",
+		         key, was, now, was);
+	}
+}
+
+/* Returns whether there was a file to read. */
+static bool
+reload_settings(struct server *s)
+{
+	struct settings fresh;
+	struct reload_ctx r = { s, &fresh.cfg };
+	bool usage_too;
+	char err[4400];
+	int rc;
+
+	if (s->cfg.argv == NULL)
+		return false;
+	rc = settings_load(&fresh, s->cfg.argc, s->cfg.argv, &usage_too, err, sizeof(err));
+	if (rc == 0) {
+		fresh.cfg.passed_fds = s->cfg.passed_fds;
+		fresh.cfg.passed_tls = s->cfg.passed_tls;
+		fresh.cfg.npassed = s->cfg.npassed;
+		rc = settings_check(&fresh.cfg, err, sizeof(err));
+	}
+	if (rc != 0) {
+		log_warn("SIGHUP: %s; the settings stay as they were", err);
+		settings_free(&fresh);
+		return true;
+	}
+	if (fresh.level != log_get_level()) {
+		log_info("SIGHUP: log-level %s (was %s)", log_level_name(fresh.level),
+		         log_level_name(log_get_level()));
+		log_set_level(fresh.level);
+	}
+	if (settings_diff(&s->cfg, &fresh.cfg, on_change, &r) == 0 && fresh.conf_path != NULL)
+		log_info("SIGHUP: %s read; no setting changed", fresh.conf_path);
+	rc = fresh.conf_path != NULL;
+	settings_free(&fresh);
+	return rc;
+}
+
+/* Returns whether there was a file to read. */
+static bool
 reload_files(struct server *s)
 {
 	struct tls_ctx *t;
 	char err[512];
-	int rc = greet_reload(&s->greet, err, sizeof(err));
+	int rc = greet_reload(&s->greet, s->cfg.motd, err, sizeof(err));
 
 	if (rc < 0)
 		log_warn("SIGHUP: --motd: %s; keeping the MOTD loaded before", err);
-	else if (rc == 0)
+	else if (rc == 0 && s->cfg.motd != NULL)
 		log_info("SIGHUP: MOTD reloaded from %s", s->cfg.motd);
-	if (s->tls == NULL) {
-		if (rc == 1)
-			log_info("SIGHUP: nothing to reload");
-		return;
-	}
+	else if (rc == 0)
+		log_info("SIGHUP: no MOTD from now on");
+	if (s->tls == NULL)
+		return rc != 1;
 	if (load_tls(s, &t, err, sizeof(err)) != 0) {
 		log_warn("SIGHUP: %s; keeping the certificate loaded before", err);
-		return;
+		return true;
 	}
 	tls_ctx_free(s->tls);
 	s->tls = t;
 	log_info("SIGHUP: TLS certificate reloaded; new handshakes use it");
+	return true;
 }
 
 static void
@@ -1023,5 +1114,8 @@ out:
 	if (s.epfd >= 0)
 		close(s.epfd);
 	systemd_notify_close();
+	free(s.motd_own);
+	free(s.tls_cert_own);
+	free(s.tls_key_own);
 	return status;
 }

@@ -50,6 +50,11 @@ struct server_config {
 	const char *metrics_host; /* NULL: every address */
 	const char *metrics_port;
 
+	/* The command line, reread with the -c file on SIGHUP; argv NULL:
+	 * nothing to reread. */
+	int argc;
+	char **argv;
+
 	/* Listeners passed by systemd (systemd.h), taken in place of
 	 * binding --port (those not tls) and --tls-port (those tls). */
 	const int *passed_fds;
