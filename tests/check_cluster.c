@@ -1436,6 +1436,103 @@ START_TEST(test_an_outage_beyond_the_backlog_is_reported)
 }
 END_TEST
 
+/* GET /metrics over a plain socket (no curl needed here): the body. */
+static const char *
+scrape(int port)
+{
+	static char buf[65536];
+	struct client h;
+	size_t n = 0;
+	long end = ms_now() + WAIT_MS;
+
+	client_open(&h, port, 0);
+	client_say(&h, "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+	while (n < sizeof(buf) - 1 && ms_now() < end) {
+		struct pollfd p = { .fd = h.fd, .events = POLLIN };
+		ssize_t got;
+
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		if ((got = recv(h.fd, buf + n, sizeof(buf) - 1 - n, 0)) <= 0)
+			break;
+		n += (size_t)got;
+	}
+	buf[n] = '\0';
+	client_close(&h);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200 ", 13) == 0, "scrape: %s", buf);
+	return strstr(buf, "\r\n\r\n") + 4;
+}
+
+/* The value of sample name in a scrape's body, or -1 if absent. */
+static double
+sample_of(const char *body, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = body; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == body || p[-1] == '\n') && p[n] == ' ')
+			return atof(p + n + 1);
+	return -1;
+}
+
+/* Wait until sample name satisfies ok(value); false on timeout. */
+static bool
+scrape_until(int port, const char *name, bool (*ok)(double), double *last)
+{
+	long end = ms_now() + WAIT_MS;
+
+	while (ms_now() < end) {
+		*last = sample_of(scrape(port), name);
+		if (ok(*last))
+			return true;
+		pause_ms(100);
+	}
+	return false;
+}
+
+static bool is_one(double v) { return v == 1; }
+static bool is_zero(double v) { return v == 0; }
+static bool is_positive(double v) { return v > 0; }
+
+/* --metrics with --redis: the link's state, our lines' trip through Redis,
+ * and the backlog while Redis is away. */
+START_TEST(test_metrics_show_the_link)
+{
+	struct redis_proc rp = { 0 };
+	struct server_proc a;
+	struct client ca, cb;
+	const char *p;
+	double v;
+	int mp;
+
+	redis_start(&rp, false);
+	node_start(&a, &rp, "A", "--metrics", "127.0.0.1:0");
+	p = strstr(server_log(&a), "metrics on http://127.0.0.1:");
+	ck_assert_ptr_nonnull(p);
+	mp = atoi(p + strlen("metrics on http://127.0.0.1:"));
+	ck_assert_msg(scrape_until(mp, "chat_cluster_up", is_one, &v), "chat_cluster_up %g", v);
+	join(&ca, &a);
+	join(&cb, &a);
+	ck_assert(client_wait_for(&ca, "joined", WAIT_MS));
+	client_say(&ca, "around the cluster\n");
+	ck_assert_str_eq(next_text(&cb, WAIT_MS), "around the cluster");
+	ck_assert_msg(scrape_until(mp, "chat_cluster_lag_seconds", is_positive, &v),
+	              "chat_cluster_lag_seconds %g", v);
+	ck_assert_double_lt(v, 10);
+
+	redis_kill(&rp, SIGKILL);
+	ck_assert_msg(scrape_until(mp, "chat_cluster_up", is_zero, &v), "chat_cluster_up %g", v);
+	client_say(&ca, "while Redis is away\n");
+	ck_assert_str_eq(next_text(&cb, WAIT_MS), "while Redis is away");
+	ck_assert_msg(scrape_until(mp, "chat_cluster_backlog_lines", is_positive, &v),
+	              "chat_cluster_backlog_lines %g", v);
+	client_close(&ca);
+	client_close(&cb);
+	server_stop_ok(&a);
+	redis_remove(&rp);
+}
+END_TEST
+
 static Suite *
 cluster_suite(void)
 {
@@ -1475,6 +1572,7 @@ cluster_suite(void)
 	tcase_add_test(tc, test_a_server_taken_for_gone_comes_back_without_stealing_nicks);
 	tcase_add_test(tc, test_a_server_starts_without_its_redis);
 	tcase_add_test(tc, test_an_outage_beyond_the_backlog_is_reported);
+	tcase_add_test(tc, test_metrics_show_the_link);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -736,7 +736,7 @@ room_entry(struct cluster *cl, struct batch *bt, const struct stream *st, const 
 		seq = is_str(q) ? strtoull(q->str, NULL, 10) : 0;
 		pthread_mutex_lock(&cl->mu);
 		if ((e = outbox_find(&cl->out, seq)) != NULL)
-			stats_set(STATS_CLUSTER_LAG_MS, mono_ms() - e->pushed_ms);
+			stats_set(STATS_CLUSTER_LAG_US, ((int64_t)mono_ns() - e->pushed_ns) / 1000);
 		if (e != NULL && !e->delivered) {
 			if (e->remote_only) {
 				e->delivered = true;

@@ -178,8 +178,8 @@ render(struct metrics *m, struct text *t)
 		    (long long)stats_get(STATS_CLUSTER_BACKLOG));
 		head(t, "chat_cluster_lag_seconds", "gauge",
 		     "Our last line's trip: from its sender to Redis and back to this server.");
-		text_printf(t, "chat_cluster_lag_seconds %.3f\n",
-		            (double)stats_get(STATS_CLUSTER_LAG_MS) / 1000.0);
+		text_printf(t, "chat_cluster_lag_seconds %.6f\n",
+		            (double)stats_get(STATS_CLUSTER_LAG_US) / 1e6);
 	}
 	if (tp_pool_stats(m->cfg.pool, &st) == 0) {
 		one(t, "chat_pool_workers", "gauge", "Relay threads alive in the pool.",

@@ -113,7 +113,7 @@ outbox_push(struct outbox *o, enum bus_kind kind, const char *room, const char *
 	e = outbox_at(o, o->len++);
 	msg_ref(m);
 	e->seq = o->next_seq++;
-	e->pushed_ms = mono_ms();
+	e->pushed_ns = (int64_t)mono_ns();
 	snprintf(e->room, sizeof(e->room), "%s", room);
 	e->rgen = e->rseq = 0;
 	e->topic = t;

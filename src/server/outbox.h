@@ -45,7 +45,7 @@ struct outbox_entry {
 	bool remote_only; /* for the other servers only (a re-announcement) */
 	struct msg *m;    /* a reference */
 	bool sent, acked, delivered;
-	long pushed_ms; /* CLOCK_MONOTONIC ms when it was pushed */
+	int64_t pushed_ns; /* CLOCK_MONOTONIC ns when it was pushed */
 };
 
 /* How far past its bound the outbox grows while every line in it is still

@@ -39,7 +39,7 @@ enum stats_id {
 	/* values set by one thread (the cluster's bus thread) */
 	STATS_CLUSTER_UP,         /* 1: the link to Redis is up */
 	STATS_CLUSTER_BACKLOG,    /* our lines not yet sent to Redis */
-	STATS_CLUSTER_LAG_MS,     /* our last line's trip through Redis and back */
+	STATS_CLUSTER_LAG_US,     /* our last line's trip through Redis and back */
 	STATS_N
 };
 
