@@ -72,7 +72,7 @@ task_empty(void *arg, void **result)
 static tp_pool *
 make_pool(unsigned workers)
 {
-	struct tp_options o = { .max_workers = workers };
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = workers };
 	tp_pool *p;
 	int rc;
 

@@ -76,7 +76,7 @@ cksum_file(void *arg, void **result)
 int
 main(int argc, char **argv)
 {
-	struct tp_options opts = { 0 };
+	struct tp_options opts = { TP_OPTIONS_INIT };
 	struct job *jobs;
 	tp_future **fs;
 	tp_pool *pool;

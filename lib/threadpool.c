@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -185,8 +186,10 @@ drain_locked(struct tp_pool *pool, int err)
 			pool->cancelled++;
 		else
 			pool->failed++;
-		if (w.f == NULL)
+		if (w.f == NULL) {
+			pool->discarded++; /* nobody to tell: counted, at least */
 			continue;
+		}
 		tp__future_finish_locked(w.f, err, NULL);
 		w.f->next_done = NULL;
 		*tail = w.f;
@@ -389,10 +392,45 @@ mutex_init(pthread_mutex_t *mu)
 #endif
 }
 
+/*
+ * The sizes of the growable structs in 0.1, the first version with a size
+ * field: smaller is not a struct made with TP_*_INIT.
+ */
+#define OPTIONS_SIZE_0_1 (offsetof(struct tp_options, max_queue) + sizeof(size_t))
+#define STATS_SIZE_0_1 (offsetof(struct tp_stats, discarded) + sizeof(uint64_t))
+
+/*
+ * Copy a caller's struct of caller_size bytes into ours (size bytes,
+ * zeroed first), the Linux kernel's rule for extensible structs: fields
+ * the caller lacks keep their zero default; fields only the caller knows
+ * must be zero, or it asks for something this version cannot do (-E2BIG).
+ */
+static int
+copy_in(void *ours, size_t size, const void *theirs, size_t caller_size, size_t min_size)
+{
+	const unsigned char *p = theirs;
+
+	if (caller_size < min_size)
+		return -EINVAL;
+	for (size_t i = size; i < caller_size; i++)
+		if (p[i] != 0)
+			return -E2BIG;
+	memset(ours, 0, size);
+	memcpy(ours, theirs, caller_size < size ? caller_size : size);
+	return 0;
+}
+
+unsigned
+tp_version(void)
+{
+	return TP_VERSION;
+}
+
 int
-tp_pool_create(tp_pool **out, const struct tp_options *opts)
+tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 {
 	struct tp_pool *pool;
+	struct tp_options copy, *opts = NULL;
 	const char *prefix = "tp";
 	long ncpu;
 	int rc;
@@ -400,6 +438,11 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts)
 	if (out == NULL)
 		return -EINVAL;
 	*out = NULL;
+	if (opts_in != NULL) {
+		if ((rc = copy_in(&copy, sizeof(copy), opts_in, opts_in->size, OPTIONS_SIZE_0_1)) != 0)
+			return rc;
+		opts = &copy;
+	}
 	if ((pool = calloc(1, sizeof(*pool))) == NULL)
 		return -ENOMEM;
 
@@ -557,20 +600,33 @@ tp_pool_free(tp_pool *pool)
 }
 
 int
-tp_pool_stats(tp_pool *pool, struct tp_stats *st)
+tp_pool_stats(tp_pool *pool, struct tp_stats *st_out)
 {
-	if (pool == NULL || st == NULL)
+	struct tp_stats st = { TP_STATS_INIT };
+	size_t size;
+
+	if (pool == NULL || st_out == NULL || st_out->size < STATS_SIZE_0_1)
 		return -EINVAL;
+	size = st_out->size;
 	pthread_mutex_lock(&pool->mu);
-	st->max_workers = pool->max_workers;
-	st->workers = pool->nlive;
-	st->idle = pool->nidle;
-	st->running = pool->nrunning;
-	st->queued = pool->nqueued;
-	st->submitted = pool->submitted;
-	st->completed = pool->completed;
-	st->failed = pool->failed;
-	st->cancelled = pool->cancelled;
+	st.max_workers = pool->max_workers;
+	st.workers = pool->nlive;
+	st.idle = pool->nidle;
+	st.running = pool->nrunning;
+	st.queued = pool->nqueued;
+	st.submitted = pool->submitted;
+	st.completed = pool->completed;
+	st.failed = pool->failed;
+	st.cancelled = pool->cancelled;
+	st.discarded = pool->discarded;
 	pthread_mutex_unlock(&pool->mu);
+	/* As much as the caller's struct holds; what only a newer header
+	 * knows is zero. */
+	st.size = size;
+	if (size > sizeof(st)) {
+		memset((unsigned char *)st_out + sizeof(st), 0, size - sizeof(st));
+		size = sizeof(st);
+	}
+	memcpy(st_out, &st, size);
 	return 0;
 }

@@ -29,6 +29,9 @@ extern "C" {
 #define TP_VERSION_MAJOR 0
 #define TP_VERSION_MINOR 1
 #define TP_VERSION_PATCH 0
+/* The header's version as one number, MAJOR * 10000 + MINOR * 100 + PATCH;
+ * tp_version() is the library's, which may be newer. */
+#define TP_VERSION (TP_VERSION_MAJOR * 10000 + TP_VERSION_MINOR * 100 + TP_VERSION_PATCH)
 
 typedef struct tp_pool tp_pool;
 typedef struct tp_future tp_future;
@@ -41,7 +44,22 @@ typedef struct tp_future tp_future;
  */
 typedef int (*tp_fn)(void *arg, void **result);
 
+/*
+ * Options and statistics are structs that may grow in later versions.  Each
+ * begins with its size, set by TP_OPTIONS_INIT / TP_STATS_INIT:
+ *
+ *     struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 4 };
+ *     struct tp_stats st = { TP_STATS_INIT };
+ *
+ * so that the library knows which fields the caller was compiled with.  A
+ * field the caller's struct lacks takes its default (zero); a size of 0 (a
+ * struct not made with the macro) is refused with -EINVAL.
+ */
+#define TP_OPTIONS_INIT .size = sizeof(struct tp_options)
+#define TP_STATS_INIT .size = sizeof(struct tp_stats)
+
 struct tp_options {
+	size_t size;                       /* TP_OPTIONS_INIT */
 	unsigned max_workers;              /* 0: min(32, online CPUs + 4), as Python */
 	const char *thread_name_prefix;    /* NULL: "tp"; workers are "<prefix>-<n>" */
 	int (*initializer)(void *initarg); /* run first in each worker; nonzero breaks the pool */
@@ -50,6 +68,7 @@ struct tp_options {
 };
 
 struct tp_stats {
+	size_t size;          /* TP_STATS_INIT */
 	unsigned max_workers; /* the most workers the pool will start */
 	unsigned workers;     /* worker threads alive */
 	unsigned idle;        /* workers not running a task */
@@ -59,6 +78,9 @@ struct tp_stats {
 	uint64_t completed;   /* tasks that ran and returned 0 */
 	uint64_t failed;      /* tasks that returned an error, or never ran on a broken pool */
 	uint64_t cancelled;   /* tasks cancelled before they started */
+	uint64_t discarded;   /* of those cancelled or failed, the ones submitted without a
+	                         future: dropped by TP_CANCEL_FUTURES or a broken pool, told
+	                         to nobody */
 };
 
 enum tp_return_when { TP_FIRST_COMPLETED, TP_FIRST_EXCEPTION, TP_ALL_COMPLETED };
@@ -66,12 +88,18 @@ enum tp_return_when { TP_FIRST_COMPLETED, TP_FIRST_EXCEPTION, TP_ALL_COMPLETED }
 #define TP_WAIT 1u           /* tp_shutdown: block until the workers have exited */
 #define TP_CANCEL_FUTURES 2u /* tp_shutdown: cancel every task not yet started */
 
+/* The library's version at run time, as TP_VERSION: a program can check
+ * that the library it runs with is at least the header it was built with. */
+TP_API unsigned tp_version(void);
+
 /*
  * Create a pool.  opts may be NULL for the defaults.  No thread starts until
  * the first submit.  Worker threads block every asynchronous signal (not
  * SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT), so signals
  * reach the application's own threads and a crash handler still runs.
- * Returns 0, -EINVAL (pool NULL), or -ENOMEM.
+ * Returns 0, -EINVAL (pool NULL, or opts without TP_OPTIONS_INIT), -E2BIG
+ * (opts from a newer header sets a field this library does not know), or
+ * -ENOMEM.
  */
 TP_API int tp_pool_create(tp_pool **pool, const struct tp_options *opts);
 
@@ -116,7 +144,8 @@ TP_API int tp_shutdown(tp_pool *pool, unsigned flags);
  */
 TP_API void tp_pool_free(tp_pool *pool);
 
-/* A consistent snapshot of the pool's counters.  Returns 0 or -EINVAL. */
+/* A consistent snapshot of the pool's counters, as far as st->size
+ * reaches.  Returns 0 or -EINVAL (NULL, or st without TP_STATS_INIT). */
 TP_API int tp_pool_stats(tp_pool *pool, struct tp_stats *st);
 
 /*

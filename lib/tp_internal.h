@@ -126,6 +126,7 @@ struct tp_pool {
 	bool shutdown;
 	bool broken;
 	uint64_t submitted, completed, failed, cancelled;
+	uint64_t discarded; /* of failed and cancelled: those without a future */
 };
 
 /* threadpool.c */

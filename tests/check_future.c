@@ -130,7 +130,7 @@ START_TEST(test_cancel_pending_future_never_runs)
 	struct counter ran;
 	struct gate g;
 	tp_future *blocker, *f;
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 
 	counter_init(&ran);
 	gate_init(&g);

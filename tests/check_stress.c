@@ -94,7 +94,7 @@ mixed_thread(void *arg)
 	struct worker_stats *w = arg;
 	tp_future *fs[BATCH];
 	intptr_t args[BATCH];
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 	int i, n = 0, round = 0;
 
 	for (i = 0; i < PER_THREAD; i++) {
@@ -129,7 +129,7 @@ START_TEST(test_concurrent_submit_cancel_wait_counts_add_up)
 {
 	struct worker_stats w[THREADS] = { { 0 } };
 	pthread_t t[THREADS];
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 	long submitted = 0, cancelled = 0, observed = 0, with_cb = 0;
 	tp_pool *p = pool_new(4, 0);
 	int i;
@@ -223,7 +223,7 @@ START_TEST(test_shutdown_racing_submitters_loses_and_duplicates_nothing)
 	struct racer r[3] = { { 0 } };
 	atomic_long total = 0;
 	pthread_t t[3];
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 	long submitted = 0, observed_cancel = 0;
 	tp_pool *p = pool_new(4, 0);
 	int i;

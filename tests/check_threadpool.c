@@ -41,7 +41,7 @@ START_TEST(test_default_max_workers_is_min_32_and_cpus_plus_4)
 	int want = ncpu + 4 < 32 ? (int)ncpu + 4 : 32, i;
 	tp_pool *p = NULL;
 	struct gate g;
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 
 	gate_init(&g);
 	ck_assert_int_eq(tp_pool_create(&p, NULL), 0);
@@ -63,7 +63,7 @@ START_TEST(test_workers_grow_to_max_workers_and_no_further)
 {
 	tp_pool *p = pool_new(3, 0);
 	struct gate g;
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 	int i;
 
 	gate_init(&g);
@@ -172,7 +172,7 @@ task_name(void *arg, void **result)
 static void
 check_worker_name(const char *prefix, const char *want)
 {
-	struct tp_options o = { .max_workers = 1, .thread_name_prefix = prefix };
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .thread_name_prefix = prefix };
 	tp_pool *p;
 	tp_future *f;
 	void *name = NULL;
@@ -250,7 +250,7 @@ START_TEST(test_initializer_runs_first_in_each_worker)
 {
 	struct counter inits;
 	struct gate g;
-	struct tp_options o = { .max_workers = 3, .initializer = init_ok };
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 3, .initializer = init_ok };
 	tp_future *fs[3];
 	tp_pool *p;
 	int i;
@@ -282,7 +282,7 @@ init_fail(void *arg)
 
 START_TEST(test_initializer_failure_breaks_the_pool)
 {
-	struct tp_options o = { .max_workers = 2, .initializer = init_fail };
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 2, .initializer = init_fail };
 	struct counter ran;
 	tp_future *f;
 	tp_pool *p;
@@ -457,7 +457,7 @@ END_TEST
 START_TEST(test_stats_count_every_outcome)
 {
 	tp_pool *p = pool_new(2, 0);
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 	int i;
 
 	for (i = 0; i < 30; i++)
@@ -529,10 +529,45 @@ START_TEST(test_shutdown_cancel_futures_cancels_every_pending_task)
 	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
 	ck_assert_int_eq(counter_get(&ran), 0);
 	ck_assert_uint_eq(pool_stats(p).cancelled, 6);
+	ck_assert_uint_eq(pool_stats(p).discarded, 1); /* the one without a future */
 	ck_assert_uint_eq(pool_stats(p).completed, 1);
 	tp_pool_free(p);
 	gate_destroy(&g);
 	counter_destroy(&ran);
+}
+END_TEST
+
+/* The growable structs: without TP_*_INIT they are refused; a caller
+ * built with a newer, bigger struct is served as long as the fields this
+ * version does not know are zero; a bigger stats struct gets zeros there. */
+START_TEST(test_options_and_stats_carry_their_size)
+{
+	struct newer_options {
+		struct tp_options o;
+		uint64_t from_the_future;
+	} big = { .o = { .size = sizeof(struct newer_options), .max_workers = 2 } };
+	struct newer_stats {
+		struct tp_stats st;
+		uint64_t from_the_future;
+	} bigst = { .st = { .size = sizeof(struct newer_stats) }, .from_the_future = 77 };
+	struct tp_options none = { .max_workers = 2 }; /* no TP_OPTIONS_INIT */
+	struct tp_stats nost = { .size = 0 };
+	tp_pool *p = NULL;
+
+	ck_assert_uint_eq(tp_version(), TP_VERSION);
+	ck_assert_int_eq(tp_pool_create(&p, &none), -EINVAL);
+	ck_assert_ptr_null(p);
+	big.from_the_future = 1;
+	ck_assert_int_eq(tp_pool_create(&p, &big.o), -E2BIG);
+	ck_assert_ptr_null(p);
+	big.from_the_future = 0;
+	ck_assert_int_eq(tp_pool_create(&p, &big.o), 0);
+	ck_assert_int_eq(tp_pool_stats(p, &nost), -EINVAL);
+	ck_assert_int_eq(tp_pool_stats(p, &bigst.st), 0);
+	ck_assert_uint_eq(bigst.st.max_workers, 2);
+	ck_assert_uint_eq(bigst.st.size, sizeof(struct newer_stats));
+	ck_assert_uint_eq(bigst.from_the_future, 0);
+	tp_pool_free(p);
 }
 END_TEST
 
@@ -684,7 +719,7 @@ START_TEST(test_map_stops_at_first_error_and_cancels_the_rest)
 	struct map_fail m;
 	struct map_item items[20];
 	void *args[20], *res[20];
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 	int i;
 
 	gate_init(&m.g);
@@ -754,6 +789,7 @@ threadpool_suite(void)
 	tc = tcase_create("workers");
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_create_rejects_null_out);
+	tcase_add_test(tc, test_options_and_stats_carry_their_size);
 	tcase_add_test(tc, test_workers_start_lazily_on_submit);
 	tcase_add_test(tc, test_default_max_workers_is_min_32_and_cpus_plus_4);
 	tcase_add_test(tc, test_workers_grow_to_max_workers_and_no_further);

@@ -165,7 +165,7 @@ task_double(void *arg, void **result)
 static inline tp_pool *
 pool_new(unsigned workers, size_t max_queue)
 {
-	struct tp_options o = { 0 };
+	struct tp_options o = { TP_OPTIONS_INIT };
 	tp_pool *p = NULL;
 
 	o.max_workers = workers;
@@ -178,7 +178,7 @@ pool_new(unsigned workers, size_t max_queue)
 static inline struct tp_stats
 pool_stats(tp_pool *p)
 {
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 
 	ck_assert_int_eq(tp_pool_stats(p, &st), 0);
 	return st;

@@ -115,7 +115,7 @@ one(struct text *t, const char *name, const char *type, const char *help, long l
 static void
 render(struct metrics *m, struct text *t)
 {
-	struct tp_stats st;
+	struct tp_stats st = { TP_STATS_INIT };
 
 	head(t, "chat_clients", "gauge", "Client connections open, by listener.");
 	text_printf(t, "chat_clients{listener=\"plain\"} %lld\n",

@@ -903,8 +903,8 @@ int
 server_run(const struct server_config *cfg)
 {
 	struct server s;
-	struct tp_options popts = { 0 };
-	struct tp_stats st;
+	struct tp_options popts = { TP_OPTIONS_INIT };
+	struct tp_stats st = { TP_STATS_INIT };
 	struct sigaction sa;
 	sigset_t sigs;
 	char err[256];
