@@ -41,7 +41,7 @@ tp_future_release(tp_future *f)
 {
 	struct tp_pool *pool;
 
-	if (f == NULL)
+	if (f == NULL || tp__orphaned(f->pool))
 		return;
 	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
 		return;
@@ -110,6 +110,8 @@ tp_future_result(tp_future *f, long timeout_ms, void **result)
 
 	if (f == NULL)
 		return -EINVAL;
+	if (tp__orphaned(f->pool))
+		return -EOWNERDEAD;
 	pthread_mutex_lock(&f->pool->mu);
 	rc = wait_done_locked(f, timeout_ms);
 	if (rc == 0) {
@@ -133,7 +135,7 @@ tp_future_cancel(tp_future *f)
 	struct tp_pool *pool;
 	bool cancelled, run_cbs = false;
 
-	if (f == NULL)
+	if (f == NULL || tp__orphaned(f->pool))
 		return false;
 	pool = f->pool;
 	pthread_mutex_lock(&pool->mu);
@@ -161,12 +163,18 @@ tp_future_cancel(tp_future *f)
 	return cancelled;
 }
 
-/* Read one fact about f under its lock. */
+/* Read one fact about f under its lock (in a forked child: nothing is
+ * known of a parent's future, and it is reported as not done, with
+ * -EOWNERDEAD, without touching its lock). */
 static enum tp_fstate
 state_of(tp_future *f, int *err)
 {
 	enum tp_fstate st;
 
+	if (tp__orphaned(f->pool)) {
+		*err = -EOWNERDEAD;
+		return TP_F_PENDING;
+	}
 	pthread_mutex_lock(&f->pool->mu);
 	st = f->state;
 	*err = f->err;
@@ -203,6 +211,8 @@ tp_future_add_done_callback(tp_future *f, void (*cb)(tp_future *f, void *arg), v
 {
 	if (f == NULL || cb == NULL)
 		return -EINVAL;
+	if (tp__orphaned(f->pool))
+		return -EOWNERDEAD;
 	pthread_mutex_lock(&f->pool->mu);
 	if (f->state != TP_F_DONE) {
 		if (f->ncbs == f->capcbs) {

@@ -27,6 +27,8 @@ tp_map(tp_pool *pool, tp_fn fn, void *const args[], size_t n, void *results[], l
 
 	if (pool == NULL || fn == NULL)
 		return -EINVAL;
+	if (tp__orphaned(pool))
+		return -EOWNERDEAD;
 	if (results != NULL)
 		for (i = 0; i < n; i++)
 			results[i] = NULL;

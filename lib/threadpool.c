@@ -426,6 +426,23 @@ tp_version(void)
 	return TP_VERSION;
 }
 
+atomic_uint tp__forks;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void
+on_fork_child(void)
+{
+	atomic_fetch_add_explicit(&tp__forks, 1, memory_order_relaxed);
+}
+
+static void
+register_atfork(void)
+{
+	/* Fails only for memory; then a child is not protected (the man
+	 * page's BUGS says so). */
+	(void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
 int
 tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 {
@@ -443,8 +460,10 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 			return rc;
 		opts = &copy;
 	}
+	pthread_once(&atfork_once, register_atfork);
 	if ((pool = calloc(1, sizeof(*pool))) == NULL)
 		return -ENOMEM;
+	pool->forks = atomic_load_explicit(&tp__forks, memory_order_relaxed);
 
 	if (opts != NULL && opts->max_workers > 0) {
 		pool->max_workers = opts->max_workers;
@@ -501,6 +520,8 @@ tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
 		*future = NULL;
 	if (pool == NULL || fn == NULL)
 		return -EINVAL;
+	if (tp__orphaned(pool))
+		return -EOWNERDEAD;
 	if (future != NULL && (w.f = tp__future_new(pool)) == NULL)
 		return -ENOMEM;
 
@@ -550,6 +571,8 @@ tp_shutdown(tp_pool *pool, unsigned flags)
 
 	if (pool == NULL || (flags & ~(TP_WAIT | TP_CANCEL_FUTURES)) != 0)
 		return -EINVAL;
+	if (tp__orphaned(pool))
+		return -EOWNERDEAD;
 
 	pthread_mutex_lock(&pool->mu);
 	pool->shutdown = true;
@@ -582,8 +605,8 @@ tp_shutdown(tp_pool *pool, unsigned flags)
 void
 tp_pool_free(tp_pool *pool)
 {
-	if (pool == NULL)
-		return;
+	if (pool == NULL || tp__orphaned(pool))
+		return; /* the parent's: its memory goes with this process */
 	if (tls_pool == pool) {
 		/* From our own worker we cannot join ourselves.  Let the
 		 * workers finish the queue; the last one to exit drops the
@@ -607,6 +630,8 @@ tp_pool_stats(tp_pool *pool, struct tp_stats *st_out)
 
 	if (pool == NULL || st_out == NULL || st_out->size < STATS_SIZE_0_1)
 		return -EINVAL;
+	if (tp__orphaned(pool))
+		return -EOWNERDEAD;
 	size = st_out->size;
 	pthread_mutex_lock(&pool->mu);
 	st.max_workers = pool->max_workers;

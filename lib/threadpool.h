@@ -8,6 +8,9 @@
  *    plays the role of a Python exception: tp_future_result() hands it back.
  *  - timeout_ms < 0 waits forever, 0 polls, > 0 waits at most that long.
  *  - Every function is safe to call from any thread.
+ *  - In a child process made by fork(), every call on a pool made before
+ *    the fork (or on its futures) returns -EOWNERDEAD at once, touching
+ *    nothing; pools made in the child work.
  */
 #ifndef THREADPOOL_H
 #define THREADPOOL_H

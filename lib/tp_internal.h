@@ -102,6 +102,7 @@ struct tp_pool {
 	atomic_uint refs;
 
 	/* Immutable after tp_pool_create. */
+	unsigned forks; /* tp__forks when made: another value means a forked child */
 	unsigned max_workers;
 	size_t max_queue;
 	int (*initializer)(void *initarg);
@@ -128,6 +129,22 @@ struct tp_pool {
 	uint64_t submitted, completed, failed, cancelled;
 	uint64_t discarded; /* of failed and cancelled: those without a future */
 };
+
+/*
+ * fork(): a child has none of the parent's workers, and any lock of a pool
+ * may have been held by one of them at the fork, frozen for ever in the
+ * child.  So in a child every call on a pool (or its futures) made before
+ * the fork returns -EOWNERDEAD at once, touching nothing; pools made in the
+ * child work.  tp__forks counts the forks of this process's lineage
+ * (pthread_atfork's child handler, threadpool.c).
+ */
+extern atomic_uint tp__forks;
+
+static inline bool
+tp__orphaned(const struct tp_pool *pool)
+{
+	return pool->forks != atomic_load_explicit(&tp__forks, memory_order_relaxed);
+}
 
 /* threadpool.c */
 void tp__pool_ref(struct tp_pool *pool);

@@ -17,6 +17,7 @@
 #include "tp_internal.h"
 
 struct tp_completion {
+	unsigned forks;         /* tp__forks when made (tp_internal.h) */
 	struct tp_waiter w;     /* w.fifo holds the completed futures in order */
 	tp_future **uniq;       /* the distinct futures; one reference each */
 	struct tp_wnode *nodes; /* nodes[i] hooks w onto uniq[i] */
@@ -194,6 +195,20 @@ waiter_sleep(struct tp_waiter *w, long timeout_ms, const struct timespec *deadli
 	return pthread_cond_timedwait(&w->cv, &w->mu, deadline) != ETIMEDOUT;
 }
 
+/* -EOWNERDEAD if any future of fs belongs to a pool made before a fork, or
+ * -EINVAL for a NULL one; else 0. */
+static int
+orphans(tp_future *const fs[], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (fs[i] == NULL)
+			return -EINVAL;
+		if (tp__orphaned(fs[i]->pool))
+			return -EOWNERDEAD;
+	}
+	return 0;
+}
+
 int
 tp_wait(tp_future *const fs[], size_t n, enum tp_return_when when, long timeout_ms)
 {
@@ -208,6 +223,8 @@ tp_wait(tp_future *const fs[], size_t n, enum tp_return_when when, long timeout_
 		return -EINVAL;
 	if (when != TP_FIRST_COMPLETED && when != TP_FIRST_EXCEPTION && when != TP_ALL_COMPLETED)
 		return -EINVAL;
+	if ((rc = orphans(fs, n)) != 0)
+		return rc;
 	if ((rc = distinct(fs, n, &uniq, &m)) != 0)
 		return rc;
 	if (m == 0)
@@ -252,8 +269,11 @@ tp_as_completed_new(struct tp_completion **out, tp_future *const fs[], size_t n)
 	*out = NULL;
 	if (n > 0 && fs == NULL)
 		return -EINVAL;
+	if ((rc = orphans(fs, n)) != 0)
+		return rc;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return -ENOMEM;
+	c->forks = atomic_load_explicit(&tp__forks, memory_order_relaxed);
 	if ((rc = distinct(fs, n, &c->uniq, &c->m)) != 0)
 		goto fail_c;
 	rc = -ENOMEM;
@@ -290,6 +310,8 @@ tp_as_completed_next(struct tp_completion *c, long timeout_ms, tp_future **f)
 	if (c == NULL || f == NULL)
 		return -EINVAL;
 	*f = NULL;
+	if (c->forks != atomic_load_explicit(&tp__forks, memory_order_relaxed))
+		return -EOWNERDEAD;
 	tp__deadline(&deadline, timeout_ms);
 	pthread_mutex_lock(&c->w.mu);
 	if (c->w.fifo_head == c->m) {
@@ -312,8 +334,8 @@ tp_as_completed_free(struct tp_completion *c)
 {
 	size_t i;
 
-	if (c == NULL)
-		return;
+	if (c == NULL || c->forks != atomic_load_explicit(&tp__forks, memory_order_relaxed))
+		return; /* the parent's (see tp_internal.h) */
 	unhook_all(c->nodes, c->m);
 	for (i = 0; i < c->m; i++)
 		tp_future_release(c->uniq[i]);

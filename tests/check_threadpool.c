@@ -4,12 +4,21 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #ifdef HAVE_MALLINFO2
 #include <malloc.h>
 #endif
 
 #include "tp_test.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define TP_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TP_TEST_TSAN 1
+#endif
+#endif
 
 /* --- creation and workers ------------------------------------------------ */
 
@@ -571,6 +580,86 @@ START_TEST(test_options_and_stats_carry_their_size)
 }
 END_TEST
 
+/* In a forked child, a pool from before the fork answers -EOWNERDEAD to
+ * everything at once (its workers are not there, and a lock one of them
+ * held would be held for ever); a new pool in the child works; the
+ * parent's pool goes on. */
+START_TEST(test_a_forked_child_gets_eownerdead_from_the_parents_pool)
+{
+	tp_pool *p = pool_new(2, 0);
+	tp_future *done, *blocked;
+	struct gate g;
+	pid_t pid;
+	int status;
+	void *r;
+
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(p, task_double, (void *)21, &done), 0);
+	ck_assert_int_eq(tp_future_result(done, -1, &r), 0);
+	/* A worker sits in a task at the fork, as in real programs. */
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, &blocked), 0);
+	gate_wait_arrived(&g, 1);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct tp_stats st = { TP_STATS_INIT };
+		struct tp_completion *c;
+		tp_future *mine, *fs[1] = { done };
+		tp_pool *q = NULL;
+		void *x = NULL;
+
+		/* Each check that fails exits with its own number. */
+		if (tp_submit(p, task_double, (void *)1, NULL) != -EOWNERDEAD)
+			_exit(1);
+		if (tp_map(p, task_double, NULL, 1, NULL, 100) != -EOWNERDEAD)
+			_exit(2);
+		if (tp_pool_stats(p, &st) != -EOWNERDEAD)
+			_exit(3);
+		if (tp_future_result(done, 0, &x) != -EOWNERDEAD)
+			_exit(4);
+		if (tp_future_result(blocked, 100, &x) != -EOWNERDEAD)
+			_exit(5);
+		if (tp_future_done(done) || tp_future_cancel(blocked))
+			_exit(6);
+		if (tp_wait(fs, 1, TP_ALL_COMPLETED, 100) != -EOWNERDEAD)
+			_exit(7);
+		if (tp_as_completed_new(&c, fs, 1) != -EOWNERDEAD)
+			_exit(8);
+		if (tp_shutdown(p, TP_WAIT) != -EOWNERDEAD)
+			_exit(9);
+		tp_future_release(done);
+		tp_future_release(blocked);
+		tp_pool_free(p); /* returns at once: nothing to join here */
+#ifndef TP_TEST_TSAN /* TSan cannot start threads after a threaded fork */
+		/* A pool of the child's own works. */
+		if (tp_pool_create(&q, NULL) != 0)
+			_exit(10);
+		if (tp_submit(q, task_double, (void *)4, &mine) != 0)
+			_exit(11);
+		if (tp_future_result(mine, 5000, &x) != 0 || (intptr_t)x != 8)
+			_exit(12);
+		tp_future_release(mine);
+		tp_pool_free(q);
+#else
+		(void)q;
+		(void)mine;
+#endif
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "child: status %d (the number of the check that failed)", status);
+	/* The parent's pool is untouched. */
+	gate_open(&g);
+	ck_assert_int_eq(tp_future_result(blocked, -1, NULL), 0);
+	ck_assert_int_eq((intptr_t)r, 42);
+	tp_future_release(done);
+	tp_future_release(blocked);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
+
 START_TEST(test_shutdown_twice_is_safe)
 {
 	tp_pool *p = pool_new(2, 0);
@@ -790,6 +879,7 @@ threadpool_suite(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, test_create_rejects_null_out);
 	tcase_add_test(tc, test_options_and_stats_carry_their_size);
+	tcase_add_test(tc, test_a_forked_child_gets_eownerdead_from_the_parents_pool);
 	tcase_add_test(tc, test_workers_start_lazily_on_submit);
 	tcase_add_test(tc, test_default_max_workers_is_min_32_and_cpus_plus_4);
 	tcase_add_test(tc, test_workers_grow_to_max_workers_and_no_further);
