@@ -1,14 +1,19 @@
 /*
  * tp-bench: libthreadpool throughput and latency, side by side with GLib's
- * GThreadPool when GLib was found at configure time.
+ * GThreadPool and libuv's uv_queue_work when configure found them.
  *
- *   throughput  N empty tasks through a new pool (create, submit all,
- *               shut down and wait), for 1, 2 and 4 workers: fire-and-forget
- *               and with futures.  GThreadPool runs the same fire-and-forget
- *               workload (it has no futures) and the ratio ours/GLib is
- *               printed.  Each figure is the median of --runs runs, ours and
- *               GLib's interleaved so that both see the same machine.
- *   latency     submit-to-start of one task on an idle pool, p50 and p99.
+ *   throughput  N tasks through a new pool (create, submit all, shut down
+ *               and wait), for 1, 2 and 4 workers, for tasks that do
+ *               nothing and tasks that spin about 1 us and 10 us (what
+ *               callers feel): ours fire-and-forget and with futures,
+ *               GThreadPool and libuv fire-and-forget (they have no
+ *               futures), and the ratios ours/theirs.  Each figure is the
+ *               median of --runs runs, all interleaved so that every
+ *               library sees the same machine.  libuv sizes its pool once
+ *               per process (UV_THREADPOOL_SIZE), so its runs are a child
+ *               process of ours (tp-bench --uv-child), timed inside.
+ *   latency     submit-to-start of one task on an idle pool of 2, p50 and
+ *               p99, with the submitter waiting for each task.
  *
  * A benchmark, not a test: it prints figures and asserts nothing.
  */
@@ -26,6 +31,9 @@
 
 #ifdef HAVE_GLIB
 #include <glib.h>
+#endif
+#ifdef HAVE_LIBUV
+#include <uv.h>
 #endif
 
 #include "threadpool.h"
@@ -63,9 +71,26 @@ die(const char *what, int rc)
 
 /* --- throughput ---------------------------------------------------------- */
 
+/* Microseconds each task spins: 0 is an empty task. */
+static double work_us;
+
+/* About work_us of CPU, on the clock: the same for every library. */
+static void
+spin(void)
+{
+	double end;
+
+	if (work_us <= 0)
+		return;
+	end = now_s() + work_us / 1e6;
+	while (now_s() < end)
+		;
+}
+
 static int
 task_empty(void *arg, void **result)
 {
+	spin();
 	return 0;
 }
 
@@ -128,6 +153,7 @@ ours_futures(unsigned workers, long n)
 static void
 glib_empty(gpointer data, gpointer user)
 {
+	spin();
 }
 
 static double
@@ -146,6 +172,63 @@ glib_fire(unsigned workers, long n)
 		g_thread_pool_push(p, GINT_TO_POINTER(1), NULL); /* NULL is not allowed */
 	g_thread_pool_free(p, FALSE, TRUE);
 	return n / (now_s() - t0);
+}
+#endif
+
+/* --- libuv, in a child process (its pool size is fixed per process) ------ */
+
+#ifdef HAVE_LIBUV
+static void
+uv_work(uv_work_t *req)
+{
+	spin();
+}
+
+static void
+uv_after(uv_work_t *req, int status)
+{
+}
+
+/* tp-bench --uv-child N WORK_US: N tasks through libuv's pool, whose size
+ * the parent set in UV_THREADPOOL_SIZE; prints tasks per second.  The
+ * loop and the pool are warm before the clock starts, as our pool's and
+ * GLib's threads are not: that favours libuv, if anything. */
+static int
+uv_child(long n)
+{
+	uv_loop_t loop;
+	uv_work_t *reqs = calloc((size_t)n, sizeof(*reqs));
+	double t0;
+	long i;
+
+	if (reqs == NULL || uv_loop_init(&loop) != 0)
+		die("libuv", ENOMEM);
+	t0 = now_s();
+	for (i = 0; i < n; i++)
+		if (uv_queue_work(&loop, &reqs[i], uv_work, uv_after) != 0)
+			die("uv_queue_work", EINVAL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	printf("%.0f\n", n / (now_s() - t0));
+	uv_loop_close(&loop);
+	free(reqs);
+	return 0;
+}
+
+static const char *self; /* argv[0], to run the child */
+
+static double
+uv_fire(unsigned workers, long n)
+{
+	char cmd[4096];
+	double tps = 0;
+	FILE *fp;
+
+	snprintf(cmd, sizeof(cmd), "UV_THREADPOOL_SIZE=%u '%s' --uv-child %ld %g", workers, self,
+	         n, work_us);
+	if ((fp = popen(cmd, "r")) == NULL || fscanf(fp, "%lf", &tps) != 1)
+		die("tp-bench --uv-child", EIO);
+	pclose(fp);
+	return tps;
 }
 #endif
 
@@ -268,6 +351,16 @@ parse_positive(const char *s, const char *name)
 	return v;
 }
 
+/* Tasks per run for a workload: fewer as tasks grow, so that each run
+ * takes a fraction of a second whatever the task. */
+static long
+tasks_for(long n, double us)
+{
+	long cap = us > 0 ? (long)(200000 / us) : n;
+
+	return cap < n ? cap : n;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -277,13 +370,15 @@ main(int argc, char **argv)
 		{ "latency", required_argument, NULL, 'l' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "uv-child", no_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static const unsigned workers[] = { 1, 2, 4 };
+	static const double works[] = { 0, 1, 10 };
 	long n = 1000000;
-	int runs = 5, samples = 20000, json = 0, c, w, r;
-	double fire[3], fut[3], glib[3], lat50[2], lat99[2];
-	double *v1, *v2, *v3;
+	int runs = 5, samples = 20000, json = 0, uvchild = 0, c, w, r, k;
+	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[2], lat99[2];
+	double *v1, *v2, *v3, *v4;
 
 	while ((c = getopt_long(argc, argv, "n:r:l:jh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -291,46 +386,78 @@ main(int argc, char **argv)
 		case 'r': runs = (int)parse_positive(optarg, "--runs"); break;
 		case 'l': samples = (int)parse_positive(optarg, "--latency"); break;
 		case 'j': json = 1; break;
+		case 'U': uvchild = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (uvchild) {
+#ifdef HAVE_LIBUV
+		if (argc - optind != 2)
+			die("--uv-child N WORK_US", EINVAL);
+		work_us = atof(argv[optind + 1]);
+		return uv_child(parse_positive(argv[optind], "--uv-child"));
+#else
+		die("--uv-child: built without libuv", ENOTSUP);
+#endif
 	}
 	if (optind != argc) {
 		fprintf(stderr, "tp-bench: unexpected argument: %s\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
+#ifdef HAVE_LIBUV
+	self = argv[0];
+#endif
 	v1 = calloc(runs, sizeof(double));
 	v2 = calloc(runs, sizeof(double));
 	v3 = calloc(runs, sizeof(double));
-	if (v1 == NULL || v2 == NULL || v3 == NULL)
+	v4 = calloc(runs, sizeof(double));
+	if (v1 == NULL || v2 == NULL || v3 == NULL || v4 == NULL)
 		die("calloc", ENOMEM);
 
-	printf("tp-bench: %ld empty tasks per run, median of %d runs, ours and GLib "
-	       "interleaved\n\n",
-	       n, runs);
-	printf("%-8s %18s %18s %18s %8s\n", "workers", "ours fire (t/s)", "ours futures (t/s)",
-	       "GThreadPool (t/s)", "ratio");
-	for (w = 0; w < 3; w++) {
-		for (r = 0; r < runs; r++) {
-			v1[r] = ours_fire(workers[w], n);
-			v2[r] = ours_futures(workers[w], n);
+	printf("tp-bench: tasks per second, median of %d runs, every library interleaved\n", runs);
+	for (k = 0; k < 3; k++) {
+		long nk = tasks_for(n, works[k]);
+
+		work_us = works[k];
+		printf("\n%s tasks (%ld a run):\n",
+		       k == 0 ? "empty" : k == 1 ? "~1 us" : "~10 us", nk);
+		printf("%-8s %12s %12s %12s %12s %9s %9s %9s\n", "workers", "ours fire",
+		       "ours futures", "GThreadPool", "libuv", "/GLib", "/libuv", "fut/fire");
+		for (w = 0; w < 3; w++) {
+			for (r = 0; r < runs; r++) {
+				v1[r] = ours_fire(workers[w], nk);
+				v2[r] = ours_futures(workers[w], nk);
 #ifdef HAVE_GLIB
-			v3[r] = glib_fire(workers[w], n);
+				v3[r] = glib_fire(workers[w], nk);
 #else
-			v3[r] = 0;
+				v3[r] = 0;
 #endif
+#ifdef HAVE_LIBUV
+				v4[r] = uv_fire(workers[w], nk);
+#else
+				v4[r] = 0;
+#endif
+			}
+			fire[k][w] = median(v1, runs);
+			fut[k][w] = median(v2, runs);
+			glib[k][w] = median(v3, runs);
+			uv[k][w] = median(v4, runs);
+			printf("%-8u %12.0f %12.0f %12.0f %12.0f", workers[w], fire[k][w], fut[k][w],
+			       glib[k][w], uv[k][w]);
+			if (glib[k][w] > 0)
+				printf(" %8.2fx", fire[k][w] / glib[k][w]);
+			else
+				printf(" %9s", "-");
+			if (uv[k][w] > 0)
+				printf(" %8.2fx", fire[k][w] / uv[k][w]);
+			else
+				printf(" %9s", "-");
+			printf(" %8.2fx\n", fut[k][w] / fire[k][w]);
 		}
-		fire[w] = median(v1, runs);
-		fut[w] = median(v2, runs);
-		glib[w] = median(v3, runs);
-		if (glib[w] > 0)
-			printf("%-8u %18.0f %18.0f %18.0f %7.2fx\n", workers[w], fire[w], fut[w],
-			       glib[w], fire[w] / glib[w]);
-		else
-			printf("%-8u %18.0f %18.0f %18s %8s\n", workers[w], fire[w], fut[w],
-			       "(no GLib)", "-");
 	}
+	work_us = 0;
 
 	ours_latency(2, samples, &lat50[0], &lat99[0]);
 	printf("\nsubmit-to-start latency on an idle pool of 2, %d samples:\n", samples);
@@ -344,9 +471,11 @@ main(int argc, char **argv)
 
 	if (json) {
 		printf("{\"bench\":\"tp-bench\",\"tasks\":%ld,\"runs\":%d", n, runs);
-		for (w = 0; w < 3; w++)
-			printf(",\"w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f}",
-			       workers[w], fire[w], fut[w], glib[w]);
+		for (k = 0; k < 3; k++)
+			for (w = 0; w < 3; w++)
+				printf(",\"work%g_w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f,"
+				       "\"libuv\":%.0f}",
+				       works[k], workers[w], fire[k][w], fut[k][w], glib[k][w], uv[k][w]);
 		printf(",\"latency_us\":{\"ours_p50\":%.1f,\"ours_p99\":%.1f,\"glib_p50\":%.1f,"
 		       "\"glib_p99\":%.1f}}\n",
 		       lat50[0], lat99[0], lat50[1], lat99[1]);
@@ -354,5 +483,6 @@ main(int argc, char **argv)
 	free(v1);
 	free(v2);
 	free(v3);
+	free(v4);
 	return 0;
 }
