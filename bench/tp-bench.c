@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #ifdef HAVE_GLIB
@@ -351,6 +352,32 @@ parse_positive(const char *s, const char *name)
 	return v;
 }
 
+/* CPU seconds this process used while a pool of 2 sat idle for a
+ * second, its workers started: an idle pool must cost nothing. */
+static double
+idle_cpu(void)
+{
+	struct rusage a, b;
+	struct timespec one = { 1, 0 };
+	tp_pool *p = make_pool(2);
+	tp_future *f[2];
+
+	for (int i = 0; i < 2; i++)
+		if (tp_submit(p, task_empty, NULL, &f[i]) != 0)
+			die("tp_submit", EINVAL);
+	for (int i = 0; i < 2; i++) {
+		tp_future_result(f[i], -1, NULL);
+		tp_future_release(f[i]);
+	}
+	getrusage(RUSAGE_SELF, &a);
+	nanosleep(&one, NULL);
+	getrusage(RUSAGE_SELF, &b);
+	tp_pool_free(p);
+	return (b.ru_utime.tv_sec - a.ru_utime.tv_sec) + (b.ru_stime.tv_sec - a.ru_stime.tv_sec) +
+	       ((b.ru_utime.tv_usec - a.ru_utime.tv_usec) + (b.ru_stime.tv_usec - a.ru_stime.tv_usec)) /
+	               1e6;
+}
+
 /* Tasks per run for a workload: fewer as tasks grow, so that each run
  * takes a fraction of a second whatever the task. */
 static long
@@ -468,6 +495,7 @@ main(int argc, char **argv)
 #else
 	lat50[1] = lat99[1] = 0;
 #endif
+	printf("\nCPU used by an idle pool of 2 over one second: %.3f ms\n", idle_cpu() * 1e3);
 
 	if (json) {
 		printf("{\"bench\":\"tp-bench\",\"tasks\":%ld,\"runs\":%d", n, runs);

@@ -57,9 +57,10 @@ tp__future_finish_locked(tp_future *f, int err, void *result)
 {
 	struct tp_wnode *n;
 
-	f->state = TP_F_DONE;
 	f->err = err;
 	f->result = result;
+	/* Last: a reader without the lock that sees DONE sees err and result. */
+	atomic_store_explicit(&f->state, TP_F_DONE, memory_order_release);
 	if (f->nwaiting > 0)
 		pthread_cond_broadcast(&f->cv);
 	for (n = f->waiters; n != NULL; n = n->next)
@@ -112,6 +113,13 @@ tp_future_result(tp_future *f, long timeout_ms, void **result)
 		return -EINVAL;
 	if (tp__orphaned(f->pool))
 		return -EOWNERDEAD;
+	if (atomic_load_explicit(&f->state, memory_order_acquire) == TP_F_DONE) {
+		/* Final, and published: no lock (tp_internal.h). */
+		rc = f->err;
+		if (rc == 0 && result != NULL)
+			*result = f->result;
+		return rc;
+	}
 	pthread_mutex_lock(&f->pool->mu);
 	rc = wait_done_locked(f, timeout_ms);
 	if (rc == 0) {
@@ -163,7 +171,7 @@ tp_future_cancel(tp_future *f)
 	return cancelled;
 }
 
-/* Read one fact about f under its lock (in a forked child: nothing is
+/* Read one fact about f (in a forked child: nothing is
  * known of a parent's future, and it is reported as not done, with
  * -EOWNERDEAD, without touching its lock). */
 static enum tp_fstate
@@ -175,10 +183,9 @@ state_of(tp_future *f, int *err)
 		*err = -EOWNERDEAD;
 		return TP_F_PENDING;
 	}
-	pthread_mutex_lock(&f->pool->mu);
-	st = f->state;
-	*err = f->err;
-	pthread_mutex_unlock(&f->pool->mu);
+	/* No lock: err is final once DONE is seen (tp_internal.h). */
+	st = atomic_load_explicit(&f->state, memory_order_acquire);
+	*err = st == TP_F_DONE ? f->err : 0;
 	return st;
 }
 

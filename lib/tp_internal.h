@@ -15,6 +15,12 @@
  * Lock order: pool->mu -> waiter->mu.  No user code (task, initializer, done
  * callback) ever runs with either held.
  *
+ * One read needs no lock: a future's state is atomic, and DONE is final.
+ * err and result are written before the (release) store of DONE and never
+ * again, so whoever loads DONE (acquire) may read them without pool->mu.
+ * tp_future_result on a finished future, and the state queries, thus never
+ * contend with the workers for the pool's lock.
+ *
  * Lifetimes
  * ---------
  * The pool struct is reference counted: the handle from tp_pool_create, each
@@ -68,10 +74,12 @@ struct tp_future {
 	struct tp_pool *pool; /* immutable; holds a pool reference */
 	atomic_uint refs;
 
-	/* Guarded by pool->mu. */
-	enum tp_fstate state;
+	/* Written under pool->mu; see "One read needs no lock" above. */
+	_Atomic enum tp_fstate state;
 	int err;           /* when DONE: 0, a task's code (> 0), -ECANCELED, -ENOTRECOVERABLE */
 	void *result;      /* when DONE and err == 0 */
+
+	/* Guarded by pool->mu. */
 	unsigned nwaiting; /* threads blocked on cv */
 	pthread_cond_t cv; /* broadcast when DONE; CLOCK_MONOTONIC */
 	struct tp_wnode *waiters;

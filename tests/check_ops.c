@@ -77,7 +77,9 @@ expect_chat(int port)
 
 	client_open(&a, port, 0);
 	client_open(&b, port, 0);
-	ck_assert(client_wait_for(&a, "joined (2 online)", WAIT_MS));
+	/* b's join (not a count: the clients of a call before may still be
+	 * on their way out). */
+	ck_assert(client_wait_for(&a, " joined (", WAIT_MS));
 	client_skip_greeting(&b);
 	client_say(&a, "hello through a passed socket\n");
 	ck_assert_msg(client_chat_line(&b, line, sizeof(line), WAIT_MS) == 1, "nothing came");
