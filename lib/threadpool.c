@@ -254,6 +254,8 @@ worker_main(void *arg)
 			pool->nsleeping++;
 			pthread_cond_wait(&pool->work_cv, &pool->mu);
 			pool->nsleeping--;
+			if (pool->nwaking > 0)
+				pool->nwaking--;
 			continue;
 		}
 		w = ring_pop(pool);
@@ -546,8 +548,16 @@ tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
 		if (rc == 0) {
 			pool->nqueued++;
 			pool->submitted++;
-			if (pool->nsleeping > 0)
+			/* One signal per sleeper: until a signalled worker
+			 * is back on the lock it still counts as sleeping,
+			 * and signalling it again is a wasted system call.
+			 * (A spurious wake-up takes a claim meant for another
+			 * sleeper: the next submit signals again; none is
+			 * lost, as nwaking never exceeds nsleeping.) */
+			if (pool->nsleeping > pool->nwaking) {
+				pool->nwaking++;
 				pthread_cond_signal(&pool->work_cv);
+			}
 		}
 	}
 	pthread_mutex_unlock(&pool->mu);

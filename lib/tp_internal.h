@@ -131,6 +131,7 @@ struct tp_pool {
 	unsigned nlive;       /* workers that have not exited */
 	unsigned nidle;       /* live workers not running a task (see worker_main) */
 	unsigned nsleeping;   /* workers blocked on work_cv */
+	unsigned nwaking;     /* of those, the ones a submit has signalled already */
 	unsigned nrunning;    /* tasks running */
 	bool shutdown;
 	bool broken;
