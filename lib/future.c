@@ -147,7 +147,7 @@ tp_future_cancel(tp_future *f)
 		return false;
 	pool = f->pool;
 	pthread_mutex_lock(&pool->mu);
-	switch (f->state) {
+	switch (atomic_load_explicit(&f->state, memory_order_relaxed)) { /* under the lock */
 	case TP_F_PENDING:
 		/* The queue keeps its entry (and reference); the worker that
 		 * reaches it sees DONE and discards it. */
