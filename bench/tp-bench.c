@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -236,9 +237,42 @@ uv_fire(unsigned workers, long n)
 
 /* --- latency ------------------------------------------------------------- */
 
+/*
+ * Submit-to-start time of one task on an idle pool of 2, in two ways:
+ *   wait     the submitter waits for each task before the next (Python's
+ *            submit(...).result()): it sleeps while the worker wakes;
+ *   nowait   the submitter goes on (it sleeps 100 us between tasks, so
+ *            that the pool is idle again at each one) and never waits.
+ */
+#define GAP_NS 100000
+
 struct stamp {
 	double submitted, started;
 };
+
+static void
+gap(void)
+{
+	struct timespec ts = { 0, GAP_NS };
+
+	nanosleep(&ts, NULL);
+}
+
+/* p50 and p99 in microseconds of s[i].started - s[i].submitted. */
+static void
+percentiles(struct stamp *s, int n, double *p50, double *p99)
+{
+	double *lat = malloc(n * sizeof(*lat));
+
+	if (lat == NULL)
+		die("malloc", ENOMEM);
+	for (int i = 0; i < n; i++)
+		lat[i] = s[i].started - s[i].submitted;
+	median(lat, n);
+	*p50 = lat[n / 2] * 1e6;
+	*p99 = lat[(int)(n * 0.99)] * 1e6;
+	free(lat);
+}
 
 static int
 task_stamp(void *arg, void **result)
@@ -248,30 +282,25 @@ task_stamp(void *arg, void **result)
 }
 
 static void
-ours_latency(unsigned workers, int samples, double *p50, double *p99)
+ours_latency(bool wait, struct stamp *s, int n)
 {
-	double *lat = malloc(samples * sizeof(*lat));
-	tp_pool *p = make_pool(workers);
-	struct stamp s;
-	int i, rc;
+	tp_pool *p = make_pool(2);
+	int rc;
 
-	if (lat == NULL)
-		die("malloc", ENOMEM);
-	for (i = 0; i < samples; i++) {
+	for (int i = 0; i < n; i++) {
 		tp_future *f;
 
-		s.submitted = now_s();
-		if ((rc = tp_submit(p, task_stamp, &s, &f)) != 0)
+		s[i].submitted = now_s();
+		if ((rc = tp_submit(p, task_stamp, &s[i], wait ? &f : NULL)) != 0)
 			die("tp_submit", rc);
-		tp_future_result(f, -1, NULL);
-		tp_future_release(f);
-		lat[i] = s.started - s.submitted;
+		if (wait) {
+			tp_future_result(f, -1, NULL);
+			tp_future_release(f);
+		} else {
+			gap();
+		}
 	}
 	tp_pool_free(p);
-	median(lat, samples);
-	*p50 = lat[samples / 2] * 1e6;
-	*p99 = lat[(int)(samples * 0.99)] * 1e6;
-	free(lat);
 }
 
 #ifdef HAVE_GLIB
@@ -279,7 +308,6 @@ struct glib_done {
 	GMutex mu;
 	GCond cv;
 	int done;
-	struct stamp s;
 };
 
 static void
@@ -287,7 +315,9 @@ glib_stamp(gpointer data, gpointer user)
 {
 	struct glib_done *d = user;
 
-	d->s.started = now_s();
+	((struct stamp *)data)->started = now_s();
+	if (d == NULL)
+		return;
 	g_mutex_lock(&d->mu);
 	d->done = 1;
 	g_cond_signal(&d->cv);
@@ -295,35 +325,64 @@ glib_stamp(gpointer data, gpointer user)
 }
 
 static void
-glib_latency(unsigned workers, int samples, double *p50, double *p99)
+glib_latency(bool wait, struct stamp *s, int n)
 {
-	double *lat = malloc(samples * sizeof(*lat));
 	struct glib_done d;
 	GThreadPool *p;
-	int i;
 
-	if (lat == NULL)
-		die("malloc", ENOMEM);
 	g_mutex_init(&d.mu);
 	g_cond_init(&d.cv);
-	p = g_thread_pool_new(glib_stamp, &d, (gint)workers, FALSE, NULL);
-	for (i = 0; i < samples; i++) {
+	p = g_thread_pool_new(glib_stamp, wait ? &d : NULL, 2, FALSE, NULL);
+	for (int i = 0; i < n; i++) {
 		d.done = 0;
-		d.s.submitted = now_s();
-		g_thread_pool_push(p, GINT_TO_POINTER(1), NULL);
-		g_mutex_lock(&d.mu);
-		while (!d.done)
-			g_cond_wait(&d.cv, &d.mu);
-		g_mutex_unlock(&d.mu);
-		lat[i] = d.s.started - d.s.submitted;
+		s[i].submitted = now_s();
+		g_thread_pool_push(p, &s[i], NULL);
+		if (wait) {
+			g_mutex_lock(&d.mu);
+			while (!d.done)
+				g_cond_wait(&d.cv, &d.mu);
+			g_mutex_unlock(&d.mu);
+		} else {
+			gap();
+		}
 	}
 	g_thread_pool_free(p, FALSE, TRUE);
 	g_cond_clear(&d.cv);
 	g_mutex_clear(&d.mu);
-	median(lat, samples);
-	*p50 = lat[samples / 2] * 1e6;
-	*p99 = lat[(int)(samples * 0.99)] * 1e6;
-	free(lat);
+}
+#endif
+
+#ifdef HAVE_LIBUV
+static void
+uv_stamp(uv_work_t *req)
+{
+	((struct stamp *)req->data)->started = now_s();
+}
+
+/* Waiting is running the loop until the request's after-callback; not
+ * waiting is queueing and going on, the loop run once at the end.  The
+ * pool's size comes from UV_THREADPOOL_SIZE (the parent sets 2). */
+static void
+uv_latency(bool wait, struct stamp *s, int n)
+{
+	uv_loop_t loop;
+	uv_work_t *reqs = calloc((size_t)n, sizeof(*reqs));
+
+	if (reqs == NULL || uv_loop_init(&loop) != 0)
+		die("libuv", ENOMEM);
+	for (int i = 0; i < n; i++) {
+		reqs[i].data = &s[i];
+		s[i].submitted = now_s();
+		if (uv_queue_work(&loop, &reqs[i], uv_stamp, uv_after) != 0)
+			die("uv_queue_work", EINVAL);
+		if (wait)
+			uv_run(&loop, UV_RUN_DEFAULT);
+		else
+			gap();
+	}
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	free(reqs);
 }
 #endif
 
@@ -353,14 +412,15 @@ parse_positive(const char *s, const char *name)
 	return v;
 }
 
-/* The latency of lib ("ours", "glib") measured in a child process. */
+/* The latency of lib ("ours:wait", "glib:nowait", ...) in a child process. */
 static void
 child_latency(const char *lib, int samples, double *p50, double *p99)
 {
 	char cmd[4096];
 	FILE *fp;
 
-	snprintf(cmd, sizeof(cmd), "'%s' --latency-child %s -l %d", self, lib, samples);
+	snprintf(cmd, sizeof(cmd), "UV_THREADPOOL_SIZE=2 '%s' --latency-child %s -l %d", self, lib,
+	         samples);
 	if ((fp = popen(cmd, "r")) == NULL || fscanf(fp, "%lf %lf", p50, p99) != 2)
 		die("tp-bench --latency-child", EIO);
 	pclose(fp);
@@ -420,7 +480,7 @@ main(int argc, char **argv)
 	long n = 1000000;
 	int runs = 5, samples = 20000, json = 0, uvchild = 0, c, w, r, k;
 	const char *latchild = NULL;
-	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[2], lat99[2];
+	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[3][2], lat99[3][2];
 	double *v1, *v2, *v3, *v4;
 
 	while ((c = getopt_long(argc, argv, "n:r:l:jh", longopts, NULL)) != -1) {
@@ -436,18 +496,29 @@ main(int argc, char **argv)
 		}
 	}
 	if (latchild != NULL) {
-		/* tp-bench --latency-child ours|glib: a fresh process, so that
-		 * neither library has threads left over from the throughput
-		 * runs (GLib keeps unused threads process-wide). */
-		if (strcmp(latchild, "ours") == 0)
-			ours_latency(2, samples, &lat50[0], &lat99[0]);
+		/* tp-bench --latency-child LIB:MODE: a fresh process, so that
+		 * no library has threads left over from the throughput runs
+		 * (GLib keeps unused threads process-wide). */
+		struct stamp *st = calloc((size_t)samples, sizeof(*st));
+		bool wait = strstr(latchild, ":wait") != NULL;
+
+		if (st == NULL)
+			die("calloc", ENOMEM);
+		if (strncmp(latchild, "ours:", 5) == 0)
+			ours_latency(wait, st, samples);
 #ifdef HAVE_GLIB
-		else if (strcmp(latchild, "glib") == 0)
-			glib_latency(2, samples, &lat50[0], &lat99[0]);
+		else if (strncmp(latchild, "glib:", 5) == 0)
+			glib_latency(wait, st, samples);
+#endif
+#ifdef HAVE_LIBUV
+		else if (strncmp(latchild, "libuv:", 6) == 0)
+			uv_latency(wait, st, samples);
 #endif
 		else
-			die("--latency-child: ours or glib", EINVAL);
-		printf("%.2f %.2f\n", lat50[0], lat99[0]);
+			die("--latency-child: ours, glib or libuv, :wait or :nowait", EINVAL);
+		percentiles(st, samples, &lat50[0][0], &lat99[0][0]);
+		printf("%.2f %.2f\n", lat50[0][0], lat99[0][0]);
+		free(st);
 		return 0;
 	}
 	if (uvchild) {
@@ -516,17 +587,32 @@ main(int argc, char **argv)
 	}
 	work_us = 0;
 
-	child_latency("ours", samples, &lat50[0], &lat99[0]);
 	printf("\nsubmit-to-start latency on an idle pool of 2, %d samples, each library in a "
-	       "fresh process:\n",
+	       "fresh process (p50 / p99, us):\n",
 	       samples);
-	printf("  ours         p50 %7.1f us   p99 %7.1f us\n", lat50[0], lat99[0]);
+	printf("  %-12s %22s %22s\n", "", "submitter waits", "submitter goes on");
+	for (k = 0; k < 3; k++) {
+		static const char *const libs[] = { "ours", "glib", "libuv" };
+		static const char *const names[] = { "ours", "GThreadPool", "libuv" };
+		char what[32];
+		bool have = k == 0;
+
 #ifdef HAVE_GLIB
-	child_latency("glib", samples, &lat50[1], &lat99[1]);
-	printf("  GThreadPool  p50 %7.1f us   p99 %7.1f us\n", lat50[1], lat99[1]);
-#else
-	lat50[1] = lat99[1] = 0;
+		have = have || k == 1;
 #endif
+#ifdef HAVE_LIBUV
+		have = have || k == 2;
+#endif
+		lat50[k][0] = lat99[k][0] = lat50[k][1] = lat99[k][1] = 0;
+		if (!have)
+			continue;
+		snprintf(what, sizeof(what), "%s:wait", libs[k]);
+		child_latency(what, samples, &lat50[k][0], &lat99[k][0]);
+		snprintf(what, sizeof(what), "%s:nowait", libs[k]);
+		child_latency(what, samples, &lat50[k][1], &lat99[k][1]);
+		printf("  %-12s %10.1f / %-9.1f %10.1f / %-9.1f\n", names[k], lat50[k][0],
+		       lat99[k][0], lat50[k][1], lat99[k][1]);
+	}
 	printf("\nCPU used by an idle pool of 2 over one second: %.3f ms\n", idle_cpu() * 1e3);
 
 	if (json) {
@@ -536,9 +622,11 @@ main(int argc, char **argv)
 				printf(",\"work%g_w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f,"
 				       "\"libuv\":%.0f}",
 				       works[k], workers[w], fire[k][w], fut[k][w], glib[k][w], uv[k][w]);
-		printf(",\"latency_us\":{\"ours_p50\":%.1f,\"ours_p99\":%.1f,\"glib_p50\":%.1f,"
-		       "\"glib_p99\":%.1f}}\n",
-		       lat50[0], lat99[0], lat50[1], lat99[1]);
+		printf(",\"latency_us\":{\"ours_wait\":[%.1f,%.1f],\"ours_nowait\":[%.1f,%.1f],"
+		       "\"glib_wait\":[%.1f,%.1f],\"glib_nowait\":[%.1f,%.1f],"
+		       "\"libuv_wait\":[%.1f,%.1f],\"libuv_nowait\":[%.1f,%.1f]}}\n",
+		       lat50[0][0], lat99[0][0], lat50[0][1], lat99[0][1], lat50[1][0], lat99[1][0],
+		       lat50[1][1], lat99[1][1], lat50[2][0], lat99[2][0], lat50[2][1], lat99[2][1]);
 	}
 	free(v1);
 	free(v2);
