@@ -380,6 +380,51 @@ START_TEST(test_sighup_reloads_the_certificate_and_keeps_sessions)
 }
 END_TEST
 
+/* The -c file names other certificate files: SIGHUP takes the new paths,
+ * says so, and new handshakes present the new certificate; a change that
+ * needs a restart (the TLS port) is named and left alone. */
+START_TEST(test_sighup_takes_new_certificate_paths_from_the_config_file)
+{
+	struct server_proc sp;
+	struct client a, b;
+	char dir[64], conf[128], text[1024], cert[128], key[128], cert2[128], key2[128];
+	char cn[64], want[400];
+
+	cert_dir(dir, sizeof(dir));
+	cert_make(dir, "one", "one.example", false);
+	cert_make(dir, "two", "two.example", false);
+	cert_path(cert, sizeof(cert), dir, "one", "pem");
+	cert_path(key, sizeof(key), dir, "one", "key");
+	cert_path(cert2, sizeof(cert2), dir, "two", "pem");
+	cert_path(key2, sizeof(key2), dir, "two", "key");
+	snprintf(conf, sizeof(conf), "%s/chat.conf", dir);
+	snprintf(text, sizeof(text), "tls-port 0\ntls-cert %s\ntls-key %s\n", cert, key);
+	write_file(conf, text);
+	server_start(&sp, "-c", conf, NULL);
+	tls_open(&a, server_tls_port(&sp), 0);
+	tls_peer_cn(&a, cn, sizeof(cn));
+	ck_assert_str_eq(cn, "one.example");
+
+	snprintf(text, sizeof(text), "tls-port 4999\ntls-cert %s\ntls-key %s\n", cert2, key2);
+	write_file(conf, text);
+	kill(sp.pid, SIGHUP);
+	snprintf(want, sizeof(want), "SIGHUP: tls-cert %s (was %s)", cert2, cert);
+	ck_assert_msg(server_log_wait(&sp, want, WAIT_MS), "%s", server_log_tail(&sp));
+	snprintf(want, sizeof(want), "SIGHUP: tls-key %s (was %s)", key2, key);
+	ck_assert_msg(server_log_wait(&sp, want, WAIT_MS), "%s", server_log_tail(&sp));
+	ck_assert(server_log_wait(&sp, "SIGHUP: tls-port changed from 0 to 4999: needs a restart",
+	                          WAIT_MS));
+	ck_assert(server_log_wait(&sp, "SIGHUP: TLS certificate reloaded", WAIT_MS));
+	tls_open(&b, server_tls_port(&sp), 0);
+	tls_peer_cn(&b, cn, sizeof(cn));
+	ck_assert_str_eq(cn, "two.example");
+	client_close(&a);
+	client_close(&b);
+	server_stop_ok(&sp);
+	cert_dir_remove(dir);
+}
+END_TEST
+
 /*
  * Two clients that stall their handshake (one says nothing, one stops in
  * the middle of its ClientHello) on a server with one worker: the others
@@ -778,6 +823,7 @@ tls_suite(void)
 	tcase_add_test(tc, test_tls_and_plain_clients_chat_in_one_room);
 	tcase_add_test(tc, test_a_megabyte_burst_reaches_a_slow_tls_reader_whole_and_in_order);
 	tcase_add_test(tc, test_sighup_reloads_the_certificate_and_keeps_sessions);
+	tcase_add_test(tc, test_sighup_takes_new_certificate_paths_from_the_config_file);
 	tcase_add_test(tc, test_no_plain_serves_tls_only);
 	tcase_add_test(tc, test_socket_activation_passes_the_tls_listener);
 	suite_add_tcase(s, tc);
