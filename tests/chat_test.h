@@ -52,6 +52,7 @@ static int server_pass_fds[4];
 static int server_npass;
 static const char *server_pass_names;
 static const char *server_notify;
+static pid_t server_pass_pid; /* LISTEN_PID to give; 0: the server's own */
 
 /* In the child: what server_pass_* and server_notify ask for. */
 static inline void
@@ -66,7 +67,8 @@ server_pass_in_child(void)
 	for (int i = 0; i < server_npass; i++)
 		dup2(high[i], 3 + i); /* dup2 clears close-on-exec */
 	if (server_npass > 0) {
-		snprintf(num, sizeof(num), "%d", (int)getpid());
+		snprintf(num, sizeof(num), "%d",
+		         (int)(server_pass_pid != 0 ? server_pass_pid : getpid()));
 		setenv("LISTEN_PID", num, 1);
 		snprintf(num, sizeof(num), "%d", server_npass);
 		setenv("LISTEN_FDS", num, 1);

@@ -127,6 +127,26 @@ START_TEST(test_socket_activation_and_readiness)
 }
 END_TEST
 
+/* Sockets meant for another process (a LISTEN_PID not ours, as when a
+ * wrapper forgot to clear the variables) are not taken: the server binds
+ * its own --port. */
+START_TEST(test_sockets_for_another_process_are_left_alone)
+{
+	struct server_proc sp;
+	int port, lfd = listener(&port);
+
+	server_pass_fds[0] = lfd;
+	server_npass = 1;
+	server_pass_pid = 1; /* init's, never the server's */
+	server_start(&sp, NULL);
+	ck_assert_int_ne(sp.port, port);
+	ck_assert_ptr_null(strstr(server_log(&sp), "from systemd"));
+	expect_chat(sp.port);
+	server_stop_ok(&sp);
+	close(lfd);
+}
+END_TEST
+
 /* What systemd may pass by mistake is refused at start, by name. */
 START_TEST(test_bad_passed_sockets_are_refused)
 {
@@ -236,6 +256,7 @@ ops_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_socket_activation_and_readiness);
 	tcase_add_test(tc, test_bad_passed_sockets_are_refused);
+	tcase_add_test(tc, test_sockets_for_another_process_are_left_alone);
 	tcase_add_test(tc, test_sighup_rereads_the_config_file);
 	suite_add_tcase(s, tc);
 	return s;
