@@ -54,6 +54,37 @@ static const char *server_pass_names;
 static const char *server_notify;
 static pid_t server_pass_pid; /* LISTEN_PID to give; 0: the server's own */
 
+/* A listening TCP socket on 127.0.0.1 with a port from the kernel (in
+ * *port): what systemd would pass to the server. */
+static inline int
+listen_loopback(int *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/* The value of the Prometheus sample named exactly name (labels
+ * included) in a scrape's text, or -1 if there is none. */
+static inline double
+metric_sample(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = text; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return atof(p + n + 1);
+	return -1;
+}
+
 /* In the child: what server_pass_* and server_notify ask for. */
 static inline void
 server_pass_in_child(void)

@@ -1463,18 +1463,6 @@ scrape(int port)
 	return strstr(buf, "\r\n\r\n") + 4;
 }
 
-/* The value of sample name in a scrape's body, or -1 if absent. */
-static double
-sample_of(const char *body, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (const char *p = body; (p = strstr(p, name)) != NULL; p += n)
-		if ((p == body || p[-1] == '\n') && p[n] == ' ')
-			return atof(p + n + 1);
-	return -1;
-}
-
 /* Wait until sample name satisfies ok(value); false on timeout. */
 static bool
 scrape_until(int port, const char *name, bool (*ok)(double), double *last)
@@ -1482,7 +1470,7 @@ scrape_until(int port, const char *name, bool (*ok)(double), double *last)
 	long end = ms_now() + WAIT_MS;
 
 	while (ms_now() < end) {
-		*last = sample_of(scrape(port), name);
+		*last = metric_sample(scrape(port), name);
 		if (ok(*last))
 			return true;
 		pause_ms(100);

@@ -13,23 +13,6 @@
 #include "chat_test.h"
 #include "check_run.h"
 
-/* A listening TCP socket on 127.0.0.1, port from the kernel. */
-static int
-listener(int *port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	ck_assert_int_ge(fd, 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(fd, 16), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
 /* The service manager's end of NOTIFY_SOCKET: a datagram socket at path. */
 static int
 notify_socket(char *path, size_t len)
@@ -95,7 +78,7 @@ START_TEST(test_socket_activation_and_readiness)
 {
 	struct server_proc sp;
 	char path[108];
-	int port, lfd = listener(&port), nfd = notify_socket(path, sizeof(path));
+	int port, lfd = listen_loopback(&port), nfd = notify_socket(path, sizeof(path));
 	const char *log, *p;
 	int listening = 0;
 
@@ -133,7 +116,7 @@ END_TEST
 START_TEST(test_sockets_for_another_process_are_left_alone)
 {
 	struct server_proc sp;
-	int port, lfd = listener(&port);
+	int port, lfd = listen_loopback(&port);
 
 	server_pass_fds[0] = lfd;
 	server_npass = 1;
@@ -151,7 +134,7 @@ END_TEST
 START_TEST(test_bad_passed_sockets_are_refused)
 {
 	char out[8192];
-	int port, lfd = listener(&port);
+	int port, lfd = listen_loopback(&port);
 	int unlistening = socket(AF_INET, SOCK_STREAM, 0);
 	int dgram = socket(AF_INET, SOCK_DGRAM, 0);
 	const char *const plain[] = { "--port", "0", NULL };

@@ -597,23 +597,6 @@ START_TEST(test_no_plain_serves_tls_only)
 }
 END_TEST
 
-/* A listening socket on 127.0.0.1, as systemd would pass it. */
-static int
-tls_listener(int *port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t len = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	ck_assert_int_ge(fd, 0);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	ck_assert_int_eq(listen(fd, 16), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	*port = ntohs(sin.sin_port);
-	return fd;
-}
-
 /* Socket activation with two sockets, the second named "tls": TLS clients
  * on that one, plain on the other, without --tls-port (the certificate
  * options alone say how to serve it). */
@@ -623,7 +606,7 @@ START_TEST(test_socket_activation_passes_the_tls_listener)
 	struct client t, c;
 	char dir[64], cert[128], key[128];
 	int plain_port, tls_port;
-	int plain = tls_listener(&plain_port), tls = tls_listener(&tls_port);
+	int plain = listen_loopback(&plain_port), tls = listen_loopback(&tls_port);
 
 	cert_dir(dir, sizeof(dir));
 	cert_make(dir, "s", "localhost", false);

@@ -112,33 +112,37 @@ one(struct text *t, const char *name, const char *type, const char *help, long l
 	text_printf(t, "%s %lld\n", name, v);
 }
 
+/* One sample per label value: values[i] is counted by stats id first + i
+ * (stats.h keeps each metric's ids together, in this order). */
+static void
+labelled(struct text *t, const char *name, const char *key, const char *const *values, int n,
+         enum stats_id first)
+{
+	for (int i = 0; i < n; i++)
+		text_printf(t, "%s{%s=\"%s\"} %lld\n", name, key, values[i],
+		            (long long)stats_get((enum stats_id)(first + i)));
+}
+
 static void
 render(struct metrics *m, struct text *t)
 {
 	struct tp_stats st = { TP_STATS_INIT };
 
+	static const char *const listeners[] = { "plain", "tls" };
+	static const char *const refusals[] = { "max_clients", "max_per_ip", "tls_handshakes",
+		                                "out_of_fds" };
+	static const char *const drops[] = { "sendq", "idle" };
+
 	head(t, "chat_clients", "gauge", "Client connections open, by listener.");
-	text_printf(t, "chat_clients{listener=\"plain\"} %lld\n",
-	            (long long)stats_get(STATS_CLIENTS_PLAIN));
-	text_printf(t, "chat_clients{listener=\"tls\"} %lld\n",
-	            (long long)stats_get(STATS_CLIENTS_TLS));
+	labelled(t, "chat_clients", "listener", listeners, 2, STATS_CLIENTS_PLAIN);
 	head(t, "chat_connections_accepted_total", "counter",
 	     "Connections accepted from the kernel, by listener (refused ones included).");
-	text_printf(t, "chat_connections_accepted_total{listener=\"plain\"} %lld\n",
-	            (long long)stats_get(STATS_ACCEPTED_PLAIN));
-	text_printf(t, "chat_connections_accepted_total{listener=\"tls\"} %lld\n",
-	            (long long)stats_get(STATS_ACCEPTED_TLS));
+	labelled(t, "chat_connections_accepted_total", "listener", listeners, 2,
+	         STATS_ACCEPTED_PLAIN);
 	head(t, "chat_connections_refused_total", "counter",
 	     "Connections refused, by reason: max_clients (--max-clients), max_per_ip "
 	     "(--max-per-ip), tls_handshakes (--tls-max-handshakes), out_of_fds.");
-	text_printf(t, "chat_connections_refused_total{reason=\"max_clients\"} %lld\n",
-	            (long long)stats_get(STATS_REFUSED_FULL));
-	text_printf(t, "chat_connections_refused_total{reason=\"max_per_ip\"} %lld\n",
-	            (long long)stats_get(STATS_REFUSED_PER_IP));
-	text_printf(t, "chat_connections_refused_total{reason=\"tls_handshakes\"} %lld\n",
-	            (long long)stats_get(STATS_REFUSED_HANDSHAKES));
-	text_printf(t, "chat_connections_refused_total{reason=\"out_of_fds\"} %lld\n",
-	            (long long)stats_get(STATS_REFUSED_NOFILE));
+	labelled(t, "chat_connections_refused_total", "reason", refusals, 4, STATS_REFUSED_FULL);
 	one(t, "chat_lines_received_total", "counter",
 	    "Lines read from clients (commands included, empty lines not).",
 	    (long long)stats_get(STATS_LINES_IN));
@@ -152,10 +156,7 @@ render(struct metrics *m, struct text *t)
 	head(t, "chat_clients_dropped_total", "counter",
 	     "Clients the server disconnected, by reason: sendq (--max-sendq), idle "
 	     "(--idle-timeout).");
-	text_printf(t, "chat_clients_dropped_total{reason=\"sendq\"} %lld\n",
-	            (long long)stats_get(STATS_DROPS_SENDQ));
-	text_printf(t, "chat_clients_dropped_total{reason=\"idle\"} %lld\n",
-	            (long long)stats_get(STATS_DROPS_IDLE));
+	labelled(t, "chat_clients_dropped_total", "reason", drops, 2, STATS_DROPS_SENDQ);
 	one(t, "chat_flood_parked_total", "counter",
 	    "Times a client's lines were held back for its flood budget (--flood-rate).",
 	    (long long)stats_get(STATS_FLOOD_PARKED));

@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+/* The ids of one labelled metric stay together, in the order metrics.c
+ * lists its labels. */
 enum stats_id {
 	/* counters: only ever grow */
 	STATS_ACCEPTED_PLAIN,
