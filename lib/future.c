@@ -23,7 +23,8 @@ tp__future_new(struct tp_pool *pool)
 		return NULL;
 	}
 	f->pool = pool;
-	f->state = TP_F_PENDING;
+	atomic_init(&f->state, TP_F_PENDING);
+	atomic_init(&f->awaited, false);
 	/* One reference for the submitter, one for the queue. */
 	atomic_init(&f->refs, 2);
 	tp__pool_ref(pool);
@@ -104,6 +105,14 @@ wait_done_locked(tp_future *f, long timeout_ms)
 	return f->state == TP_F_DONE ? 0 : -ETIMEDOUT;
 }
 
+static bool
+is_done(const void *arg)
+{
+	const tp_future *f = arg;
+
+	return atomic_load_explicit(&f->state, memory_order_acquire) == TP_F_DONE;
+}
+
 int
 tp_future_result(tp_future *f, long timeout_ms, void **result)
 {
@@ -113,21 +122,25 @@ tp_future_result(tp_future *f, long timeout_ms, void **result)
 		return -EINVAL;
 	if (tp__orphaned(f->pool))
 		return -EOWNERDEAD;
-	if (atomic_load_explicit(&f->state, memory_order_acquire) == TP_F_DONE) {
-		/* Final, and published: no lock (tp_internal.h). */
-		rc = f->err;
-		if (rc == 0 && result != NULL)
-			*result = f->result;
-		return rc;
+	if (!is_done(f) && timeout_ms != 0 && f->pool->spin_ns > 0) {
+		/* A short task finishes sooner than we could sleep and be
+		 * woken: spin a little first (threadpool.c, "Spinning"), and
+		 * let its worker know that its caller is right here. */
+		atomic_store_explicit(&f->awaited, true, memory_order_relaxed);
+		tp__spin(is_done, f, f->pool->spin_ns);
 	}
-	pthread_mutex_lock(&f->pool->mu);
-	rc = wait_done_locked(f, timeout_ms);
-	if (rc == 0) {
-		rc = f->err;
-		if (rc == 0 && result != NULL)
-			*result = f->result;
+	if (!is_done(f)) {
+		pthread_mutex_lock(&f->pool->mu);
+		rc = wait_done_locked(f, timeout_ms);
+		pthread_mutex_unlock(&f->pool->mu);
+		if (rc != 0)
+			return rc;
 	}
-	pthread_mutex_unlock(&f->pool->mu);
+	/* DONE is final, and err and result were published before it: no
+	 * lock (tp_internal.h). */
+	rc = f->err;
+	if (rc == 0 && result != NULL)
+		*result = f->result;
 	return rc;
 }
 

@@ -81,6 +81,7 @@ struct tp_future {
 
 	/* Guarded by pool->mu. */
 	unsigned nwaiting; /* threads blocked on cv */
+	atomic_bool awaited; /* someone spun in tp_future_result; read by its worker */
 	pthread_cond_t cv; /* broadcast when DONE; CLOCK_MONOTONIC */
 	struct tp_wnode *waiters;
 
@@ -116,6 +117,12 @@ struct tp_pool {
 	int (*initializer)(void *initarg);
 	void *initarg;
 	char prefix[16];
+	long spin_ns; /* how long an idle worker or a waiter spins before sleeping; 0: never */
+
+	/* Bumped (under mu, a plain load and store) by every submit while a
+	 * worker spins, and by shutdown: the spinner watches it without the
+	 * lock. */
+	atomic_uint kick;
 
 	/* Guarded by mu.  The queue is a ring of ring_cap (a power of two)
 	 * entries; ring_len counts entries, including tasks cancelled while
@@ -133,6 +140,7 @@ struct tp_pool {
 	unsigned nsleeping;   /* workers blocked on work_cv */
 	unsigned nwaking;     /* of those, the ones a submit has signalled already */
 	unsigned nrunning;    /* tasks running */
+	unsigned nspinning;   /* idle workers spinning on kick instead of sleeping (0 or 1) */
 	bool shutdown;
 	bool broken;
 	uint64_t submitted, completed, failed, cancelled;
@@ -161,6 +169,10 @@ void tp__pool_unref(struct tp_pool *pool);
 int tp__cond_init_monotonic(pthread_cond_t *cv);
 void tp__deadline(struct timespec *ts, long timeout_ms);
 long tp__remaining_ms(const struct timespec *deadline);
+
+/* Spin, pausing the CPU between looks, until ready(arg) or ns nanoseconds
+ * pass.  Returns whether ready(arg) came true. */
+bool tp__spin(bool (*ready)(const void *arg), const void *arg, long ns);
 
 /* future.c */
 tp_future *tp__future_new(struct tp_pool *pool);
