@@ -106,7 +106,7 @@ tp__remaining_ms(const struct timespec *deadline)
  * leaves user space.  Only one worker of a pool spins at a time, and only
  * after it has run a task, so an idle pool sleeps.
  */
-#define SPIN_NS 20000L
+#define SPIN_NS 20000L /* the default; tp_options.spin_us */
 
 static inline void
 cpu_relax(void)
@@ -132,7 +132,7 @@ tp__spin(bool (*ready)(const void *arg), const void *arg, long ns)
 			cpu_relax();
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) >= ns)
+		if ((int64_t)(now.tv_sec - start.tv_sec) * 1000000000 + (now.tv_nsec - start.tv_nsec) >= ns)
 			return ready(arg);
 	}
 }
@@ -394,10 +394,19 @@ worker_main(void *arg)
 			pool->nidle++;
 			continue;
 		}
-		/* Someone was waiting for this very result: a caller
-		 * running tasks one at a time, soon back with the next. */
-		may_spin = w.f->nwaiting > 0 ||
-		           atomic_load_explicit(&w.f->awaited, memory_order_relaxed);
+		/* Someone waiting for this very result is a caller running
+		 * tasks one at a time, soon back with the next: spin for it
+		 * until a result finds nobody waiting while more tasks are
+		 * queued, the mark of a caller that submits ahead (where a
+		 * spinner would take each task as it comes, and a sleeper
+		 * wakes to find many: sleeping batches).  A result the caller
+		 * reaches only after it is done changes nothing: the race
+		 * with a fast task must not stop the spinning it made fast. */
+		if (w.f->nwaiting > 0 || atomic_load_explicit(&w.f->awaited, memory_order_relaxed))
+			pool->sequential = true;
+		else if (pool->nqueued > 0)
+			pool->sequential = false;
+		may_spin = pool->sequential;
 		tp__future_finish_locked(w.f, rc, rc == 0 ? result : NULL);
 		if (w.f->ncbs == 0) {
 			pool->nidle++;
@@ -586,8 +595,14 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 			ncpu = 1;
 		pool->max_workers = ncpu + 4 < 32 ? (unsigned)ncpu + 4 : 32;
 	}
-	/* On one CPU a spinner only delays the thread it waits for. */
-	pool->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? SPIN_NS : 0;
+	/* By default none on one CPU, where a spinner only delays the thread
+	 * it waits for; the caller may know better either way. */
+	if (opts != NULL && opts->spin_us < 0)
+		pool->spin_ns = 0;
+	else if (opts != NULL && opts->spin_us > 0)
+		pool->spin_ns = opts->spin_us < LONG_MAX / 1000 ? opts->spin_us * 1000 : LONG_MAX;
+	else
+		pool->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? SPIN_NS : 0;
 	if (opts != NULL) {
 		pool->max_queue = opts->max_queue;
 		pool->initializer = opts->initializer;

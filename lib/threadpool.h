@@ -68,7 +68,12 @@ struct tp_options {
 	int (*initializer)(void *initarg); /* run first in each worker; nonzero breaks the pool */
 	void *initarg;
 	size_t max_queue; /* 0: unbounded; else tp_submit fails with -EAGAIN when full */
+	long spin_us;     /* how long a worker that has just served a waiting caller, and
+	                     a caller in tp_future_result, spin before they sleep:
+	                     0 the default (20, or none on one CPU), TP_NO_SPIN never */
 };
+
+#define TP_NO_SPIN (-1L)
 
 struct tp_stats {
 	size_t size;          /* TP_STATS_INIT */

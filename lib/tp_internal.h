@@ -13,7 +13,16 @@
  * is held when a future completes.
  *
  * Lock order: pool->mu -> waiter->mu.  No user code (task, initializer, done
- * callback) ever runs with either held.
+ * callback) ever runs with either held, and no system call that wakes a
+ * thread is made with pool->mu held: whoever decides, under the lock, that
+ * a sleeping worker must be woken claims it there (nwaking) and signals
+ * work_cv after unlocking, so the woken worker never queues for a lock its
+ * waker still holds.
+ *
+ * Spinning (threadpool.c) reads two things without the lock: a spinning
+ * worker watches pool->kick, which every submit bumps while nspinning > 0;
+ * a spinning caller of tp_future_result watches its future's state, and
+ * sets f->awaited, which the worker reads when the task ends.
  *
  * One read needs no lock: a future's state is atomic, and DONE is final.
  * err and result are written before the (release) store of DONE and never
@@ -141,6 +150,7 @@ struct tp_pool {
 	unsigned nwaking;     /* of those, the ones a submit has signalled already */
 	unsigned nrunning;    /* tasks running */
 	unsigned nspinning;   /* idle workers spinning on kick instead of sleeping (0 or 1) */
+	bool sequential;      /* callers wait for each result: spin (see worker_main) */
 	bool shutdown;
 	bool broken;
 	uint64_t submitted, completed, failed, cancelled;

@@ -4,7 +4,9 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef HAVE_MALLINFO2
 #include <malloc.h>
@@ -110,6 +112,177 @@ START_TEST(test_sequential_submit_and_wait_uses_one_worker)
 	}
 	ck_assert_uint_eq(pool_stats(p).workers, 1);
 	tp_pool_free(p);
+}
+END_TEST
+
+/* --- spinning and waking ------------------------------------------------ */
+
+/* The voluntary context switches of the calling thread so far: each is a
+ * sleep in the kernel (a futex wait, here).  No ck_assert: on a worker,
+ * Check's bookkeeping would take a lock the test thread holds, and sleep. */
+static long
+my_sleeps(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : -1000000;
+}
+
+static int
+task_my_sleeps(void *arg, void **result)
+{
+	*result = (void *)(intptr_t)my_sleeps();
+	return 0;
+}
+
+/* A sequential submit(...).result() loop of n tasks: how often the worker
+ * and the caller slept in it. */
+static void
+sequential_sleeps(tp_pool *p, int n, long *worker, long *caller)
+{
+	void *first = NULL, *last = NULL;
+	tp_future *f;
+	long before;
+	bool bad = false;
+
+	ck_assert_int_eq(tp_submit(p, task_my_sleeps, NULL, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, &first), 0);
+	tp_future_release(f);
+	before = my_sleeps();
+	for (int i = 0; i < n; i++) {
+		/* Checked in bulk afterwards: a ck_assert may write to a pipe
+		 * and take a lock, which are not what is measured. */
+		bad |= tp_submit(p, task_my_sleeps, NULL, &f) != 0;
+		bad |= tp_future_result(f, -1, &last) != 0;
+		tp_future_release(f);
+	}
+	*caller = my_sleeps() - before;
+	*worker = (intptr_t)last - (intptr_t)first;
+	ck_assert(!bad);
+	ck_assert_int_ge(*worker, 0);
+}
+
+/*
+ * A caller that waits for each task before the next is served without
+ * either side sleeping: the worker spins for the next task, the caller for
+ * the result.  The spin here is long (half a second), so that a loaded
+ * machine cannot make the test flake; without spinning, both sleep for
+ * nearly every task.
+ */
+START_TEST(test_a_sequential_caller_and_its_worker_spin_instead_of_sleeping)
+{
+	struct tp_options spin = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = 500000 };
+	struct tp_options nospin = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = TP_NO_SPIN };
+	enum { N = 300 };
+	long worker, caller;
+	tp_pool *p;
+
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2) {
+		fprintf(stderr, "spin test skipped: one CPU, where spinning cannot help\n");
+		return;
+	}
+	/* The caller may find a fast task done, and not sleep; the worker
+	 * always runs out of work, and sleeps. */
+	ck_assert_int_eq(tp_pool_create(&p, &nospin), 0);
+	sequential_sleeps(p, N, &worker, &caller);
+	tp_pool_free(p);
+	ck_assert_int_ge(worker, N / 2);
+
+	ck_assert_int_eq(tp_pool_create(&p, &spin), 0);
+	sequential_sleeps(p, N, &worker, &caller);
+	tp_pool_free(p);
+	ck_assert_int_lt(worker, N / 10);
+	ck_assert_int_lt(caller, N / 10);
+}
+END_TEST
+
+static int
+task_whoami(void *arg, void **result)
+{
+	*(pthread_t *)arg = pthread_self();
+	return 0;
+}
+
+static double
+thread_cpu_ms(pthread_t t)
+{
+	struct timespec ts;
+	clockid_t clk;
+
+	ck_assert_int_eq(pthread_getcpuclockid(t, &clk), 0);
+	ck_assert_int_eq(clock_gettime(clk, &ts), 0);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* The spin is bounded: a worker left idle after serving a waiting caller
+ * spins at most spin_us, then sleeps for good (an idle pool costs no CPU).
+ * The test waits a while on purpose: the claim is about time passing. */
+START_TEST(test_an_idle_worker_stops_spinning)
+{
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = 2000 };
+	struct timespec settle = { 0, 50000000 }, idle = { 0, 300000000 };
+	pthread_t worker;
+	tp_future *f;
+	tp_pool *p;
+	double t0, t1;
+
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	ck_assert_int_eq(tp_submit(p, task_whoami, &worker, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
+	tp_future_release(f);
+	nanosleep(&settle, NULL); /* the 2 ms spin is over */
+	t0 = thread_cpu_ms(worker);
+	nanosleep(&idle, NULL);
+	t1 = thread_cpu_ms(worker);
+	tp_pool_free(p);
+	/* A spinning worker would have used about 300 ms. */
+	ck_assert_double_lt(t1 - t0, 30.0);
+}
+END_TEST
+
+/*
+ * A submit wakes one sleeping worker, and each woken worker that finds more
+ * queued wakes the next: a burst reaches every sleeper.  Four tasks that
+ * each wait at a gate until all four are there need four workers awake at
+ * once; a wake lost along the chain hangs the test (Check's timeout).
+ */
+START_TEST(test_a_burst_wakes_every_sleeping_worker)
+{
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 4, .spin_us = TP_NO_SPIN };
+	struct timespec settle = { 0, 50000000 };
+	struct gate warm, g;
+	tp_future *f[4];
+	tp_pool *p;
+
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	/* Start the four workers, then let them fall asleep. */
+	gate_init(&warm);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(tp_submit(p, task_gate, &warm, &f[i]), 0);
+	gate_wait_arrived(&warm, 4);
+	gate_open(&warm);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(tp_future_result(f[i], -1, NULL), 0);
+		tp_future_release(f[i]);
+	}
+	ck_assert_uint_eq(pool_stats(p).workers, 4);
+	/* Only to make the test stronger (a worker still awake needs no
+	 * wake); it passes whether or not they are all asleep by then. */
+	nanosleep(&settle, NULL);
+
+	gate_init(&g);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(tp_submit(p, task_gate, &g, &f[i]), 0);
+	gate_wait_arrived(&g, 4);
+	gate_open(&g);
+	for (int i = 0; i < 4; i++) {
+		ck_assert_int_eq(tp_future_result(f[i], -1, NULL), 0);
+		tp_future_release(f[i]);
+	}
+	ck_assert_uint_eq(pool_stats(p).workers, 4);
+	tp_pool_free(p);
+	gate_destroy(&g);
+	gate_destroy(&warm);
 }
 END_TEST
 
@@ -884,6 +1057,9 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_default_max_workers_is_min_32_and_cpus_plus_4);
 	tcase_add_test(tc, test_workers_grow_to_max_workers_and_no_further);
 	tcase_add_test(tc, test_sequential_submit_and_wait_uses_one_worker);
+	tcase_add_test(tc, test_a_sequential_caller_and_its_worker_spin_instead_of_sleeping);
+	tcase_add_test(tc, test_an_idle_worker_stops_spinning);
+	tcase_add_test(tc, test_a_burst_wakes_every_sleeping_worker);
 	tcase_add_test(tc, test_tasks_start_in_submission_order);
 	tcase_add_test(tc, test_workers_block_async_signals_but_not_faults);
 #ifdef HAVE_PTHREAD_GETNAME_NP
