@@ -240,6 +240,27 @@ START_TEST(test_an_idle_worker_stops_spinning)
 }
 END_TEST
 
+/* Submit n tasks that each wait at g until all n are there, then let them
+ * go: needs n workers awake at once. */
+static void
+meet_at_gate(tp_pool *p, int n)
+{
+	struct gate g;
+	tp_future *f[8];
+
+	ck_assert_int_le(n, 8);
+	gate_init(&g);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(tp_submit(p, task_gate, &g, &f[i]), 0);
+	gate_wait_arrived(&g, n);
+	gate_open(&g);
+	for (int i = 0; i < n; i++) {
+		ck_assert_int_eq(tp_future_result(f[i], -1, NULL), 0);
+		tp_future_release(f[i]);
+	}
+	gate_destroy(&g);
+}
+
 /*
  * A submit wakes one sleeping worker, and each woken worker that finds more
  * queued wakes the next: a burst reaches every sleeper.  Four tasks that
@@ -250,39 +271,18 @@ START_TEST(test_a_burst_wakes_every_sleeping_worker)
 {
 	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 4, .spin_us = TP_NO_SPIN };
 	struct timespec settle = { 0, 50000000 };
-	struct gate warm, g;
-	tp_future *f[4];
 	tp_pool *p;
 
 	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
-	/* Start the four workers, then let them fall asleep. */
-	gate_init(&warm);
-	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(tp_submit(p, task_gate, &warm, &f[i]), 0);
-	gate_wait_arrived(&warm, 4);
-	gate_open(&warm);
-	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(tp_future_result(f[i], -1, NULL), 0);
-		tp_future_release(f[i]);
-	}
+	meet_at_gate(p, 4); /* starts the four workers */
 	ck_assert_uint_eq(pool_stats(p).workers, 4);
-	/* Only to make the test stronger (a worker still awake needs no
-	 * wake); it passes whether or not they are all asleep by then. */
+	/* Let them fall asleep.  Only to make the test stronger (a worker
+	 * still awake needs no wake): it passes whether or not they all
+	 * sleep by then. */
 	nanosleep(&settle, NULL);
-
-	gate_init(&g);
-	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(tp_submit(p, task_gate, &g, &f[i]), 0);
-	gate_wait_arrived(&g, 4);
-	gate_open(&g);
-	for (int i = 0; i < 4; i++) {
-		ck_assert_int_eq(tp_future_result(f[i], -1, NULL), 0);
-		tp_future_release(f[i]);
-	}
+	meet_at_gate(p, 4);
 	ck_assert_uint_eq(pool_stats(p).workers, 4);
 	tp_pool_free(p);
-	gate_destroy(&g);
-	gate_destroy(&warm);
 }
 END_TEST
 
