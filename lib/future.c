@@ -18,10 +18,6 @@ tp__future_new(struct tp_pool *pool)
 
 	if ((f = calloc(1, sizeof(*f))) == NULL)
 		return NULL;
-	if (tp__cond_init_monotonic(&f->cv) != 0) {
-		free(f);
-		return NULL;
-	}
 	f->pool = pool;
 	atomic_init(&f->state, TP_F_PENDING);
 	atomic_init(&f->awaited, false);
@@ -47,7 +43,6 @@ tp_future_release(tp_future *f)
 	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	pool = f->pool;
-	pthread_cond_destroy(&f->cv);
 	free(f->cbs);
 	free(f);
 	tp__pool_unref(pool);
@@ -62,8 +57,8 @@ tp__future_finish_locked(tp_future *f, int err, void *result)
 	f->result = result;
 	/* Last: a reader without the lock that sees DONE sees err and result. */
 	atomic_store_explicit(&f->state, TP_F_DONE, memory_order_release);
-	if (f->nwaiting > 0)
-		pthread_cond_broadcast(&f->cv);
+	for (struct tp_sleeper *s = f->sleepers; s != NULL; s = s->next)
+		pthread_cond_signal(&s->cv);
 	for (n = f->waiters; n != NULL; n = n->next)
 		tp__waiter_notify(n->w, f);
 }
@@ -87,21 +82,31 @@ tp__future_run_callbacks(tp_future *f)
 static int
 wait_done_locked(tp_future *f, long timeout_ms)
 {
+	struct tp_sleeper me, **pp;
 	struct timespec deadline;
+	int rc;
 
 	if (f->state == TP_F_DONE)
 		return 0;
 	if (timeout_ms == 0)
 		return -ETIMEDOUT;
+	if ((rc = tp__cond_init_monotonic(&me.cv)) != 0)
+		return rc;
 	tp__deadline(&deadline, timeout_ms);
-	f->nwaiting++;
+	me.next = f->sleepers;
+	f->sleepers = &me;
 	while (f->state != TP_F_DONE) {
 		if (timeout_ms < 0)
-			pthread_cond_wait(&f->cv, &f->pool->mu);
-		else if (pthread_cond_timedwait(&f->cv, &f->pool->mu, &deadline) == ETIMEDOUT)
+			pthread_cond_wait(&me.cv, &f->pool->mu);
+		else if (pthread_cond_timedwait(&me.cv, &f->pool->mu, &deadline) == ETIMEDOUT)
 			break;
 	}
-	f->nwaiting--;
+	/* Unlink before our stack frame goes: the list is short (one node
+	 * per thread waiting on this very future). */
+	for (pp = &f->sleepers; *pp != &me; pp = &(*pp)->next)
+		;
+	*pp = me.next;
+	pthread_cond_destroy(&me.cv);
 	return f->state == TP_F_DONE ? 0 : -ETIMEDOUT;
 }
 

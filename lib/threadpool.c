@@ -402,7 +402,7 @@ worker_main(void *arg)
 		 * wakes to find many: sleeping batches).  A result the caller
 		 * reaches only after it is done changes nothing: the race
 		 * with a fast task must not stop the spinning it made fast. */
-		if (w.f->nwaiting > 0 || atomic_load_explicit(&w.f->awaited, memory_order_relaxed))
+		if (w.f->sleepers != NULL || atomic_load_explicit(&w.f->awaited, memory_order_relaxed))
 			pool->sequential = true;
 		else if (pool->nqueued > 0)
 			pool->sequential = false;

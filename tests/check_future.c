@@ -122,6 +122,52 @@ START_TEST(test_many_threads_waiting_all_get_the_result)
 }
 END_TEST
 
+static void *
+thread_wait_50ms(void *arg)
+{
+	struct waiter_arg *w = arg;
+
+	w->rc = tp_future_result(w->f, 50, &w->value);
+	return NULL;
+}
+
+/* Each waiter sleeps on a condition variable of its own, linked to the
+ * future while it waits: one that gives up (its stack gone) must leave the
+ * others linked, and never be signalled. */
+START_TEST(test_a_waiter_that_times_out_leaves_the_others_waiting)
+{
+	tp_pool *p = pool_new(1, 0);
+	struct waiter_arg w[5];
+	pthread_t t[5];
+	struct gate g;
+	tp_future *blocker, *f;
+	int i;
+
+	gate_init(&g);
+	ck_assert_int_eq(tp_submit(p, task_gate, &g, &blocker), 0);
+	ck_assert_int_eq(tp_submit(p, task_double, (void *)4, &f), 0);
+	for (i = 0; i < 5; i++) {
+		w[i].f = f;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, i % 2 ? thread_wait_50ms : thread_wait_result,
+		                                &w[i]), 0);
+	}
+	for (i = 1; i < 5; i += 2) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(w[i].rc, -ETIMEDOUT);
+	}
+	gate_open(&g);
+	for (i = 0; i < 5; i += 2) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(w[i].rc, 0);
+		ck_assert_int_eq((intptr_t)w[i].value, 8);
+	}
+	tp_future_release(blocker);
+	tp_future_release(f);
+	tp_pool_free(p);
+	gate_destroy(&g);
+}
+END_TEST
+
 /* --- cancel and states --------------------------------------------------- */
 
 START_TEST(test_cancel_pending_future_never_runs)
@@ -534,6 +580,7 @@ future_suite(void)
 	tcase_add_test(tc, test_result_times_out_while_the_task_runs);
 	tcase_add_test(tc, test_result_rejects_null_future);
 	tcase_add_test(tc, test_many_threads_waiting_all_get_the_result);
+	tcase_add_test(tc, test_a_waiter_that_times_out_leaves_the_others_waiting);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel");
