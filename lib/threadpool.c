@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,8 @@ tp__remaining_ms(const struct timespec *deadline)
  * after it has run a task, so an idle pool sleeps.
  */
 #define SPIN_NS 20000L /* the default; tp_options.spin_us */
+#define SPIN_ALONE_NS 2000L
+#define SPIN_CREDIT 8  /* results nobody waits for before spinning stops (worker_main) */
 
 static inline void
 cpu_relax(void)
@@ -122,6 +125,7 @@ bool
 tp__spin(bool (*ready)(const void *arg), const void *arg, long ns)
 {
 	struct timespec start, now;
+	int64_t elapsed;
 
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
@@ -132,8 +136,14 @@ tp__spin(bool (*ready)(const void *arg), const void *arg, long ns)
 			cpu_relax();
 		}
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((int64_t)(now.tv_sec - start.tv_sec) * 1000000000 + (now.tv_nsec - start.tv_nsec) >= ns)
+		elapsed = (int64_t)(now.tv_sec - start.tv_sec) * 1000000000 + (now.tv_nsec - start.tv_nsec);
+		if (elapsed >= ns)
 			return ready(arg);
+		/* The thread we wait for may be queued behind us on this
+		 * very CPU (the scheduler likes to wake a thread where its
+		 * waker ran): past the first microseconds, let it run. */
+		if (elapsed >= SPIN_ALONE_NS)
+			sched_yield();
 	}
 }
 
@@ -395,18 +405,19 @@ worker_main(void *arg)
 			continue;
 		}
 		/* Someone waiting for this very result is a caller running
-		 * tasks one at a time, soon back with the next: spin for it
-		 * until a result finds nobody waiting while more tasks are
-		 * queued, the mark of a caller that submits ahead (where a
-		 * spinner would take each task as it comes, and a sleeper
-		 * wakes to find many: sleeping batches).  A result the caller
-		 * reaches only after it is done changes nothing: the race
-		 * with a fast task must not stop the spinning it made fast. */
+		 * tasks one at a time, soon back with the next: spin for it.
+		 * A caller that submits ahead and collects later must not make
+		 * us spin, or we would take each task as it comes, one lock
+		 * hand-off each, where a sleeper wakes to find many queued.
+		 * So spinning lives on credit that each waited-for result
+		 * renews and every other result spends: a fast task sometimes
+		 * finishing before its caller asks keeps the credit, a run of
+		 * results nobody waits for uses it up. */
 		if (w.f->sleepers != NULL || atomic_load_explicit(&w.f->awaited, memory_order_relaxed))
-			pool->sequential = true;
-		else if (pool->nqueued > 0)
-			pool->sequential = false;
-		may_spin = pool->sequential;
+			pool->spin_credit = SPIN_CREDIT;
+		else if (pool->spin_credit > 0)
+			pool->spin_credit--;
+		may_spin = pool->spin_credit > 0;
 		tp__future_finish_locked(w.f, rc, rc == 0 ? result : NULL);
 		if (w.f->ncbs == 0) {
 			pool->nidle++;

@@ -167,7 +167,7 @@ struct tp_pool {
 	unsigned nwaking;     /* of those, the ones a submit has signalled already */
 	unsigned nrunning;    /* tasks running */
 	unsigned nspinning;   /* idle workers spinning on kick instead of sleeping (0 or 1) */
-	bool sequential;      /* callers wait for each result: spin (see worker_main) */
+	unsigned spin_credit; /* > 0: callers wait for each result, so spin (worker_main) */
 	bool shutdown;
 	bool broken;
 	uint64_t submitted, completed, failed, cancelled;

@@ -240,6 +240,45 @@ START_TEST(test_an_idle_worker_stops_spinning)
 }
 END_TEST
 
+/* A caller that submits ahead and collects later must not keep a worker
+ * spinning, even right after one that waited for each result: a spinner
+ * takes each task as it comes where a sleeper would find them batched.
+ * The worker's CPU clock shows whether it still spins (a long spin_us
+ * would keep it busy for the whole measurement). */
+START_TEST(test_results_nobody_waits_for_stop_the_spinning)
+{
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = 500000 };
+	struct timespec poll = { 0, 1000000 }, idle = { 0, 200000000 };
+	tp_future *f, *ahead[20];
+	pthread_t worker;
+	tp_pool *p;
+	double t0, t1;
+
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	ck_assert_int_eq(tp_submit(p, task_whoami, &worker, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
+	tp_future_release(f);
+	for (int i = 0; i < 20; i++) { /* one at a time: the worker spins */
+		ck_assert_int_eq(tp_submit(p, task_return, NULL, &f), 0);
+		ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
+		tp_future_release(f);
+	}
+	for (int i = 0; i < 20; i++) /* ahead: nobody waits for these */
+		ck_assert_int_eq(tp_submit(p, task_return, NULL, &ahead[i]), 0);
+	while (pool_stats(p).completed < 41)
+		nanosleep(&poll, NULL);
+	t0 = thread_cpu_ms(worker);
+	nanosleep(&idle, NULL);
+	t1 = thread_cpu_ms(worker);
+	for (int i = 0; i < 20; i++) {
+		ck_assert(tp_future_done(ahead[i]));
+		tp_future_release(ahead[i]);
+	}
+	tp_pool_free(p);
+	ck_assert_double_lt(t1 - t0, 30.0);
+}
+END_TEST
+
 /* Submit n tasks that each wait at g until all n are there, then let them
  * go: needs n workers awake at once. */
 static void
@@ -1060,6 +1099,7 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_a_sequential_caller_and_its_worker_spin_instead_of_sleeping);
 	tcase_add_test(tc, test_an_idle_worker_stops_spinning);
 	tcase_add_test(tc, test_a_burst_wakes_every_sleeping_worker);
+	tcase_add_test(tc, test_results_nobody_waits_for_stop_the_spinning);
 	tcase_add_test(tc, test_tasks_start_in_submission_order);
 	tcase_add_test(tc, test_workers_block_async_signals_but_not_faults);
 #ifdef HAVE_PTHREAD_GETNAME_NP
