@@ -214,29 +214,48 @@ thread_cpu_ms(pthread_t t)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* A one-worker pool with the given spin, its worker started by a task its
+ * caller waited for; *worker is that thread. */
+static tp_pool *
+spinning_pool(long spin_us, pthread_t *worker)
+{
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = spin_us };
+	tp_future *f;
+	tp_pool *p;
+
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	ck_assert_int_eq(tp_submit(p, task_whoami, worker, &f), 0);
+	ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
+	tp_future_release(f);
+	return p;
+}
+
+/* Milliseconds of CPU that t uses while we sleep ms milliseconds. */
+static double
+cpu_ms_over(pthread_t t, long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	double t0 = thread_cpu_ms(t);
+
+	nanosleep(&ts, NULL);
+	return thread_cpu_ms(t) - t0;
+}
+
 /* The spin is bounded: a worker left idle after serving a waiting caller
  * spins at most spin_us, then sleeps for good (an idle pool costs no CPU).
  * The test waits a while on purpose: the claim is about time passing. */
 START_TEST(test_an_idle_worker_stops_spinning)
 {
-	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = 2000 };
-	struct timespec settle = { 0, 50000000 }, idle = { 0, 300000000 };
+	struct timespec settle = { 0, 50000000 };
 	pthread_t worker;
-	tp_future *f;
-	tp_pool *p;
-	double t0, t1;
+	tp_pool *p = spinning_pool(2000, &worker);
+	double used;
 
-	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
-	ck_assert_int_eq(tp_submit(p, task_whoami, &worker, &f), 0);
-	ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
-	tp_future_release(f);
 	nanosleep(&settle, NULL); /* the 2 ms spin is over */
-	t0 = thread_cpu_ms(worker);
-	nanosleep(&idle, NULL);
-	t1 = thread_cpu_ms(worker);
+	used = cpu_ms_over(worker, 300);
 	tp_pool_free(p);
 	/* A spinning worker would have used about 300 ms. */
-	ck_assert_double_lt(t1 - t0, 30.0);
+	ck_assert_double_lt(used, 30.0);
 }
 END_TEST
 
@@ -247,17 +266,12 @@ END_TEST
  * would keep it busy for the whole measurement). */
 START_TEST(test_results_nobody_waits_for_stop_the_spinning)
 {
-	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = 500000 };
-	struct timespec poll = { 0, 1000000 }, idle = { 0, 200000000 };
+	struct timespec poll = { 0, 1000000 };
 	tp_future *f, *ahead[20];
 	pthread_t worker;
-	tp_pool *p;
-	double t0, t1;
+	tp_pool *p = spinning_pool(500000, &worker);
+	double used;
 
-	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
-	ck_assert_int_eq(tp_submit(p, task_whoami, &worker, &f), 0);
-	ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
-	tp_future_release(f);
 	for (int i = 0; i < 20; i++) { /* one at a time: the worker spins */
 		ck_assert_int_eq(tp_submit(p, task_return, NULL, &f), 0);
 		ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
@@ -267,15 +281,13 @@ START_TEST(test_results_nobody_waits_for_stop_the_spinning)
 		ck_assert_int_eq(tp_submit(p, task_return, NULL, &ahead[i]), 0);
 	while (pool_stats(p).completed < 41)
 		nanosleep(&poll, NULL);
-	t0 = thread_cpu_ms(worker);
-	nanosleep(&idle, NULL);
-	t1 = thread_cpu_ms(worker);
+	used = cpu_ms_over(worker, 200);
 	for (int i = 0; i < 20; i++) {
 		ck_assert(tp_future_done(ahead[i]));
 		tp_future_release(ahead[i]);
 	}
 	tp_pool_free(p);
-	ck_assert_double_lt(t1 - t0, 30.0);
+	ck_assert_double_lt(used, 30.0);
 }
 END_TEST
 
