@@ -127,10 +127,11 @@ tp_future_result(tp_future *f, long timeout_ms, void **result)
 		return -EINVAL;
 	if (tp__orphaned(f->pool))
 		return -EOWNERDEAD;
-	if (!is_done(f) && timeout_ms != 0 && f->pool->spin_ns > 0) {
+	if (!is_done(f) && timeout_ms != 0 && f->pool->spin_ns > 0 && f == tp__last_submitted) {
 		/* A short task finishes sooner than we could sleep and be
 		 * woken: spin a little first (threadpool.c, "Spinning"), and
-		 * let its worker know that its caller is right here. */
+		 * let its worker know that its caller is right here.  Only
+		 * for the task we submitted last (tp_internal.h). */
 		atomic_store_explicit(&f->awaited, true, memory_order_relaxed);
 		tp__spin(is_done, f, f->pool->spin_ns);
 	}

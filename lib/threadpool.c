@@ -32,6 +32,8 @@
  * and tp_pool_free() called from a pool's own task or callback. */
 static _Thread_local struct tp_pool *tls_pool;
 
+_Thread_local const tp_future *tp__last_submitted;
+
 void
 tp__pool_ref(struct tp_pool *pool)
 {
@@ -711,8 +713,10 @@ tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
 		tp_future_release(w.f);
 		return rc;
 	}
-	if (future != NULL)
+	if (future != NULL) {
 		*future = w.f;
+		tp__last_submitted = w.f;
+	}
 	return 0;
 }
 

@@ -197,6 +197,13 @@ int tp__cond_init_monotonic(pthread_cond_t *cv);
 void tp__deadline(struct timespec *ts, long timeout_ms);
 long tp__remaining_ms(const struct timespec *deadline);
 
+/* The future this thread submitted last (threadpool.c): a caller waiting
+ * for that one is running tasks one at a time, and worth a spin; one
+ * waiting for an older one submitted ahead, and sleeps at once, so that
+ * the worker runs ahead of it instead of in step with it.  An address
+ * reused after a free can only cost one needless spin. */
+extern _Thread_local const tp_future *tp__last_submitted;
+
 /* Spin, pausing the CPU between looks, until ready(arg) or ns nanoseconds
  * pass.  Returns whether ready(arg) came true. */
 bool tp__spin(bool (*ready)(const void *arg), const void *arg, long ns);

@@ -291,6 +291,45 @@ START_TEST(test_results_nobody_waits_for_stop_the_spinning)
 }
 END_TEST
 
+static int
+task_sleep_ms(void *arg, void **result)
+{
+	long ms = (long)(intptr_t)arg;
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+static double
+my_cpu_ms(void)
+{
+	return thread_cpu_ms(pthread_self());
+}
+
+/* Only a caller waiting for the task it submitted last spins: one waiting
+ * for an older task, with more submitted behind it, collects a batch, and
+ * sleeps, so that the workers run ahead of it rather than in step. */
+START_TEST(test_waiting_for_an_older_task_does_not_spin)
+{
+	pthread_t worker;
+	tp_pool *p = spinning_pool(500000, &worker);
+	tp_future *older, *newer;
+	double t0;
+
+	ck_assert_int_eq(tp_submit(p, task_sleep_ms, (void *)100, &older), 0);
+	ck_assert_int_eq(tp_submit(p, task_return, NULL, &newer), 0);
+	t0 = my_cpu_ms();
+	ck_assert_int_eq(tp_future_result(older, -1, NULL), 0);
+	/* A spin would have lasted the 100 ms the task sleeps. */
+	ck_assert_double_lt(my_cpu_ms() - t0, 30.0);
+	ck_assert_int_eq(tp_future_result(newer, -1, NULL), 0);
+	tp_future_release(older);
+	tp_future_release(newer);
+	tp_pool_free(p);
+}
+END_TEST
+
 /* Submit n tasks that each wait at g until all n are there, then let them
  * go: needs n workers awake at once. */
 static void
@@ -1112,6 +1151,7 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_an_idle_worker_stops_spinning);
 	tcase_add_test(tc, test_a_burst_wakes_every_sleeping_worker);
 	tcase_add_test(tc, test_results_nobody_waits_for_stop_the_spinning);
+	tcase_add_test(tc, test_waiting_for_an_older_task_does_not_spin);
 	tcase_add_test(tc, test_tasks_start_in_submission_order);
 	tcase_add_test(tc, test_workers_block_async_signals_but_not_faults);
 #ifdef HAVE_PTHREAD_GETNAME_NP
