@@ -78,12 +78,12 @@ tp__future_run_callbacks(tp_future *f)
 	free(cbs);
 }
 
-/* f->pool->mu held.  Returns 0 once f is DONE, or -ETIMEDOUT. */
+/* f->pool->mu held.  Waits for ever if timeout_ms < 0, not at all if 0,
+ * else until *deadline.  Returns 0 once f is DONE, or -ETIMEDOUT. */
 static int
-wait_done_locked(tp_future *f, long timeout_ms)
+wait_done_locked(tp_future *f, long timeout_ms, const struct timespec *deadline)
 {
 	struct tp_sleeper me, **pp;
-	struct timespec deadline;
 	int rc;
 
 	if (f->state == TP_F_DONE)
@@ -92,13 +92,12 @@ wait_done_locked(tp_future *f, long timeout_ms)
 		return -ETIMEDOUT;
 	if ((rc = tp__cond_init_monotonic(&me.cv)) != 0)
 		return rc;
-	tp__deadline(&deadline, timeout_ms);
 	me.next = f->sleepers;
 	f->sleepers = &me;
 	while (f->state != TP_F_DONE) {
 		if (timeout_ms < 0)
 			pthread_cond_wait(&me.cv, &f->pool->mu);
-		else if (pthread_cond_timedwait(&me.cv, &f->pool->mu, &deadline) == ETIMEDOUT)
+		else if (pthread_cond_timedwait(&me.cv, &f->pool->mu, deadline) == ETIMEDOUT)
 			break;
 	}
 	/* Unlink before our stack frame goes: the list is short (one node
@@ -121,23 +120,31 @@ is_done(const void *arg)
 int
 tp_future_result(tp_future *f, long timeout_ms, void **result)
 {
+	struct timespec deadline = { 0, 0 };
+	long spin_ns;
 	int rc;
 
 	if (f == NULL)
 		return -EINVAL;
 	if (tp__orphaned(f->pool))
 		return -EOWNERDEAD;
-	if (!is_done(f) && timeout_ms != 0 && f->pool->spin_ns > 0 && f == tp__last_submitted) {
+	/* The timeout covers the spin too. */
+	if (timeout_ms > 0)
+		tp__deadline(&deadline, timeout_ms);
+	spin_ns = f->pool->spin_ns;
+	if (timeout_ms > 0 && timeout_ms <= spin_ns / 1000000)
+		spin_ns = timeout_ms * 1000000;
+	if (!is_done(f) && timeout_ms != 0 && spin_ns > 0 && f == tp__last_submitted) {
 		/* A short task finishes sooner than we could sleep and be
 		 * woken: spin a little first (threadpool.c, "Spinning"), and
 		 * let its worker know that its caller is right here.  Only
 		 * for the task we submitted last (tp_internal.h). */
 		atomic_store_explicit(&f->awaited, true, memory_order_relaxed);
-		tp__spin(is_done, f, f->pool->spin_ns);
+		tp__spin(is_done, f, spin_ns);
 	}
 	if (!is_done(f)) {
 		pthread_mutex_lock(&f->pool->mu);
-		rc = wait_done_locked(f, timeout_ms);
+		rc = wait_done_locked(f, timeout_ms, &deadline);
 		pthread_mutex_unlock(&f->pool->mu);
 		if (rc != 0)
 			return rc;

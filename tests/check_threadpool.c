@@ -330,6 +330,36 @@ START_TEST(test_waiting_for_an_older_task_does_not_spin)
 }
 END_TEST
 
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A timeout bounds the whole wait, spin included: a spin longer than the
+ * timeout must not stretch it. */
+START_TEST(test_a_timeout_is_kept_however_long_the_spin)
+{
+	pthread_t worker;
+	tp_pool *p = spinning_pool(2000000, &worker);
+	tp_future *f;
+	double t0, waited;
+
+	ck_assert_int_eq(tp_submit(p, task_sleep_ms, (void *)400, &f), 0);
+	t0 = now_ms();
+	ck_assert_int_eq(tp_future_result(f, 50, NULL), -ETIMEDOUT);
+	waited = now_ms() - t0;
+	ck_assert_int_eq(tp_future_result(f, -1, NULL), 0);
+	tp_future_release(f);
+	tp_pool_free(p);
+	ck_assert_double_ge(waited, 50.0);
+	ck_assert_double_lt(waited, 300.0);
+}
+END_TEST
+
 /* Submit n tasks that each wait at g until all n are there, then let them
  * go: needs n workers awake at once. */
 static void
@@ -1152,6 +1182,7 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_a_burst_wakes_every_sleeping_worker);
 	tcase_add_test(tc, test_results_nobody_waits_for_stop_the_spinning);
 	tcase_add_test(tc, test_waiting_for_an_older_task_does_not_spin);
+	tcase_add_test(tc, test_a_timeout_is_kept_however_long_the_spin);
 	tcase_add_test(tc, test_tasks_start_in_submission_order);
 	tcase_add_test(tc, test_workers_block_async_signals_but_not_faults);
 #ifdef HAVE_PTHREAD_GETNAME_NP
