@@ -134,7 +134,14 @@ tp_future_result(tp_future *f, long timeout_ms, void **result)
 	spin_ns = f->pool->spin_ns;
 	if (timeout_ms > 0 && timeout_ms <= spin_ns / 1000000)
 		spin_ns = timeout_ms * 1000000;
-	if (!is_done(f) && timeout_ms != 0 && spin_ns > 0 && f == tp__last_submitted) {
+	if (is_done(f)) {
+		/* The caller came back only after its task ended: still one
+		 * running tasks in turn, whom the worker should spin for.
+		 * (Read before written: no needless cache-line transfer.) */
+		if (f == tp__last_submitted && spin_ns > 0 &&
+		    !atomic_load_explicit(&f->pool->asked, memory_order_relaxed))
+			atomic_store_explicit(&f->pool->asked, true, memory_order_relaxed);
+	} else if (timeout_ms != 0 && spin_ns > 0 && f == tp__last_submitted) {
 		/* A short task finishes sooner than we could sleep and be
 		 * woken: spin a little first (threadpool.c, "Spinning"), and
 		 * let its worker know that its caller is right here.  Only

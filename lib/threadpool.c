@@ -172,6 +172,17 @@ kick_locked(struct tp_pool *pool)
 		                      memory_order_relaxed);
 }
 
+/* Whether a caller found its last task done since we last looked (a
+ * caller slower than its tasks, but still one at a time); clears it. */
+static bool
+take_asked(struct tp_pool *pool)
+{
+	if (!atomic_load_explicit(&pool->asked, memory_order_relaxed))
+		return false;
+	atomic_store_explicit(&pool->asked, false, memory_order_relaxed);
+	return true;
+}
+
 /*
  * pool->mu held, a task queued: should a sleeping worker be woken for it?
  * Only if no worker is on its way to the lock already (one spinning, or one
@@ -415,7 +426,8 @@ worker_main(void *arg)
 		 * renews and every other result spends: a fast task sometimes
 		 * finishing before its caller asks keeps the credit, a run of
 		 * results nobody waits for uses it up. */
-		if (w.f->sleepers != NULL || atomic_load_explicit(&w.f->awaited, memory_order_relaxed))
+		if (w.f->sleepers != NULL || atomic_load_explicit(&w.f->awaited, memory_order_relaxed) ||
+		    take_asked(pool))
 			pool->spin_credit = SPIN_CREDIT;
 		else if (pool->spin_credit > 0)
 			pool->spin_credit--;
@@ -640,6 +652,7 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 		goto fail_work_cv;
 	atomic_init(&pool->refs, 1);
 	atomic_init(&pool->kick, 0);
+	atomic_init(&pool->asked, false);
 	*out = pool;
 	return 0;
 

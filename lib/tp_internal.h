@@ -150,6 +150,11 @@ struct tp_pool {
 	 * lock. */
 	atomic_uint kick;
 
+	/* Set by tp_future_result when it finds the task its caller submitted
+	 * last already done (a sequential caller slower than its tasks);
+	 * read and cleared by the worker that finishes the next one. */
+	atomic_bool asked;
+
 	/* Guarded by mu.  The queue is a ring of ring_cap (a power of two)
 	 * entries; ring_len counts entries, including tasks cancelled while
 	 * queued, which a worker discards when it reaches them, or a push
