@@ -19,10 +19,13 @@
  * work_cv after unlocking, so the woken worker never queues for a lock its
  * waker still holds.
  *
- * Spinning (threadpool.c) reads two things without the lock: a spinning
+ * Spinning (threadpool.c) shares three things without the lock: a spinning
  * worker watches pool->kick, which every submit bumps while nspinning > 0;
  * a spinning caller of tp_future_result watches its future's state, and
- * sets f->awaited, which the worker reads when the task ends.
+ * sets f->awaited, which the worker reads when the task ends; a caller that
+ * finds its last task done sets pool->asked, which the next worker to
+ * finish a task reads and clears.  All three are hints (relaxed): a stale
+ * one costs a spin or a sleep, never a lost task or result.
  *
  * One read needs no lock: a future's state is atomic, and DONE is final.
  * err and result are written before the (release) store of DONE and never
