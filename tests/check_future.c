@@ -93,35 +93,6 @@ thread_wait_result(void *arg)
 	return NULL;
 }
 
-START_TEST(test_many_threads_waiting_all_get_the_result)
-{
-	tp_pool *p = pool_new(1, 0);
-	struct waiter_arg w[4];
-	pthread_t t[4];
-	struct gate g;
-	tp_future *blocker, *f;
-	int i;
-
-	gate_init(&g);
-	ck_assert_int_eq(tp_submit(p, task_gate, &g, &blocker), 0);
-	ck_assert_int_eq(tp_submit(p, task_double, (void *)4, &f), 0);
-	for (i = 0; i < 4; i++) {
-		w[i].f = f;
-		ck_assert_int_eq(pthread_create(&t[i], NULL, thread_wait_result, &w[i]), 0);
-	}
-	gate_open(&g);
-	for (i = 0; i < 4; i++) {
-		pthread_join(t[i], NULL);
-		ck_assert_int_eq(w[i].rc, 0);
-		ck_assert_int_eq((intptr_t)w[i].value, 8);
-	}
-	tp_future_release(blocker);
-	tp_future_release(f);
-	tp_pool_free(p);
-	gate_destroy(&g);
-}
-END_TEST
-
 static void *
 thread_wait_50ms(void *arg)
 {
@@ -131,32 +102,39 @@ thread_wait_50ms(void *arg)
 	return NULL;
 }
 
-/* Each waiter sleeps on a condition variable of its own, linked to the
- * future while it waits: one that gives up (its stack gone) must leave the
- * others linked, and never be signalled. */
-START_TEST(test_a_waiter_that_times_out_leaves_the_others_waiting)
+/*
+ * n threads wait for one future held back behind a gate; if some_give_up,
+ * every other one waits only 50 ms, and is checked to have timed out
+ * before the gate opens.  The rest must all get the result.
+ */
+static void
+wait_in_many_threads(int n, bool some_give_up)
 {
 	tp_pool *p = pool_new(1, 0);
-	struct waiter_arg w[5];
-	pthread_t t[5];
+	struct waiter_arg w[8];
+	pthread_t t[8];
 	struct gate g;
 	tp_future *blocker, *f;
 	int i;
 
+	ck_assert_int_le(n, 8);
 	gate_init(&g);
 	ck_assert_int_eq(tp_submit(p, task_gate, &g, &blocker), 0);
 	ck_assert_int_eq(tp_submit(p, task_double, (void *)4, &f), 0);
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < n; i++) {
+		bool gives_up = some_give_up && i % 2;
+
 		w[i].f = f;
-		ck_assert_int_eq(pthread_create(&t[i], NULL, i % 2 ? thread_wait_50ms : thread_wait_result,
-		                                &w[i]), 0);
+		ck_assert_int_eq(pthread_create(&t[i], NULL,
+		                                gives_up ? thread_wait_50ms : thread_wait_result, &w[i]),
+		                 0);
 	}
-	for (i = 1; i < 5; i += 2) {
+	for (i = 1; some_give_up && i < n; i += 2) {
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(w[i].rc, -ETIMEDOUT);
 	}
 	gate_open(&g);
-	for (i = 0; i < 5; i += 2) {
+	for (i = 0; i < n; i += some_give_up ? 2 : 1) {
 		pthread_join(t[i], NULL);
 		ck_assert_int_eq(w[i].rc, 0);
 		ck_assert_int_eq((intptr_t)w[i].value, 8);
@@ -165,6 +143,20 @@ START_TEST(test_a_waiter_that_times_out_leaves_the_others_waiting)
 	tp_future_release(f);
 	tp_pool_free(p);
 	gate_destroy(&g);
+}
+
+START_TEST(test_many_threads_waiting_all_get_the_result)
+{
+	wait_in_many_threads(4, false);
+}
+END_TEST
+
+/* Each waiter sleeps on a condition variable of its own, linked to the
+ * future while it waits: one that gives up (its stack gone) must leave the
+ * others linked, and never be signalled. */
+START_TEST(test_a_waiter_that_times_out_leaves_the_others_waiting)
+{
+	wait_in_many_threads(5, true);
 }
 END_TEST
 
