@@ -106,8 +106,11 @@ tp__remaining_ms(const struct timespec *deadline)
  * while before it sleeps.  Spinning for about as long as a sleep and a wake
  * cost bounds the CPU wasted to that cost (the classic two-competitive rule
  * for spin-then-block), and a sequential submit(...).result() loop never
- * leaves user space.  Only one worker of a pool spins at a time, and only
- * after it has run a task, so an idle pool sleeps.
+ * leaves user space.  Who spins, and what stops it: a caller only for the
+ * task it submitted last (future.c); one worker of a pool at a time, only
+ * after a task, and only while callers ask for each result in turn
+ * (spin_credit, worker_main).  A spin never outlasts spin_ns, so an idle
+ * pool sleeps.
  */
 #define SPIN_NS 20000L /* the default; tp_options.spin_us */
 #define SPIN_ALONE_NS 2000L
