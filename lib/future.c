@@ -185,7 +185,7 @@ tp_future_cancel(tp_future *f)
 		/* The queue keeps its entry (and reference); the worker that
 		 * reaches it sees DONE and discards it. */
 		tp__future_finish_locked(f, -ECANCELED, NULL);
-		pool->nqueued--;
+		tp__count_out_locked(pool);
 		pool->cancelled++;
 		cancelled = run_cbs = true;
 		/* Our caller's reference may go in a callback, and the

@@ -26,7 +26,7 @@
 
 #include "tp_internal.h"
 
-#define RING_INITIAL 64
+#define QUEUE_INITIAL 64 /* entries in each of the batch and the inbox at first */
 
 /* The pool whose worker this thread is, if any: detects tp_shutdown(TP_WAIT)
  * and tp_pool_free() called from a pool's own task or callback. */
@@ -48,8 +48,10 @@ tp__pool_unref(struct tp_pool *pool)
 	/* Every worker has exited and drained the ring; nothing is queued. */
 	pthread_cond_destroy(&pool->exit_cv);
 	pthread_cond_destroy(&pool->work_cv);
+	pthread_mutex_destroy(&pool->inmu);
 	pthread_mutex_destroy(&pool->mu);
-	free(pool->ring);
+	free(pool->batch);
+	free(pool->inbox);
 	free(pool->threads);
 	free(pool);
 }
@@ -153,16 +155,18 @@ tp__spin(bool (*ready)(const void *arg), const void *arg, long ns)
 }
 
 struct kick_watch {
-	const atomic_uint *kick;
+	const struct tp_pool *pool;
 	unsigned seen;
 };
 
+/* A spinning worker's wait: a task in the inbox, or shutdown. */
 static bool
 kicked(const void *arg)
 {
 	const struct kick_watch *k = arg;
 
-	return atomic_load_explicit(k->kick, memory_order_relaxed) != k->seen;
+	return atomic_load_explicit(&k->pool->in_len, memory_order_relaxed) > 0 ||
+	       atomic_load_explicit(&k->pool->kick, memory_order_relaxed) != k->seen;
 }
 
 /* pool->mu held: tell a spinning worker that something changed. */
@@ -197,102 +201,172 @@ take_asked(struct tp_pool *pool)
  * work_cv once the lock is released.
  */
 static bool
+sleeper_unclaimed_locked(const struct tp_pool *pool)
+{
+	return pool->nsleeping > pool->nwaking && pool->nwaking + pool->nspinning == 0;
+}
+
+/* pool->mu held, after nsleeping, nwaking or nspinning changed. */
+static void
+update_want_wake_locked(struct tp_pool *pool)
+{
+	bool want = sleeper_unclaimed_locked(pool);
+
+	/* Read before written: no needless cache-line transfer. */
+	if (atomic_load_explicit(&pool->want_wake, memory_order_relaxed) != want)
+		atomic_store_explicit(&pool->want_wake, want, memory_order_seq_cst);
+}
+
+static bool
 claim_sleeper_locked(struct tp_pool *pool)
 {
-	if (pool->nsleeping <= pool->nwaking || pool->nwaking + pool->nspinning > 0)
+	if (!sleeper_unclaimed_locked(pool))
 		return false;
 	pool->nwaking++;
+	update_want_wake_locked(pool);
 	return true;
 }
 
-/* --- the queue (pool->mu held) ------------------------------------------- */
+/* --- the queue ---------------------------------------------------------- */
 
-/*
- * Drop the entries of tasks cancelled while queued, keeping the order of
- * the rest.  A cancel leaves its entry for the worker that reaches it (no
- * search of the ring); this is what keeps those entries, and the futures
- * they hold, from piling up behind a busy worker.
- */
-static void
-ring_compact(struct tp_pool *pool)
+static bool
+cancelled_entry(const struct tp_work *w)
 {
-	size_t i, kept = 0, mask = pool->ring_cap - 1;
-
-	for (i = 0; i < pool->ring_len; i++) {
-		struct tp_work w = pool->ring[(pool->ring_head + i) & mask];
-
-		if (w.f != NULL && w.f->state != TP_F_PENDING) {
-			/* Never the last pool reference: the submitter holds
-			 * the handle, so freeing here is safe under mu. */
-			tp_future_release(w.f);
-			continue;
-		}
-		pool->ring[(pool->ring_head + kept++) & mask] = w;
-	}
-	pool->ring_len = kept;
+	/* Only a cancel (or a drain, which empties the queue) finishes a
+	 * future that is still queued. */
+	return w->f != NULL &&
+	       atomic_load_explicit(&w->f->state, memory_order_relaxed) != TP_F_PENDING;
 }
 
-static int
-ring_push(struct tp_pool *pool, const struct tp_work *w)
+/*
+ * pool->inmu held, the inbox full: drop the entries of tasks cancelled
+ * while queued, keeping the order of the rest.  A cancel leaves its entry
+ * for the worker that reaches it (no search of the queue); this is what
+ * keeps those entries, and the futures they hold, from piling up while the
+ * workers are busy.  Returns how many went.
+ */
+static size_t
+inbox_compact(struct tp_pool *pool)
 {
-	/* A full ring that is half cancelled entries is compacted rather
-	 * than grown: then the ring, and the futures in it, stay within
-	 * twice what is really pending (and so within max_queue when set),
-	 * at an amortised cost of O(1) a push. */
-	if (pool->ring_len == pool->ring_cap &&
-	    pool->ring_len - pool->nqueued >= pool->ring_len / 2)
-		ring_compact(pool);
-	if (pool->ring_len == pool->ring_cap) {
-		size_t cap = pool->ring_cap * 2, first;
-		struct tp_work *ring;
+	size_t i, kept = 0, len = atomic_load_explicit(&pool->in_len, memory_order_relaxed);
 
-		if (cap > SIZE_MAX / sizeof(*ring))
-			return -ENOMEM;
-		if ((ring = malloc(cap * sizeof(*ring))) == NULL)
-			return -ENOMEM;
-		/* Unroll the old ring so that it starts at index 0. */
-		first = pool->ring_cap - pool->ring_head;
-		memcpy(ring, pool->ring + pool->ring_head, first * sizeof(*ring));
-		memcpy(ring + first, pool->ring, pool->ring_head * sizeof(*ring));
-		free(pool->ring);
-		pool->ring = ring;
-		pool->ring_cap = cap;
-		pool->ring_head = 0;
+	for (i = 0; i < len; i++) {
+		if (cancelled_entry(&pool->inbox[i])) {
+			/* Never the last pool reference: the submitter holds
+			 * the handle.  Its cancel counted it in out already. */
+			tp_future_release(pool->inbox[i].f);
+			continue;
+		}
+		pool->inbox[kept++] = pool->inbox[i];
 	}
-	pool->ring[(pool->ring_head + pool->ring_len) & (pool->ring_cap - 1)] = *w;
-	pool->ring_len++;
+	atomic_store_explicit(&pool->in_len, kept, memory_order_relaxed);
+	return len - kept;
+}
+
+/* pool->inmu held. */
+static int
+inbox_push(struct tp_pool *pool, const struct tp_work *w)
+{
+	size_t len = atomic_load_explicit(&pool->in_len, memory_order_relaxed);
+
+	if (len == pool->in_cap) {
+		size_t ncancelled = 0;
+
+		/* A full inbox that is half cancelled entries is compacted
+		 * rather than grown: then it stays within twice what is
+		 * really pending (and so within max_queue when set), at an
+		 * amortised O(1) a push. */
+		for (size_t i = 0; i < len; i++)
+			ncancelled += cancelled_entry(&pool->inbox[i]);
+		if (ncancelled >= len / 2)
+			len -= inbox_compact(pool);
+	}
+	if (len == pool->in_cap) {
+		size_t cap = pool->in_cap * 2;
+		struct tp_work *inbox;
+
+		if (cap > SIZE_MAX / sizeof(*inbox))
+			return -ENOMEM;
+		if ((inbox = realloc(pool->inbox, cap * sizeof(*inbox))) == NULL)
+			return -ENOMEM;
+		pool->inbox = inbox;
+		pool->in_cap = cap;
+	}
+	pool->inbox[len] = *w;
+	/* Seen by a worker deciding whether to sleep: see worker_main. */
+	atomic_store_explicit(&pool->in_len, len + 1, memory_order_relaxed);
+	pool->pushed++;
 	return 0;
 }
 
-static struct tp_work
-ring_pop(struct tp_pool *pool)
+/* pool->mu held: take the next entry, cancelled ones included, swapping in
+ * the inbox when the batch is empty.  False if both are empty. */
+static bool
+queue_pop_locked(struct tp_pool *pool, struct tp_work *w)
 {
-	struct tp_work w = pool->ring[pool->ring_head];
+	if (pool->batch_head == pool->batch_len) {
+		struct tp_work *spare = pool->batch;
+		size_t spare_cap = pool->batch_cap;
 
-	pool->ring_head = (pool->ring_head + 1) & (pool->ring_cap - 1);
-	pool->ring_len--;
-	return w;
+		if (atomic_load_explicit(&pool->in_len, memory_order_relaxed) == 0)
+			return false;
+		/* Every entry of the batch is gone, and every inbox entry is
+		 * newer than those were: taking the whole inbox keeps the
+		 * order, and costs the submitters one short wait on inmu. */
+		pthread_mutex_lock(&pool->inmu);
+		pool->batch = pool->inbox;
+		pool->batch_cap = pool->in_cap;
+		pool->batch_len = atomic_load_explicit(&pool->in_len, memory_order_relaxed);
+		pool->inbox = spare;
+		pool->in_cap = spare_cap;
+		atomic_store_explicit(&pool->in_len, 0, memory_order_relaxed);
+		pthread_mutex_unlock(&pool->inmu);
+		pool->batch_head = 0;
+		if (pool->batch_len == 0)
+			return false;
+	}
+	*w = pool->batch[pool->batch_head++];
+	return true;
+}
+
+/* pool->mu held: whether an entry may be waiting (a cancelled one, maybe). */
+static bool
+queue_nonempty_locked(const struct tp_pool *pool)
+{
+	return pool->batch_head < pool->batch_len ||
+	       atomic_load_explicit(&pool->in_len, memory_order_relaxed) > 0;
+}
+
+/* pool->mu held: set shutdown or broken, which a submit reads under inmu
+ * alone.  No push happens after this returns. */
+static void
+close_queue_locked(struct tp_pool *pool, bool *flag)
+{
+	pthread_mutex_lock(&pool->inmu);
+	*flag = true;
+	pthread_mutex_unlock(&pool->inmu);
 }
 
 /*
  * Empty the queue, finishing every pending future with err (-ECANCELED or
- * -ENOTRECOVERABLE).  Returns the chain of futures finished here: the caller
- * runs their callbacks and drops the queue's references with
- * finish_chain(), with no lock held.
+ * -ENOTRECOVERABLE).  pool->mu held, and shutdown or broken set (so no
+ * submit adds to the inbox any more).  Returns the chain of futures
+ * finished here: the caller runs their callbacks and drops the queue's
+ * references with finish_chain(), with no lock held.
  */
 static tp_future *
 drain_locked(struct tp_pool *pool, int err)
 {
 	tp_future *chain = NULL, **tail = &chain;
+	struct tp_work w;
 
-	while (pool->ring_len > 0) {
-		struct tp_work w = ring_pop(pool);
-
-		if (w.f != NULL && w.f->state != TP_F_PENDING) {
+	while (queue_pop_locked(pool, &w)) {
+		if (cancelled_entry(&w)) {
 			/* Cancelled while queued; already counted. */
 			tp_future_release(w.f);
 			continue;
 		}
+		tp__count_out_locked(pool);
 		if (err == -ECANCELED)
 			pool->cancelled++;
 		else
@@ -306,7 +380,6 @@ drain_locked(struct tp_pool *pool, int err)
 		*tail = w.f;
 		tail = &w.f->next_done;
 	}
-	pool->nqueued = 0;
 	return chain;
 }
 
@@ -347,7 +420,7 @@ worker_main(void *arg)
 		/* As Python's BrokenThreadPool: fail what is queued and every
 		 * later submit. */
 		pthread_mutex_lock(&pool->mu);
-		pool->broken = true;
+		close_queue_locked(pool, &pool->broken);
 		chain = drain_locked(pool, -ENOTRECOVERABLE);
 		worker_exit_locked(pool);
 		pthread_mutex_unlock(&pool->mu);
@@ -361,47 +434,66 @@ worker_main(void *arg)
 		void *result = NULL;
 		int rc;
 
-		if (pool->ring_len == 0) {
+		if (!queue_pop_locked(pool, &w)) {
+			/* Every submit made before shutdown was set is in
+			 * what we just looked at: both happen under inmu. */
 			if (pool->shutdown)
 				break;
 			if (may_spin && pool->nspinning == 0 && pool->spin_ns > 0) {
-				struct kick_watch k = { &pool->kick, 0 };
+				struct kick_watch k = { pool, 0 };
 
-				/* A submit that comes while we spin signals
-				 * nobody (we count as on our way) and bumps
-				 * kick; one that comes after we stop finds us
-				 * back on the lock.  Either way we see it. */
+				/* A submit that comes while we spin wakes
+				 * nobody (we count as on our way): we see
+				 * in_len rise; one that comes after we stop
+				 * finds us back on the lock.  Shutdown bumps
+				 * kick. */
 				k.seen = atomic_load_explicit(&pool->kick, memory_order_relaxed);
 				pool->nspinning++;
+				update_want_wake_locked(pool);
 				pthread_mutex_unlock(&pool->mu);
 				tp__spin(kicked, &k, pool->spin_ns);
 				pthread_mutex_lock(&pool->mu);
 				pool->nspinning--;
+				update_want_wake_locked(pool);
 				may_spin = false; /* once per task: then sleep */
 				continue;
 			}
+			/*
+			 * The handshake with a submit on the fast path, which
+			 * stores in_len, then loads want_wake, holding no lock
+			 * of ours: we store want_wake, then load in_len.  A
+			 * full fence between the two on each side means that
+			 * one of us sees the other's store: either it wakes
+			 * us, or we see its task and stay up.
+			 */
 			pool->nsleeping++;
-			pthread_cond_wait(&pool->work_cv, &pool->mu);
+			atomic_store_explicit(&pool->want_wake, sleeper_unclaimed_locked(pool),
+			                      memory_order_seq_cst);
+			atomic_thread_fence(memory_order_seq_cst);
+			if (atomic_load_explicit(&pool->in_len, memory_order_relaxed) == 0) {
+				pthread_cond_wait(&pool->work_cv, &pool->mu);
+				if (pool->nwaking > 0)
+					pool->nwaking--;
+			}
 			pool->nsleeping--;
-			if (pool->nwaking > 0)
-				pool->nwaking--;
+			update_want_wake_locked(pool);
 			continue;
 		}
-		w = ring_pop(pool);
-		if (w.f != NULL && w.f->state != TP_F_PENDING) {
+		if (cancelled_entry(&w)) {
 			/* Cancelled while queued: the canceller did the counting.
 			 * We hold a pool reference, so this release cannot free
 			 * the pool under our feet. */
 			tp_future_release(w.f);
 			continue;
 		}
-		pool->nqueued--;
+		tp__count_out_locked(pool);
 		pool->nidle--;
 		pool->nrunning++;
 		may_spin = false;
 		if (w.f != NULL)
 			w.f->state = TP_F_RUNNING;
-		wake = pool->nqueued > 0 && claim_sleeper_locked(pool);
+		wake = sleeper_unclaimed_locked(pool) && queue_nonempty_locked(pool) &&
+		       claim_sleeper_locked(pool);
 		pthread_mutex_unlock(&pool->mu);
 		if (wake)
 			pthread_cond_signal(&pool->work_cv);
@@ -510,6 +602,8 @@ spawn_locked(struct tp_pool *pool)
 	}
 #endif
 	pool->nthreads++;
+	if (pool->nthreads == pool->max_workers)
+		atomic_store_explicit(&pool->all_started, true, memory_order_release);
 	pool->nlive++;
 	pool->nidle++;
 	return 0;
@@ -611,8 +705,11 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 		opts = &copy;
 	}
 	pthread_once(&atfork_once, register_atfork);
-	if ((pool = calloc(1, sizeof(*pool))) == NULL)
+	/* Aligned, so that its three groups of fields (tp_internal.h) start
+	 * cache lines of their own. */
+	if ((pool = aligned_alloc(_Alignof(struct tp_pool), sizeof(*pool))) == NULL)
 		return -ENOMEM;
+	memset(pool, 0, sizeof(*pool));
 	pool->forks = atomic_load_explicit(&tp__forks, memory_order_relaxed);
 
 	if (opts != NULL && opts->max_workers > 0) {
@@ -642,32 +739,55 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 	 * concern; a long prefix is cut, never an error. */
 	snprintf(pool->prefix, sizeof(pool->prefix), "%s", prefix);
 
-	pool->ring_cap = RING_INITIAL;
-	if ((pool->ring = malloc(pool->ring_cap * sizeof(*pool->ring))) == NULL) {
+	pool->batch_cap = pool->in_cap = QUEUE_INITIAL;
+	if ((pool->batch = malloc(pool->batch_cap * sizeof(*pool->batch))) == NULL ||
+	    (pool->inbox = malloc(pool->in_cap * sizeof(*pool->inbox))) == NULL) {
 		rc = -ENOMEM;
-		goto fail_pool;
+		goto fail_queue;
 	}
 	if ((rc = mutex_init(&pool->mu)) != 0)
-		goto fail_ring;
-	if ((rc = -pthread_cond_init(&pool->work_cv, NULL)) != 0)
+		goto fail_queue;
+	if ((rc = mutex_init(&pool->inmu)) != 0)
 		goto fail_mu;
+	if ((rc = -pthread_cond_init(&pool->work_cv, NULL)) != 0)
+		goto fail_inmu;
 	if ((rc = -pthread_cond_init(&pool->exit_cv, NULL)) != 0)
 		goto fail_work_cv;
 	atomic_init(&pool->refs, 1);
 	atomic_init(&pool->kick, 0);
 	atomic_init(&pool->asked, false);
+	atomic_init(&pool->all_started, false);
+	atomic_init(&pool->want_wake, false);
+	atomic_init(&pool->out, 0);
+	atomic_init(&pool->in_len, 0);
 	*out = pool;
 	return 0;
 
 fail_work_cv:
 	pthread_cond_destroy(&pool->work_cv);
+fail_inmu:
+	pthread_mutex_destroy(&pool->inmu);
 fail_mu:
 	pthread_mutex_destroy(&pool->mu);
-fail_ring:
-	free(pool->ring);
-fail_pool:
+fail_queue:
+	free(pool->batch);
+	free(pool->inbox);
 	free(pool);
 	return rc;
+}
+
+/* pool->inmu held: whether a task may be queued now. */
+static int
+admit_inlocked(struct tp_pool *pool)
+{
+	if (pool->broken)
+		return -ENOTRECOVERABLE;
+	if (pool->shutdown)
+		return -ESHUTDOWN;
+	if (pool->max_queue > 0 &&
+	    pool->pushed - atomic_load_explicit(&pool->out, memory_order_relaxed) >= pool->max_queue)
+		return -EAGAIN;
+	return 0;
 }
 
 int
@@ -686,16 +806,27 @@ tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
 	if (future != NULL && (w.f = tp__future_new(pool)) == NULL)
 		return -ENOMEM;
 
-	pthread_mutex_lock(&pool->mu);
-	if (pool->broken) {
-		rc = -ENOTRECOVERABLE;
-	} else if (pool->shutdown) {
-		rc = -ESHUTDOWN;
-	} else if (pool->max_queue > 0 && pool->nqueued >= pool->max_queue) {
-		rc = -EAGAIN;
+	if (atomic_load_explicit(&pool->all_started, memory_order_acquire)) {
+		/* Every worker is started, so there is nothing to decide
+		 * under mu: a submit meets the workers only in the inbox's
+		 * swap, or when one of them sleeps. */
+		pthread_mutex_lock(&pool->inmu);
+		if ((rc = admit_inlocked(pool)) == 0)
+			rc = inbox_push(pool, &w);
+		pthread_mutex_unlock(&pool->inmu);
+		/* The submit's half of worker_main's handshake. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (rc == 0 && atomic_load_explicit(&pool->want_wake, memory_order_relaxed)) {
+			pthread_mutex_lock(&pool->mu);
+			wake = claim_sleeper_locked(pool);
+			pthread_mutex_unlock(&pool->mu);
+		}
 	} else {
-		rc = 0;
-		if (pool->nqueued + 1 > pool->nidle && pool->nthreads < pool->max_workers) {
+		pthread_mutex_lock(&pool->mu);
+		pthread_mutex_lock(&pool->inmu);
+		rc = admit_inlocked(pool);
+		if (rc == 0 && pool->pushed - pool->out + 1 > pool->nidle &&
+		    pool->nthreads < pool->max_workers) {
 			rc = spawn_locked(pool);
 			/* Short of threads, the workers we have will get to
 			 * it; with none at all, the task could never run. */
@@ -703,23 +834,19 @@ tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
 				rc = pool->nlive > 0 ? 0 : rc == -ENOMEM ? -ENOMEM : -EAGAIN;
 		}
 		if (rc == 0)
-			rc = ring_push(pool, &w);
-		if (rc == 0) {
-			pool->nqueued++;
-			pool->submitted++;
-			/* Wake a sleeper only for a task that no worker on
-			 * its way to the lock will take: a spinning one, or
-			 * one signalled already.  Until a signalled worker
-			 * is back on the lock it still counts as sleeping,
-			 * and signalling it again is a wasted system call.
-			 * (A spurious wake-up takes a claim meant for another
-			 * sleeper: the next submit signals again; none is
-			 * lost, as nwaking never exceeds nsleeping.) */
-			kick_locked(pool);
+			rc = inbox_push(pool, &w);
+		pthread_mutex_unlock(&pool->inmu);
+		/* Wake a sleeper only for a task that no worker on its way
+		 * to the lock will take: a spinning one, or one signalled
+		 * already.  Until a signalled worker is back on the lock it
+		 * still counts as sleeping, and signalling it again is a
+		 * wasted system call.  (A spurious wake-up takes a claim
+		 * meant for another sleeper: the next submit signals again;
+		 * none is lost, as nwaking never exceeds nsleeping.) */
+		if (rc == 0)
 			wake = claim_sleeper_locked(pool);
-		}
+		pthread_mutex_unlock(&pool->mu);
 	}
-	pthread_mutex_unlock(&pool->mu);
 	if (wake)
 		pthread_cond_signal(&pool->work_cv);
 
@@ -748,7 +875,7 @@ tp_shutdown(tp_pool *pool, unsigned flags)
 		return -EOWNERDEAD;
 
 	pthread_mutex_lock(&pool->mu);
-	pool->shutdown = true;
+	close_queue_locked(pool, &pool->shutdown);
 	if (flags & TP_CANCEL_FUTURES)
 		chain = drain_locked(pool, -ECANCELED);
 	kick_locked(pool);
@@ -808,12 +935,14 @@ tp_pool_stats(tp_pool *pool, struct tp_stats *st_out)
 		return -EOWNERDEAD;
 	size = st_out->size;
 	pthread_mutex_lock(&pool->mu);
+	pthread_mutex_lock(&pool->inmu);
+	st.queued = pool->pushed - pool->out;
+	st.submitted = pool->pushed;
+	pthread_mutex_unlock(&pool->inmu);
 	st.max_workers = pool->max_workers;
 	st.workers = pool->nlive;
 	st.idle = pool->nidle;
 	st.running = pool->nrunning;
-	st.queued = pool->nqueued;
-	st.submitted = pool->submitted;
 	st.completed = pool->completed;
 	st.failed = pool->failed;
 	st.cancelled = pool->cancelled;

@@ -133,12 +133,16 @@ struct tp_work {
 	tp_future *f; /* NULL for fire-and-forget */
 };
 
-struct tp_pool {
-	pthread_mutex_t mu;
-	pthread_cond_t work_cv; /* workers sleep here for work or shutdown */
-	pthread_cond_t exit_cv; /* tp_shutdown(TP_WAIT) sleeps here until nlive == 0 */
-	atomic_uint refs;
+/*
+ * A pool's fields fall in three groups, each on cache lines of its own:
+ * what every thread reads and almost nobody writes; the workers' side,
+ * under mu; the submitters' side, under inmu.  A worker popping tasks
+ * and a thread submitting them then write to no line the other reads on
+ * every task, which is where most of the cost of a shared queue goes.
+ */
+#define TP_CACHE_LINE 64
 
+struct tp_pool {
 	/* Immutable after tp_pool_create. */
 	unsigned forks; /* tp__forks when made: another value means a forked child */
 	unsigned max_workers;
@@ -148,23 +152,53 @@ struct tp_pool {
 	char prefix[16];
 	long spin_ns; /* how long an idle worker or a waiter spins before sleeping; 0: never */
 
-	/* Bumped (under mu, a plain load and store) by every submit while a
-	 * worker spins, and by shutdown: the spinner watches it without the
-	 * lock. */
-	atomic_uint kick;
+	/* Written with both mu and inmu held, so either lock reads them. */
+	bool shutdown;
+	bool broken;
+
+	/* Set once nthreads == max_workers: from then on a submit needs no
+	 * spawn decision, and takes the fast path (inmu only). */
+	atomic_bool all_started;
+
+	/* Whether a submit must wake a sleeping worker: some sleep, and none
+	 * is on its way (claim_sleeper_locked).  Written under mu whenever
+	 * nsleeping, nwaking or nspinning change; read without it by a submit
+	 * on the fast path, after its push (the handshake is in worker_main). */
+	atomic_bool want_wake;
 
 	/* Set by tp_future_result when it finds the task its caller submitted
 	 * last already done (a sequential caller slower than its tasks);
 	 * read and cleared by the worker that finishes the next one. */
 	atomic_bool asked;
 
-	/* Guarded by mu.  The queue is a ring of ring_cap (a power of two)
-	 * entries; ring_len counts entries, including tasks cancelled while
-	 * queued, which a worker discards when it reaches them, or a push
-	 * drops when they make up half of a full ring (ring_compact). */
-	struct tp_work *ring;
-	size_t ring_cap, ring_head, ring_len;
-	size_t nqueued;       /* pending tasks: ring_len minus cancelled entries */
+	/* Bumped (under mu) by shutdown: a spinning worker watches it, and
+	 * in_len, without the lock. */
+	atomic_uint kick;
+
+	/* The workers' side. */
+	_Alignas(TP_CACHE_LINE) pthread_mutex_t mu;
+	pthread_cond_t work_cv; /* workers sleep here for work or shutdown */
+	pthread_cond_t exit_cv; /* tp_shutdown(TP_WAIT) sleeps here until nlive == 0 */
+
+	/*
+	 * The queue is two arrays.  Submitters append to the inbox under inmu;
+	 * workers pop from the batch under mu, and when it is empty swap the
+	 * two (taking inmu for that moment).  Every batch entry is older than
+	 * every inbox entry, so tasks still leave in submission order, and a
+	 * submitter and a worker share no lock but for the swap.  Both arrays
+	 * hold tasks cancelled while queued too: a worker discards such an
+	 * entry when it reaches it, and a push that finds the inbox full drops
+	 * them if they are half of it (inbox_push).
+	 */
+	struct tp_work *batch; /* guarded by mu: entries batch[batch_head..batch_len) */
+	size_t batch_cap, batch_head, batch_len;
+	/* Tasks no longer queued: started, cancelled while queued, or
+	 * drained.  Written under mu; read without it by a submit checking
+	 * max_queue, where a stale value only overstates the queue.  The
+	 * tasks queued are pushed - out. */
+	_Atomic uint64_t out;
+
+	/* Guarded by mu. */
 	pthread_t *threads;   /* every worker ever started; grows to max_workers */
 	unsigned threads_cap; /* allocated length of threads */
 	unsigned nthreads;    /* threads started */
@@ -174,12 +208,20 @@ struct tp_pool {
 	unsigned nsleeping;   /* workers blocked on work_cv */
 	unsigned nwaking;     /* of those, the ones a submit has signalled already */
 	unsigned nrunning;    /* tasks running */
-	unsigned nspinning;   /* idle workers spinning on kick instead of sleeping (0 or 1) */
+	unsigned nspinning;   /* idle workers spinning instead of sleeping (0 or 1) */
 	unsigned spin_credit; /* > 0: callers wait for each result, so spin (worker_main) */
-	bool shutdown;
-	bool broken;
-	uint64_t submitted, completed, failed, cancelled;
+	uint64_t completed, failed, cancelled;
 	uint64_t discarded; /* of failed and cancelled: those without a future */
+
+	/* The submitters' side.  Guarded by inmu, but for refs. */
+	_Alignas(TP_CACHE_LINE) pthread_mutex_t inmu;
+	struct tp_work *inbox;
+	size_t in_cap;
+	atomic_size_t in_len; /* also read without inmu: see worker_main */
+	uint64_t pushed;      /* tasks ever queued (tp_stats.submitted) */
+	/* Taken and dropped by each future (made and mostly freed by the
+	 * thread that submits), so it lives on the submitters' side. */
+	atomic_uint refs;
 };
 
 /*
@@ -196,6 +238,15 @@ static inline bool
 tp__orphaned(const struct tp_pool *pool)
 {
 	return pool->forks != atomic_load_explicit(&tp__forks, memory_order_relaxed);
+}
+
+/* pool->mu held: one more task is off the queue (started, cancelled while
+ * queued, or drained).  Only ever written under mu, so a plain add. */
+static inline void
+tp__count_out_locked(struct tp_pool *pool)
+{
+	atomic_store_explicit(&pool->out, atomic_load_explicit(&pool->out, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 }
 
 /* threadpool.c */
