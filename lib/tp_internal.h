@@ -219,9 +219,10 @@ struct tp_pool {
 	size_t in_cap;
 	atomic_size_t in_len; /* also read without inmu: see worker_main */
 	uint64_t pushed;      /* tasks ever queued (tp_stats.submitted) */
-	/* Taken and dropped by each future (made and mostly freed by the
-	 * thread that submits), so it lives on the submitters' side. */
-	atomic_uint refs;
+
+	/* Taken and dropped by each future, mostly by the thread that submits
+	 * and collects: a line of its own, which the workers leave alone. */
+	_Alignas(TP_CACHE_LINE) atomic_uint refs;
 };
 
 /*

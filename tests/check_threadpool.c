@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -135,16 +136,16 @@ task_my_sleeps(void *arg, void **result)
 	return 0;
 }
 
-/* Busy for us microseconds, without sleeping. */
+/* Busy for ns nanoseconds, without sleeping. */
 static void
-dawdle(long us)
+dawdle_ns(long ns)
 {
 	struct timespec t0, t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	do
 		clock_gettime(CLOCK_MONOTONIC, &t);
-	while ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 < us);
+	while ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) < ns);
 }
 
 /* A sequential submit(...).result() loop of n tasks, the caller busy for
@@ -165,7 +166,7 @@ sequential_sleeps(tp_pool *p, int n, long dawdle_us, long *worker, long *caller)
 		/* Checked in bulk afterwards: a ck_assert may write to a pipe
 		 * and take a lock, which are not what is measured. */
 		bad |= tp_submit(p, task_my_sleeps, NULL, &f) != 0;
-		dawdle(dawdle_us);
+		dawdle_ns(dawdle_us * 1000);
 		bad |= tp_future_result(f, -1, &last) != 0;
 		tp_future_release(f);
 	}
@@ -427,6 +428,101 @@ START_TEST(test_a_burst_wakes_every_sleeping_worker)
 	meet_at_gate(p, 4);
 	ck_assert_uint_eq(pool_stats(p).workers, 4);
 	tp_pool_free(p);
+}
+END_TEST
+
+static int
+task_2us(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	dawdle_ns(2000);
+	return 0;
+}
+
+/*
+ * A submit on the fast path takes no lock of the workers': it wakes a
+ * worker only if it sees one asleep, and a worker sleeps only if it sees
+ * no task queued (the handshake in worker_main).  Here a worker that does
+ * not spin runs a 2 us task and then falls asleep, while the next submit
+ * comes 1.5 to 2.5 us after the task started, sweeping the moment the
+ * worker decides to sleep in 10 ns steps: thousands of chances to lose a
+ * wake, each of which would leave the second task queued for ever.
+ */
+START_TEST(test_a_submit_never_misses_a_worker_falling_asleep)
+{
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = TP_NO_SPIN };
+	tp_pool *p;
+	int lost = 0;
+
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	for (int i = 0; i < 20000 && lost == 0; i++) {
+		tp_future *first, *second;
+
+		ck_assert_int_eq(tp_submit(p, task_2us, NULL, &first), 0);
+		while (!tp_future_running(first) && !tp_future_done(first))
+			;
+		dawdle_ns(1500 + (i % 100) * 10);
+		ck_assert_int_eq(tp_submit(p, task_return, NULL, &second), 0);
+		ck_assert_int_eq(tp_future_result(first, -1, NULL), 0);
+		lost = tp_future_result(second, 5000, NULL) == -ETIMEDOUT ? i + 1 : 0;
+		tp_future_release(first);
+		tp_future_release(second);
+	}
+	ck_assert_msg(lost == 0, "task %d never ran: its submit missed the worker falling asleep", lost);
+	tp_pool_free(p);
+}
+END_TEST
+
+/* Tasks that check they start in the order submitted, one worker. */
+struct in_order {
+	atomic_int next;
+	atomic_int bad; /* the first index seen out of turn, plus one */
+};
+
+struct in_order_arg {
+	struct in_order *o;
+	int i;
+};
+
+static int
+task_in_order(void *arg, void **result)
+{
+	struct in_order_arg *a = arg;
+	int want = atomic_load(&a->o->next);
+
+	(void)result;
+	if (a->i != want && atomic_load(&a->o->bad) == 0)
+		atomic_store(&a->o->bad, a->i + 1);
+	atomic_store(&a->o->next, a->i + 1);
+	return 0;
+}
+
+/*
+ * A worker that keeps up with its submitter takes the queue a few entries
+ * at a time, swapping the inbox in each time its batch runs out, while the
+ * submitter appends: the order must survive every swap.
+ */
+START_TEST(test_order_holds_while_the_worker_keeps_up)
+{
+	enum { N = 50000 };
+	tp_pool *p = pool_new(1, 0);
+	struct in_order o;
+	struct in_order_arg *args = malloc(N * sizeof(*args));
+
+	ck_assert_ptr_nonnull(args);
+	atomic_init(&o.next, 0);
+	atomic_init(&o.bad, 0);
+	for (int i = 0; i < N; i++) {
+		args[i].o = &o;
+		args[i].i = i;
+		ck_assert_int_eq(tp_submit(p, task_in_order, &args[i], NULL), 0);
+	}
+	ck_assert_int_eq(tp_shutdown(p, TP_WAIT), 0);
+	ck_assert_msg(atomic_load(&o.bad) == 0, "task %d started out of turn", atomic_load(&o.bad) - 1);
+	ck_assert_int_eq(atomic_load(&o.next), N);
+	tp_pool_free(p);
+	free(args);
 }
 END_TEST
 
@@ -1222,10 +1318,12 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_a_sequential_caller_and_its_worker_spin_instead_of_sleeping);
 	tcase_add_test(tc, test_an_idle_worker_stops_spinning);
 	tcase_add_test(tc, test_a_burst_wakes_every_sleeping_worker);
+	tcase_add_test(tc, test_a_submit_never_misses_a_worker_falling_asleep);
 	tcase_add_test(tc, test_results_nobody_waits_for_stop_the_spinning);
 	tcase_add_test(tc, test_waiting_for_an_older_task_does_not_spin);
 	tcase_add_test(tc, test_a_timeout_is_kept_however_long_the_spin);
 	tcase_add_test(tc, test_tasks_start_in_submission_order);
+	tcase_add_test(tc, test_order_holds_while_the_worker_keeps_up);
 	tcase_add_test(tc, test_workers_block_async_signals_but_not_faults);
 #ifdef HAVE_PTHREAD_GETNAME_NP
 	tcase_add_test(tc, test_workers_are_named_prefix_dash_index);
