@@ -5,22 +5,26 @@
  *
  * Locking
  * -------
- * One mutex per pool, pool->mu, guards the queue, the worker counters AND
- * the state of every future created by that pool.  A worker therefore takes
- * one lock, twice per task (to pop it, and to publish its outcome), whether
- * or not the task has a future.  A waiter (struct tp_waiter, one per
- * tp_wait/tp_as_completed call) has its own mutex, taken while a pool's mu
- * is held when a future completes.
+ * Two mutexes per pool.  pool->mu guards the workers' side of the queue
+ * (the batch), the worker counters AND the state of every future created
+ * by that pool; a worker takes it once per task, whether or not the task
+ * has a future.  pool->inmu guards the submitters' side (the inbox): once
+ * every worker is started, a submit takes inmu alone, so a submitter and a
+ * worker meet only when the worker swaps the inbox in, or sleeps.  A waiter
+ * (struct tp_waiter, one per tp_wait/tp_as_completed call) has its own
+ * mutex, taken while a pool's mu is held when a future completes.
  *
- * Lock order: pool->mu -> waiter->mu.  No user code (task, initializer, done
- * callback) ever runs with either held, and no system call that wakes a
- * thread is made with pool->mu held: whoever decides, under the lock, that
- * a sleeping worker must be woken claims it there (nwaking) and signals
- * work_cv after unlocking, so the woken worker never queues for a lock its
- * waker still holds.
+ * Lock order: pool->mu -> pool->inmu, and pool->mu -> waiter->mu.  No user
+ * code (task, initializer, done callback) ever runs with any of them held,
+ * and no system call that wakes a thread is made with pool->mu held:
+ * whoever decides, under the lock, that a sleeping worker must be woken
+ * claims it there (nwaking) and signals work_cv after unlocking, so the
+ * woken worker never queues for a lock its waker still holds.  A submit on
+ * the fast path learns that a worker sleeps from want_wake, read after a
+ * full fence (the handshake in worker_main).
  *
  * Spinning (threadpool.c) shares three things without the lock: a spinning
- * worker watches pool->kick, which every submit bumps while nspinning > 0;
+ * worker watches in_len (and pool->kick, which shutdown bumps);
  * a spinning caller of tp_future_result watches its future's state, and
  * sets f->awaited, which the worker reads when the task ends; a caller that
  * finds its last task done sets pool->asked, which the next worker to
