@@ -49,18 +49,38 @@ tp_future_release(tp_future *f)
 }
 
 void
-tp__future_finish_locked(tp_future *f, int err, void *result)
+tp__future_finish_locked(tp_future *f, int err, void *result, struct tp_sleeper **wake)
 {
 	struct tp_wnode *n;
+	struct tp_sleeper *s, *next;
 
 	f->err = err;
 	f->result = result;
 	/* Last: a reader without the lock that sees DONE sees err and result. */
 	atomic_store_explicit(&f->state, TP_F_DONE, memory_order_release);
-	for (struct tp_sleeper *s = f->sleepers; s != NULL; s = s->next)
-		pthread_cond_signal(&s->cv);
+	for (s = f->sleepers; s != NULL; s = next) {
+		next = s->next;
+		s->next = *wake;
+		*wake = s;
+	}
+	f->sleepers = NULL;
 	for (n = f->waiters; n != NULL; n = n->next)
 		tp__waiter_notify(n->w, f);
+}
+
+void
+tp__wake_sleepers(struct tp_sleeper *s)
+{
+	while (s != NULL) {
+		/* Read first: once woken, s may go with its thread's stack. */
+		struct tp_sleeper *next = s->next;
+
+		pthread_mutex_lock(&s->mu);
+		s->woken = true;
+		pthread_cond_signal(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		s = next;
+	}
 }
 
 void
@@ -78,43 +98,76 @@ tp__future_run_callbacks(tp_future *f)
 	free(cbs);
 }
 
-/* f->pool->mu held.  Waits for ever if timeout_ms < 0, not at all if 0,
- * else until *deadline.  Returns 0 once f is DONE, or -ETIMEDOUT. */
-static int
-wait_done_locked(tp_future *f, long timeout_ms, const struct timespec *deadline)
-{
-	struct tp_sleeper me, **pp;
-	int rc;
-
-	if (f->state == TP_F_DONE)
-		return 0;
-	if (timeout_ms == 0)
-		return -ETIMEDOUT;
-	if ((rc = tp__cond_init_monotonic(&me.cv)) != 0)
-		return rc;
-	me.next = f->sleepers;
-	f->sleepers = &me;
-	while (f->state != TP_F_DONE) {
-		if (timeout_ms < 0)
-			pthread_cond_wait(&me.cv, &f->pool->mu);
-		else if (pthread_cond_timedwait(&me.cv, &f->pool->mu, deadline) == ETIMEDOUT)
-			break;
-	}
-	/* Unlink before our stack frame goes: the list is short (one node
-	 * per thread waiting on this very future). */
-	for (pp = &f->sleepers; *pp != &me; pp = &(*pp)->next)
-		;
-	*pp = me.next;
-	pthread_cond_destroy(&me.cv);
-	return f->state == TP_F_DONE ? 0 : -ETIMEDOUT;
-}
-
 static bool
 is_done(const void *arg)
 {
 	const tp_future *f = arg;
 
 	return atomic_load_explicit(&f->state, memory_order_acquire) == TP_F_DONE;
+}
+
+/*
+ * Sleep until f is DONE.  Waits for ever if timeout_ms < 0, not at all if
+ * 0, else until *deadline.  Returns 0 once f is DONE, or -ETIMEDOUT.
+ */
+static int
+wait_done(tp_future *f, long timeout_ms, const struct timespec *deadline)
+{
+	struct tp_pool *pool = f->pool;
+	struct tp_sleeper me, **pp;
+	bool woken, unlinked = false;
+	int rc;
+
+	if (timeout_ms == 0)
+		return is_done(f) ? 0 : -ETIMEDOUT;
+	if ((rc = -pthread_mutex_init(&me.mu, NULL)) != 0)
+		return rc;
+	if ((rc = tp__cond_init_monotonic(&me.cv)) != 0) {
+		pthread_mutex_destroy(&me.mu);
+		return rc;
+	}
+	me.woken = false;
+	pthread_mutex_lock(&pool->mu);
+	if (f->state == TP_F_DONE) {
+		pthread_mutex_unlock(&pool->mu);
+		goto out;
+	}
+	me.next = f->sleepers;
+	f->sleepers = &me;
+	pthread_mutex_unlock(&pool->mu);
+
+	pthread_mutex_lock(&me.mu);
+	while (!me.woken) {
+		if (timeout_ms < 0)
+			pthread_cond_wait(&me.cv, &me.mu);
+		else if (pthread_cond_timedwait(&me.cv, &me.mu, deadline) == ETIMEDOUT)
+			break;
+	}
+	woken = me.woken;
+	pthread_mutex_unlock(&me.mu);
+	if (!woken) {
+		/* Timed out.  Unlink, unless the future's finisher has taken
+		 * us off its list already: then it is about to wake us, and
+		 * our frame must outlive that (tp_internal.h). */
+		pthread_mutex_lock(&pool->mu);
+		for (pp = &f->sleepers; *pp != NULL && *pp != &me; pp = &(*pp)->next)
+			;
+		if (*pp == &me) {
+			*pp = me.next;
+			unlinked = true;
+		}
+		pthread_mutex_unlock(&pool->mu);
+		if (!unlinked) {
+			pthread_mutex_lock(&me.mu);
+			while (!me.woken)
+				pthread_cond_wait(&me.cv, &me.mu);
+			pthread_mutex_unlock(&me.mu);
+		}
+	}
+out:
+	pthread_cond_destroy(&me.cv);
+	pthread_mutex_destroy(&me.mu);
+	return is_done(f) ? 0 : -ETIMEDOUT;
 }
 
 int
@@ -149,13 +202,8 @@ tp_future_result(tp_future *f, long timeout_ms, void **result)
 		atomic_store_explicit(&f->awaited, true, memory_order_relaxed);
 		tp__spin(is_done, f, spin_ns);
 	}
-	if (!is_done(f)) {
-		pthread_mutex_lock(&f->pool->mu);
-		rc = wait_done_locked(f, timeout_ms, &deadline);
-		pthread_mutex_unlock(&f->pool->mu);
-		if (rc != 0)
-			return rc;
-	}
+	if (!is_done(f) && (rc = wait_done(f, timeout_ms, &deadline)) != 0)
+		return rc;
 	/* DONE is final, and err and result were published before it: no
 	 * lock (tp_internal.h). */
 	rc = f->err;
@@ -174,6 +222,7 @@ bool
 tp_future_cancel(tp_future *f)
 {
 	struct tp_pool *pool;
+	struct tp_sleeper *wake = NULL;
 	bool cancelled, run_cbs = false;
 
 	if (f == NULL || tp__orphaned(f->pool))
@@ -184,7 +233,7 @@ tp_future_cancel(tp_future *f)
 	case TP_F_PENDING:
 		/* The queue keeps its entry (and reference); the worker that
 		 * reaches it sees DONE and discards it. */
-		tp__future_finish_locked(f, -ECANCELED, NULL);
+		tp__future_finish_locked(f, -ECANCELED, NULL, &wake);
 		tp__count_out_locked(pool);
 		pool->cancelled++;
 		cancelled = run_cbs = true;
@@ -197,6 +246,7 @@ tp_future_cancel(tp_future *f)
 	default: cancelled = f->err == -ECANCELED; break;
 	}
 	pthread_mutex_unlock(&pool->mu);
+	tp__wake_sleepers(wake);
 	if (run_cbs) {
 		tp__future_run_callbacks(f);
 		tp_future_release(f);

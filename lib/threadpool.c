@@ -351,11 +351,12 @@ close_queue_locked(struct tp_pool *pool, bool *flag)
  * Empty the queue, finishing every pending future with err (-ECANCELED or
  * -ENOTRECOVERABLE).  pool->mu held, and shutdown or broken set (so no
  * submit adds to the inbox any more).  Returns the chain of futures
- * finished here: the caller runs their callbacks and drops the queue's
- * references with finish_chain(), with no lock held.
+ * finished here, their sleepers on *wake: the caller wakes those, then
+ * runs the callbacks and drops the queue's references with
+ * finish_chain(), with no lock held.
  */
 static tp_future *
-drain_locked(struct tp_pool *pool, int err)
+drain_locked(struct tp_pool *pool, int err, struct tp_sleeper **wake)
 {
 	tp_future *chain = NULL, **tail = &chain;
 	struct tp_work w;
@@ -375,7 +376,7 @@ drain_locked(struct tp_pool *pool, int err)
 			pool->discarded++; /* nobody to tell: counted, at least */
 			continue;
 		}
-		tp__future_finish_locked(w.f, err, NULL);
+		tp__future_finish_locked(w.f, err, NULL, wake);
 		w.f->next_done = NULL;
 		*tail = w.f;
 		tail = &w.f->next_done;
@@ -384,8 +385,9 @@ drain_locked(struct tp_pool *pool, int err)
 }
 
 static void
-finish_chain(tp_future *f)
+finish_chain(tp_future *f, struct tp_sleeper *wake)
 {
+	tp__wake_sleepers(wake);
 	while (f != NULL) {
 		tp_future *next = f->next_done;
 
@@ -411,20 +413,24 @@ worker_main(void *arg)
 {
 	struct tp_pool *pool = arg;
 	bool may_spin = false; /* see "Spinning" */
-	bool wake;
+	bool wake_next;
+	/* Threads asleep on futures we finished: woken once mu is released
+	 * (the next unlock below), so that none queues for a lock we hold. */
+	struct tp_sleeper *woken = NULL;
 
 	tls_pool = pool;
 	if (pool->initializer != NULL && pool->initializer(pool->initarg) != 0) {
+		struct tp_sleeper *wake = NULL;
 		tp_future *chain;
 
 		/* As Python's BrokenThreadPool: fail what is queued and every
 		 * later submit. */
 		pthread_mutex_lock(&pool->mu);
 		close_queue_locked(pool, &pool->broken);
-		chain = drain_locked(pool, -ENOTRECOVERABLE);
+		chain = drain_locked(pool, -ENOTRECOVERABLE, &wake);
 		worker_exit_locked(pool);
 		pthread_mutex_unlock(&pool->mu);
-		finish_chain(chain);
+		finish_chain(chain, wake);
 		goto out;
 	}
 
@@ -439,6 +445,13 @@ worker_main(void *arg)
 			 * what we just looked at: both happen under inmu. */
 			if (pool->shutdown)
 				break;
+			if (woken != NULL) {
+				pthread_mutex_unlock(&pool->mu);
+				tp__wake_sleepers(woken);
+				woken = NULL;
+				pthread_mutex_lock(&pool->mu);
+				continue;
+			}
 			if (may_spin && pool->nspinning == 0 && pool->spin_ns > 0) {
 				struct kick_watch k = { pool, 0 };
 
@@ -490,12 +503,14 @@ worker_main(void *arg)
 		pool->nidle--;
 		pool->nrunning++;
 		may_spin = false;
-		if (w.f != NULL)
-			w.f->state = TP_F_RUNNING;
-		wake = sleeper_unclaimed_locked(pool) && queue_nonempty_locked(pool) &&
-		       claim_sleeper_locked(pool);
+		if (w.f != NULL) /* RUNNING publishes nothing else: relaxed */
+			atomic_store_explicit(&w.f->state, TP_F_RUNNING, memory_order_relaxed);
+		wake_next = sleeper_unclaimed_locked(pool) && queue_nonempty_locked(pool) &&
+		            claim_sleeper_locked(pool);
 		pthread_mutex_unlock(&pool->mu);
-		if (wake)
+		tp__wake_sleepers(woken);
+		woken = NULL;
+		if (wake_next)
 			pthread_cond_signal(&pool->work_cv);
 
 		rc = w.fn(w.arg, &result);
@@ -527,7 +542,7 @@ worker_main(void *arg)
 		else if (pool->spin_credit > 0)
 			pool->spin_credit--;
 		may_spin = pool->spin_credit > 0;
-		tp__future_finish_locked(w.f, rc, rc == 0 ? result : NULL);
+		tp__future_finish_locked(w.f, rc, rc == 0 ? result : NULL, &woken);
 		if (w.f->ncbs == 0) {
 			pool->nidle++;
 			tp_future_release(w.f);
@@ -537,6 +552,8 @@ worker_main(void *arg)
 		 * and wait: until they return, this worker is not idle, or
 		 * such a submit would start no thread and wait for ever. */
 		pthread_mutex_unlock(&pool->mu);
+		tp__wake_sleepers(woken);
+		woken = NULL;
 		tp__future_run_callbacks(w.f);
 		tp_future_release(w.f);
 		pthread_mutex_lock(&pool->mu);
@@ -544,6 +561,7 @@ worker_main(void *arg)
 	}
 	worker_exit_locked(pool);
 	pthread_mutex_unlock(&pool->mu);
+	tp__wake_sleepers(woken);
 out:
 	tls_pool = NULL;
 	tp__pool_unref(pool);
@@ -867,6 +885,7 @@ int
 tp_shutdown(tp_pool *pool, unsigned flags)
 {
 	tp_future *chain = NULL;
+	struct tp_sleeper *wake = NULL;
 	unsigned from, to;
 
 	if (pool == NULL || (flags & ~(TP_WAIT | TP_CANCEL_FUTURES)) != 0)
@@ -877,11 +896,11 @@ tp_shutdown(tp_pool *pool, unsigned flags)
 	pthread_mutex_lock(&pool->mu);
 	close_queue_locked(pool, &pool->shutdown);
 	if (flags & TP_CANCEL_FUTURES)
-		chain = drain_locked(pool, -ECANCELED);
+		chain = drain_locked(pool, -ECANCELED, &wake);
 	kick_locked(pool);
 	pthread_cond_broadcast(&pool->work_cv);
 	pthread_mutex_unlock(&pool->mu);
-	finish_chain(chain);
+	finish_chain(chain, wake);
 
 	if (!(flags & TP_WAIT))
 		return 0;

@@ -86,10 +86,20 @@ struct tp_wnode {
 	bool linked;                  /* guarded by the future's pool->mu */
 };
 
-/* A thread asleep in tp_future_result, on its own stack (future.c). */
+/*
+ * A thread asleep in tp_future_result, on its own stack (future.c).  It
+ * sleeps on a mutex of its own, not the pool's, so that the thread that
+ * finishes the future can wake it after releasing pool->mu and the woken
+ * thread never queues for a lock its waker holds.  While linked to the
+ * future it belongs to the future (pool->mu); whoever unlinks it (the
+ * finisher, or the sleeper giving up) owns it from then on, and the
+ * finisher's last touch is the unlock of mu after setting woken.
+ */
 struct tp_sleeper {
-	pthread_cond_t cv;       /* signalled when the future is DONE; CLOCK_MONOTONIC */
-	struct tp_sleeper *next; /* guarded by the future's pool->mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* CLOCK_MONOTONIC */
+	bool woken;              /* guarded by mu */
+	struct tp_sleeper *next; /* see above */
 };
 
 /*
@@ -274,9 +284,12 @@ bool tp__spin(bool (*ready)(const void *arg), const void *arg, long ns);
 
 /* future.c */
 tp_future *tp__future_new(struct tp_pool *pool);
-/* With pool->mu held: make f DONE, wake its waiters.  The caller then calls
- * tp__future_run_callbacks(f) with no lock held. */
-void tp__future_finish_locked(tp_future *f, int err, void *result);
+/* With pool->mu held: make f DONE, notify its tp_wait/tp_as_completed
+ * waiters, and move its sleepers onto *wake.  The caller then, with no
+ * lock held, calls tp__wake_sleepers(*wake) and then
+ * tp__future_run_callbacks(f) (callbacks run after waiters are woken). */
+void tp__future_finish_locked(tp_future *f, int err, void *result, struct tp_sleeper **wake);
+void tp__wake_sleepers(struct tp_sleeper *list);
 void tp__future_run_callbacks(tp_future *f);
 void tp__future_ref(tp_future *f);
 

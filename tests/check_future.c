@@ -160,6 +160,53 @@ START_TEST(test_a_waiter_that_times_out_leaves_the_others_waiting)
 }
 END_TEST
 
+/* Busy for (intptr_t)arg microseconds; the result is arg. */
+static int
+task_busy_us(void *arg, void **result)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000000L + (t.tv_nsec - t0.tv_nsec) / 1000 < (intptr_t)arg);
+	*result = arg;
+	return 0;
+}
+
+/*
+ * A caller that gives up just as its task ends.  The worker that finishes
+ * a future takes its sleepers off it under the pool's lock and wakes them
+ * after releasing it; a sleeper that times out in between must wait for
+ * that wake before its frame (which the worker still touches) goes.  The
+ * task's length sweeps across the 1 ms timeout in 2 us steps; whichever
+ * side wins, the caller gets the result or -ETIMEDOUT, and nothing else
+ * (AddressSanitizer reports a frame touched after it went).
+ */
+START_TEST(test_a_waiter_giving_up_as_the_task_ends)
+{
+	struct tp_options o = { TP_OPTIONS_INIT, .max_workers = 1, .spin_us = TP_NO_SPIN };
+	tp_pool *p;
+
+	ck_assert_int_eq(tp_pool_create(&p, &o), 0);
+	for (intptr_t us = 800; us < 1200; us += 2) {
+		tp_future *f;
+		void *r = NULL;
+		int rc;
+
+		ck_assert_int_eq(tp_submit(p, task_busy_us, (void *)us, &f), 0);
+		rc = tp_future_result(f, 1, &r);
+		ck_assert_msg(rc == 0 || rc == -ETIMEDOUT, "a %ld us task: %d", (long)us, rc);
+		if (rc == 0)
+			ck_assert_int_eq((intptr_t)r, us);
+		ck_assert_int_eq(tp_future_result(f, -1, &r), 0);
+		ck_assert_int_eq((intptr_t)r, us);
+		tp_future_release(f);
+	}
+	tp_pool_free(p);
+}
+END_TEST
+
 /* --- cancel and states --------------------------------------------------- */
 
 START_TEST(test_cancel_pending_future_never_runs)
@@ -573,6 +620,7 @@ future_suite(void)
 	tcase_add_test(tc, test_result_rejects_null_future);
 	tcase_add_test(tc, test_many_threads_waiting_all_get_the_result);
 	tcase_add_test(tc, test_a_waiter_that_times_out_leaves_the_others_waiting);
+	tcase_add_test(tc, test_a_waiter_giving_up_as_the_task_ends);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel");
