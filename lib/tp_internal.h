@@ -14,14 +14,18 @@
  * (struct tp_waiter, one per tp_wait/tp_as_completed call) has its own
  * mutex, taken while a pool's mu is held when a future completes.
  *
- * Lock order: pool->mu -> pool->inmu, and pool->mu -> waiter->mu.  No user
- * code (task, initializer, done callback) ever runs with any of them held,
- * and no system call that wakes a thread is made with pool->mu held:
- * whoever decides, under the lock, that a sleeping worker must be woken
- * claims it there (nwaking) and signals work_cv after unlocking, so the
- * woken worker never queues for a lock its waker still holds.  A submit on
- * the fast path learns that a worker sleeps from want_wake, read after a
- * full fence (the handshake in worker_main).
+ * Lock order: pool->mu -> pool->inmu, and pool->mu -> waiter->mu (and a
+ * tp_sleeper's mu, taken alone).  No user code (task, initializer, done
+ * callback) ever runs with any of them held.  No thread that needs
+ * pool->mu once awake is woken with pool->mu held: whoever decides, under
+ * the lock, that a sleeping worker must be woken claims it there (nwaking)
+ * and signals work_cv after unlocking; whoever finishes a future moves its
+ * sleepers (tp_future_result callers) to a list of its own and wakes them
+ * after unlocking.  So the woken thread never queues for a lock its waker
+ * still holds.  (tp_wait and tp_as_completed callers sleep on their
+ * waiter's own mutex, and are signalled under pool->mu.)  A submit on the
+ * fast path learns that a worker sleeps from want_wake, read after a full
+ * fence (the handshake in worker_main).
  *
  * Spinning (threadpool.c) shares three things without the lock: a spinning
  * worker watches in_len (and pool->kick, which shutdown bumps);
