@@ -705,6 +705,23 @@ register_atfork(void)
 	(void)pthread_atfork(NULL, NULL, on_fork_child);
 }
 
+/*
+ * The CPUs this thread may run on (and the workers it starts, which
+ * inherit its affinity): fewer than the machine has under taskset or a
+ * container's cpuset, and what decides whether spinning can help.
+ */
+static long
+usable_cpus(void)
+{
+#ifdef CPU_COUNT
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		return CPU_COUNT(&set);
+#endif
+	return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
 int
 tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 {
@@ -745,7 +762,7 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 	else if (opts != NULL && opts->spin_us > 0)
 		pool->spin_ns = opts->spin_us < LONG_MAX / 1000 ? opts->spin_us * 1000 : LONG_MAX;
 	else
-		pool->spin_ns = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? SPIN_NS : 0;
+		pool->spin_ns = usable_cpus() > 1 ? SPIN_NS : 0;
 	if (opts != NULL) {
 		pool->max_queue = opts->max_queue;
 		pool->initializer = opts->initializer;
