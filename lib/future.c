@@ -40,7 +40,12 @@ tp_future_release(tp_future *f)
 
 	if (f == NULL || tp__orphaned(f->pool))
 		return;
-	if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+	/* The last holder (the caller, once its worker has let go) frees
+	 * without a locked instruction: nobody else can take a reference
+	 * while we hold the only one, and the acquire load pairs with the
+	 * release of every earlier drop. */
+	if (atomic_load_explicit(&f->refs, memory_order_acquire) != 1 &&
+	    atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	pool = f->pool;
 	free(f->cbs);
