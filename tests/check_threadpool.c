@@ -905,6 +905,51 @@ START_TEST(test_cancelled_tasks_do_not_grow_memory_past_max_queue)
 	gate_destroy(&g);
 }
 END_TEST
+/* Submit n tasks with futures, wait for them all, then release them all:
+ * each release that frees a future puts it in this thread's cache. */
+static void *
+thread_batch_of_futures(void *arg)
+{
+	enum { N = 1000 };
+	tp_pool *p = arg;
+	tp_future *fs[N];
+
+	for (int i = 0; i < N; i++)
+		if (tp_submit(p, task_return, NULL, &fs[i]) != 0)
+			return "submit failed";
+	for (int i = 0; i < N; i++)
+		if (tp_future_result(fs[i], -1, NULL) != 0)
+			return "result failed";
+	for (int i = 0; i < N; i++)
+		tp_future_release(fs[i]);
+	return NULL;
+}
+
+/*
+ * A thread keeps the memory of the futures it frees, for the next ones it
+ * makes (future.c): that memory must go when the thread does, or every
+ * thread that ever collected a batch would leak up to 80 KiB.  The pool's
+ * workers may free some too (when the caller lets go first); they exit at
+ * tp_pool_free.
+ */
+START_TEST(test_a_threads_cache_of_futures_goes_with_it)
+{
+	size_t before, after;
+	pthread_t t;
+	void *err = "not run";
+	tp_pool *p;
+
+	before = heap_in_use();
+	p = pool_new(2, 0);
+	ck_assert_int_eq(pthread_create(&t, NULL, thread_batch_of_futures, p), 0);
+	ck_assert_int_eq(pthread_join(t, &err), 0);
+	tp_pool_free(p);
+	after = heap_in_use();
+	ck_assert_msg(err == NULL, "%s", (const char *)err);
+	/* 1,000 futures would be about 96 KiB. */
+	ck_assert_msg(after < before + 16 * 1024, "heap grew by %zu bytes", after - before);
+}
+END_TEST
 #endif
 
 START_TEST(test_stats_count_every_outcome)
@@ -1376,6 +1421,7 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_stats_count_every_outcome);
 #ifdef TEST_HEAP
 	tcase_add_test(tc, test_fire_and_forget_allocates_no_future);
+	tcase_add_test(tc, test_a_threads_cache_of_futures_goes_with_it);
 	tcase_add_test(tc, test_cancelled_tasks_do_not_grow_memory_past_max_queue);
 #endif
 	suite_add_tcase(s, tc);
