@@ -14,6 +14,13 @@
  *               process of ours (tp-bench --uv-child), timed inside.
  *   latency     submit-to-start of one task on an idle pool of 2, p50 and
  *               p99, with the submitter waiting for each task.
+ *   handoff     how long a cache line takes to pass from one thread to
+ *               another and back, measured before and after the rest: a
+ *               virtual machine's host may move its vCPUs apart, and then
+ *               everything that shares memory between threads slows down
+ *               (on the CI kind, 45 ns became 210 ns for minutes at a
+ *               time).  Figures from runs with different handoffs are not
+ *               comparable.
  *
  * A benchmark, not a test: it prints figures and asserts nothing.
  */
@@ -23,6 +30,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,6 +55,46 @@ now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* --- the machine's state: cache-line handoff ---------------------------- */
+
+enum { HANDOFF_ROUNDS = 1000000 };
+
+static _Alignas(64) _Atomic long handoff_turn;
+
+/* Take the odd turns: wait for each odd value, pass on the next. */
+static void *
+handoff_peer(void *arg)
+{
+	(void)arg;
+	for (long i = 1; i < 2 * HANDOFF_ROUNDS; i += 2) {
+		while (atomic_load_explicit(&handoff_turn, memory_order_acquire) != i)
+			;
+		atomic_store_explicit(&handoff_turn, i + 1, memory_order_release);
+	}
+	return NULL;
+}
+
+/* Nanoseconds for a cache line to go from one thread to another (one way). */
+static double
+handoff_ns(void)
+{
+	pthread_t t;
+	double t0;
+	int rc;
+
+	atomic_store(&handoff_turn, 0);
+	if ((rc = pthread_create(&t, NULL, handoff_peer, NULL)) != 0)
+		return -rc;
+	t0 = now_s();
+	for (long i = 0; i < 2 * HANDOFF_ROUNDS; i += 2) {
+		while (atomic_load_explicit(&handoff_turn, memory_order_acquire) != i)
+			;
+		atomic_store_explicit(&handoff_turn, i + 1, memory_order_release);
+	}
+	pthread_join(t, NULL);
+	return (now_s() - t0) / (2.0 * HANDOFF_ROUNDS) * 1e9;
 }
 
 static int
@@ -480,7 +528,7 @@ main(int argc, char **argv)
 	long n = 1000000;
 	int runs = 5, samples = 20000, json = 0, uvchild = 0, c, w, r, k;
 	const char *latchild = NULL;
-	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[3][2], lat99[3][2];
+	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[3][2], lat99[3][2], handoff[2];
 	double *v1, *v2, *v3, *v4;
 
 	while ((c = getopt_long(argc, argv, "n:r:l:jh", longopts, NULL)) != -1) {
@@ -544,7 +592,9 @@ main(int argc, char **argv)
 	if (v1 == NULL || v2 == NULL || v3 == NULL || v4 == NULL)
 		die("calloc", ENOMEM);
 
+	handoff[0] = handoff_ns();
 	printf("tp-bench: tasks per second, median of %d runs, every library interleaved\n", runs);
+	printf("cache-line handoff between two threads: %.0f ns\n", handoff[0]);
 	for (k = 0; k < 3; k++) {
 		long nk = tasks_for(n, works[k]);
 
@@ -614,9 +664,15 @@ main(int argc, char **argv)
 		       lat99[k][0], lat50[k][1], lat99[k][1]);
 	}
 	printf("\nCPU used by an idle pool of 2 over one second: %.3f ms\n", idle_cpu() * 1e3);
+	handoff[1] = handoff_ns();
+	printf("cache-line handoff between two threads, at the end: %.0f ns%s\n", handoff[1],
+	       handoff[1] > 1.5 * handoff[0] || handoff[0] > 1.5 * handoff[1]
+	               ? " (the machine changed during the run: do not compare its figures)"
+	               : "");
 
 	if (json) {
-		printf("{\"bench\":\"tp-bench\",\"tasks\":%ld,\"runs\":%d", n, runs);
+		printf("{\"bench\":\"tp-bench\",\"tasks\":%ld,\"runs\":%d,\"handoff_ns\":[%.0f,%.0f]",
+		       n, runs, handoff[0], handoff[1]);
 		for (k = 0; k < 3; k++)
 			for (w = 0; w < 3; w++)
 				printf(",\"work%g_w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f,"
