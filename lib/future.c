@@ -33,11 +33,12 @@
  * the next ones it makes: a program that submits a batch and collects it
  * makes and frees one future per task, and a cache of our own costs a
  * few nanoseconds where malloc and free cost 16 past glibc's own cache of
- * 7 blocks (docs/design.md, "The cost of a future").  It holds at most
- * 80 KiB a thread, and goes when the thread exits (a key destructor).
- * Nothing is shared, so there is no lock.  Under AddressSanitizer a cached
- * future stays poisoned (but for its link): a use after release is still
- * reported.
+ * 7 blocks (docs/design.md, "A future costs no malloc on the hot path").
+ * It holds at most 80 KiB a thread, and goes when the thread exits (a key
+ * destructor; the library is linked -z nodelete so that the destructor
+ * is still there).  Nothing is shared, so there is no lock.  Under
+ * AddressSanitizer a cached future stays poisoned (but for its link): a
+ * use after release is still reported.
  */
 #define FCACHE_MAX 1024
 

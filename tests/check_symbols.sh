@@ -31,6 +31,19 @@ case $got in
 	;;
 esac
 
+# A thread's cache of futures is freed by a key destructor of ours when
+# the thread exits, so the library must stay mapped: marked NODELETE, which
+# dlclose honours (with the version script, so with a GNU-style linker).
+case $got in
+*@@*)
+	if command -v readelf >/dev/null 2>&1 &&
+		! readelf -d "$lib" | grep -q 'Flags:.*NODELETE'; then
+		echo "FAIL: $lib is not marked NODELETE (-z nodelete)"
+		exit 1
+	fi
+	;;
+esac
+
 if [ "$got" = "$expected" ]; then
 	echo "PASS: $(echo "$got" | wc -l) exported symbols, all public tp_ API"
 	exit 0
