@@ -232,7 +232,7 @@ struct tp_pool {
 	uint64_t completed, failed, cancelled;
 	uint64_t discarded; /* of failed and cancelled: those without a future */
 
-	/* The submitters' side.  Guarded by inmu, but for refs. */
+	/* The submitters' side.  Guarded by inmu. */
 	_Alignas(TP_CACHE_LINE) pthread_mutex_t inmu;
 	struct tp_work *inbox;
 	size_t in_cap;
@@ -240,7 +240,8 @@ struct tp_pool {
 	uint64_t pushed;      /* tasks ever queued (tp_stats.submitted) */
 
 	/* Taken and dropped by each future, mostly by the thread that submits
-	 * and collects: a line of its own, which the workers leave alone. */
+	 * and collects (a worker, only when it frees the future): a line of
+	 * its own. */
 	_Alignas(TP_CACHE_LINE) atomic_uint refs;
 };
 
