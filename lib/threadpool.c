@@ -46,6 +46,7 @@ tp__pool_unref(struct tp_pool *pool)
 	if (atomic_fetch_sub_explicit(&pool->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	/* Every worker has exited and drained the ring; nothing is queued. */
+	pthread_cond_destroy(&pool->watch_cv);
 	pthread_cond_destroy(&pool->exit_cv);
 	pthread_cond_destroy(&pool->work_cv);
 	pthread_mutex_destroy(&pool->inmu);
@@ -191,19 +192,59 @@ take_asked(struct tp_pool *pool)
 }
 
 /*
+ * The cap.  A pool may have more workers than CPUs, for tasks that block;
+ * but while its tasks are short and use the CPU, every worker awake beyond
+ * the CPU count only takes turns with the others (and with the thread
+ * submitting): each turn costs a context switch, a worker preempted while
+ * it holds mu stalls the rest, and each extra wake is a system call.  With
+ * 4 workers on 2 CPUs, tp-bench's futures ran at 15 M/s with all awake
+ * and 20 M/s with two (docs/performance.md).  So no sleeping worker is
+ * woken while ncpu workers are awake already.
+ *
+ * The risk is a task that blocks: the awake workers may all be stuck in
+ * tasks (waiting on I/O, a lock, or a task still queued behind them) while
+ * sleepers could run the queue.  So the cap holds only while one sleeping
+ * worker, the watcher, looks every WATCH_MS: if tasks are queued and fewer
+ * than LIFT_PER_CPU * ncpu finished since its last look (the awake workers
+ * are stuck, or their tasks are long, where more workers than CPUs is what
+ * the pool is for), it lifts the cap until the queue next runs empty, and
+ * goes to work itself; finding more queued, it wakes the next (the chain
+ * below).  Without a watcher there is no cap.  A worker going to sleep
+ * becomes the watcher if there is none (and the pool has more workers
+ * than CPUs); it stops when a look finds nothing queued and nothing done
+ * since the last, so an idle pool sleeps untimed within two looks.
+ */
+#define WATCH_MS 1        /* the longest a stuck cap delays a task */
+#define LIFT_PER_CPU 32   /* tasks of over ~30 us (1 ms / 32) lift the cap */
+
+/* pool->mu held: workers not asleep (on work_cv or as the watcher). */
+static unsigned
+awake_locked(const struct tp_pool *pool)
+{
+	return pool->nlive - pool->nsleeping - (pool->watching ? 1 : 0);
+}
+
+static bool
+capped_locked(const struct tp_pool *pool)
+{
+	return pool->watching && !pool->lifted && awake_locked(pool) >= pool->ncpu;
+}
+
+/*
  * pool->mu held, a task queued: should a sleeping worker be woken for it?
  * Only if no worker is on its way to the lock already (one spinning, or one
  * signalled and not back yet); that one takes the task and, finding more
  * queued, wakes the next (worker_main).  So a burst wakes the workers it
  * needs one after another, each wake made by a thread that holds no lock,
  * rather than the submitter making a system call per sleeper while it
- * holds the lock every woken worker then queues for.  True means: signal
- * work_cv once the lock is released.
+ * holds the lock every woken worker then queues for.  And not beyond the
+ * cap (above).  True means: signal work_cv once the lock is released.
  */
 static bool
 sleeper_unclaimed_locked(const struct tp_pool *pool)
 {
-	return pool->nsleeping > pool->nwaking && pool->nwaking + pool->nspinning == 0;
+	return pool->nsleeping > pool->nwaking && pool->nwaking + pool->nspinning == 0 &&
+	       !capped_locked(pool);
 }
 
 /* pool->mu held, after nsleeping, nwaking or nspinning changed. */
@@ -397,6 +438,47 @@ finish_chain(tp_future *f, struct tp_sleeper *wake)
 	}
 }
 
+/*
+ * pool->mu held, the queue found empty: be the watcher (see "The cap")
+ * until the awake workers turn out stuck (then the cap is lifted, and we
+ * go to work), a task comes while we settle in, the pool goes quiet, or
+ * it shuts down.  The caller then looks at the queue again.
+ */
+static void
+watch_locked(struct tp_pool *pool)
+{
+	uint64_t seen = pool->completed + pool->failed, done;
+	struct timespec deadline;
+
+	pool->watching = true;
+	update_want_wake_locked(pool);
+	/* As for sleeping (worker_main): we no longer count as awake, which
+	 * a submit on the fast path may have relied on to leave its task to
+	 * us; it publishes in_len before it reads want_wake, we the reverse. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&pool->in_len, memory_order_relaxed) > 0)
+		goto out;
+	tp__deadline(&deadline, WATCH_MS);
+	while (!pool->shutdown) {
+		if (pthread_cond_timedwait(&pool->watch_cv, &pool->mu, &deadline) != ETIMEDOUT)
+			continue; /* shutdown, or spurious: the same deadline */
+		done = pool->completed + pool->failed;
+		if (queue_nonempty_locked(pool)) {
+			if (done - seen < (uint64_t)LIFT_PER_CPU * pool->ncpu) {
+				pool->lifted = true;
+				break;
+			}
+		} else if (done == seen) {
+			break; /* quiet: nothing to watch over */
+		}
+		seen = done;
+		tp__deadline(&deadline, WATCH_MS);
+	}
+out:
+	pool->watching = false;
+	update_want_wake_locked(pool);
+}
+
 /* --- workers ------------------------------------------------------------- */
 
 static void
@@ -413,6 +495,7 @@ worker_main(void *arg)
 {
 	struct tp_pool *pool = arg;
 	bool may_spin = false; /* see "Spinning" */
+	bool watched = false;  /* watched since our last task: sleep next time */
 	bool wake_next;
 	/* Threads asleep on futures we finished: woken once mu is released
 	 * (the next unlock below), so that none queues for a lock we hold. */
@@ -445,6 +528,10 @@ worker_main(void *arg)
 			 * what we just looked at: both happen under inmu. */
 			if (pool->shutdown)
 				break;
+			if (pool->lifted) { /* the queue ran empty: the cap is back */
+				pool->lifted = false;
+				update_want_wake_locked(pool);
+			}
 			if (woken != NULL) {
 				pthread_mutex_unlock(&pool->mu);
 				tp__wake_sleepers(woken);
@@ -469,6 +556,11 @@ worker_main(void *arg)
 				pool->nspinning--;
 				update_want_wake_locked(pool);
 				may_spin = false; /* once per task: then sleep */
+				continue;
+			}
+			if (!watched && !pool->watching && pool->max_workers > pool->ncpu) {
+				watch_locked(pool);
+				watched = true;
 				continue;
 			}
 			/*
@@ -503,6 +595,7 @@ worker_main(void *arg)
 		pool->nidle--;
 		pool->nrunning++;
 		may_spin = false;
+		watched = false;
 		if (w.f != NULL) /* RUNNING publishes nothing else: relaxed */
 			atomic_store_explicit(&w.f->state, TP_F_RUNNING, memory_order_relaxed);
 		wake_next = sleeper_unclaimed_locked(pool) && queue_nonempty_locked(pool) &&
@@ -728,7 +821,7 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 	struct tp_pool *pool;
 	struct tp_options copy, *opts = NULL;
 	const char *prefix = "tp";
-	long ncpu;
+	long ncpu, usable;
 	int rc;
 
 	if (out == NULL)
@@ -755,6 +848,8 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 			ncpu = 1;
 		pool->max_workers = ncpu + 4 < 32 ? (unsigned)ncpu + 4 : 32;
 	}
+	usable = usable_cpus();
+	pool->ncpu = usable < 1 ? 1 : usable > UINT_MAX ? UINT_MAX : (unsigned)usable;
 	/* By default none on one CPU, where a spinner only delays the thread
 	 * it waits for; the caller may know better either way. */
 	if (opts != NULL && opts->spin_us < 0)
@@ -762,7 +857,7 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 	else if (opts != NULL && opts->spin_us > 0)
 		pool->spin_ns = opts->spin_us < LONG_MAX / 1000 ? opts->spin_us * 1000 : LONG_MAX;
 	else
-		pool->spin_ns = usable_cpus() > 1 ? SPIN_NS : 0;
+		pool->spin_ns = usable > 1 ? SPIN_NS : 0;
 	if (opts != NULL) {
 		pool->max_queue = opts->max_queue;
 		pool->initializer = opts->initializer;
@@ -788,6 +883,8 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 		goto fail_inmu;
 	if ((rc = -pthread_cond_init(&pool->exit_cv, NULL)) != 0)
 		goto fail_work_cv;
+	if ((rc = tp__cond_init_monotonic(&pool->watch_cv)) != 0)
+		goto fail_exit_cv;
 	atomic_init(&pool->refs, 1);
 	atomic_init(&pool->kick, 0);
 	atomic_init(&pool->asked, false);
@@ -798,6 +895,8 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 	*out = pool;
 	return 0;
 
+fail_exit_cv:
+	pthread_cond_destroy(&pool->exit_cv);
 fail_work_cv:
 	pthread_cond_destroy(&pool->work_cv);
 fail_inmu:
@@ -916,6 +1015,7 @@ tp_shutdown(tp_pool *pool, unsigned flags)
 		chain = drain_locked(pool, -ECANCELED, &wake);
 	kick_locked(pool);
 	pthread_cond_broadcast(&pool->work_cv);
+	pthread_cond_broadcast(&pool->watch_cv);
 	pthread_mutex_unlock(&pool->mu);
 	finish_chain(chain, wake);
 

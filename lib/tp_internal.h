@@ -170,6 +170,7 @@ struct tp_pool {
 	void *initarg;
 	char prefix[16];
 	long spin_ns; /* how long an idle worker or a waiter spins before sleeping; 0: never */
+	unsigned ncpu; /* CPUs the creating thread may use: the cap on awake workers */
 
 	/* Written with both mu and inmu held, so either lock reads them. */
 	bool shutdown;
@@ -198,6 +199,7 @@ struct tp_pool {
 	_Alignas(TP_CACHE_LINE) pthread_mutex_t mu;
 	pthread_cond_t work_cv; /* workers sleep here for work or shutdown */
 	pthread_cond_t exit_cv; /* tp_shutdown(TP_WAIT) sleeps here until nlive == 0 */
+	pthread_cond_t watch_cv; /* the watcher's timed sleep (threadpool.c, "The cap") */
 
 	/*
 	 * The queue is two arrays.  Submitters append to the inbox under inmu;
@@ -228,6 +230,8 @@ struct tp_pool {
 	unsigned nwaking;     /* of those, the ones a submit has signalled already */
 	unsigned nrunning;    /* tasks running */
 	unsigned nspinning;   /* idle workers spinning instead of sleeping (0 or 1) */
+	bool watching;        /* a worker sleeps on watch_cv, so the cap holds */
+	bool lifted;          /* the watcher found the awake workers stuck: no cap */
 	unsigned spin_credit; /* > 0: callers wait for each result, so spin (worker_main) */
 	uint64_t completed, failed, cancelled;
 	uint64_t discarded; /* of failed and cancelled: those without a future */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -231,19 +232,30 @@ END_TEST
  * sleeps after each task of a sequential caller.  (Check runs each test in
  * a child process, so the affinity set here goes with it.)
  */
-START_TEST(test_a_pool_confined_to_one_cpu_does_not_spin)
+/* Confine this process (each test is one) to the CPU it is on, so that a
+ * pool made from now on counts one CPU. */
+static bool
+pin_to_one_cpu(const char *test)
 {
-	enum { N = 300 };
-	long worker, caller;
 	cpu_set_t one;
-	tp_pool *p;
 
 	CPU_ZERO(&one);
 	CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &one);
 	if (sched_setaffinity(0, sizeof(one), &one) != 0) {
-		fprintf(stderr, "one-CPU spin test skipped: sched_setaffinity: %s\n", strerror(errno));
-		return;
+		fprintf(stderr, "%s skipped: sched_setaffinity: %s\n", test, strerror(errno));
+		return false;
 	}
+	return true;
+}
+
+START_TEST(test_a_pool_confined_to_one_cpu_does_not_spin)
+{
+	enum { N = 300 };
+	long worker, caller;
+	tp_pool *p;
+
+	if (!pin_to_one_cpu("one-CPU spin test"))
+		return;
 	p = pool_new(1, 0);
 	sequential_sleeps(p, N, 0, &worker, &caller);
 	tp_pool_free(p);
@@ -469,6 +481,90 @@ task_2us(void *arg, void **result)
 	dawdle_ns(2000);
 	return 0;
 }
+
+/* How many tasks ran at once, at most, since last reset. */
+static atomic_int overlap_now, overlap_most;
+
+static int
+task_2us_overlap(void *arg, void **result)
+{
+	int now = atomic_fetch_add(&overlap_now, 1) + 1;
+	int most = atomic_load(&overlap_most);
+
+	while (now > most && !atomic_compare_exchange_weak(&overlap_most, &most, now))
+		;
+	task_2us(arg, result);
+	atomic_fetch_sub(&overlap_now, 1);
+	return 0;
+}
+
+/* tp-bench's futures workload, smaller: batches of short tasks, each
+ * batch submitted, then collected. */
+static void
+short_batches(tp_pool *p, int batches)
+{
+	tp_future *f[64];
+	bool bad = false;
+
+	for (int b = 0; b < batches; b++) {
+		for (int k = 0; k < 64; k++)
+			bad |= tp_submit(p, task_2us_overlap, NULL, &f[k]) != 0;
+		for (int k = 0; k < 64; k++) {
+			bad |= tp_future_result(f[k], -1, NULL) != 0;
+			tp_future_release(f[k]);
+		}
+	}
+	ck_assert(!bad);
+}
+
+/*
+ * A pool with more workers than CPUs keeps no more of them awake than
+ * there are CPUs while its tasks are short (threadpool.c, "The cap"):
+ * the others would only take turns.  On one CPU, with three workers, a
+ * second task starts while one is running only if a second worker is
+ * awake and the first was preempted mid-task; without the cap the chain
+ * of wakes has all three awake, and that happens.
+ */
+START_TEST(test_awake_workers_are_capped_at_the_cpus_while_tasks_are_short)
+{
+	tp_pool *p;
+	int most;
+
+	if (!pin_to_one_cpu("cap test"))
+		return;
+	p = pool_new(3, 0);
+	meet_at_gate(p, 3); /* starts the three workers */
+	short_batches(p, 20); /* a watcher settles in */
+	atomic_store(&overlap_most, 0);
+	short_batches(p, 1000);
+	tp_pool_free(p);
+	most = atomic_load(&overlap_most);
+	ck_assert_int_eq(most, 1);
+}
+END_TEST
+
+/*
+ * The cap must not starve tasks when the awake workers are stuck: here
+ * the one awake worker takes the first of three tasks that wait for each
+ * other, while the other two workers sleep under the cap.  Only the
+ * watcher can see that nothing finishes, and lift the cap; without it
+ * the test hangs (Check's timeout).
+ */
+START_TEST(test_the_cap_lifts_when_the_awake_workers_are_stuck)
+{
+	tp_pool *p;
+
+	if (!pin_to_one_cpu("cap lift test"))
+		return;
+	p = pool_new(3, 0);
+	meet_at_gate(p, 3);
+	short_batches(p, 20); /* the watcher holds the cap now */
+	meet_at_gate(p, 3);
+	short_batches(p, 20); /* and again, after the queue ran empty */
+	meet_at_gate(p, 3);
+	tp_pool_free(p);
+}
+END_TEST
 
 /*
  * A submit on the fast path takes no lock of the workers': it wakes a
@@ -1366,6 +1462,8 @@ threadpool_suite(void)
 	tcase_add_test(tc, test_a_sequential_caller_and_its_worker_spin_instead_of_sleeping);
 	tcase_add_test(tc, test_an_idle_worker_stops_spinning);
 	tcase_add_test(tc, test_a_burst_wakes_every_sleeping_worker);
+	tcase_add_test(tc, test_awake_workers_are_capped_at_the_cpus_while_tasks_are_short);
+	tcase_add_test(tc, test_the_cap_lifts_when_the_awake_workers_are_stuck);
 	tcase_add_test(tc, test_a_pool_confined_to_one_cpu_does_not_spin);
 	tcase_add_test(tc, test_a_submit_never_misses_a_worker_falling_asleep);
 	tcase_add_test(tc, test_results_nobody_waits_for_stop_the_spinning);
