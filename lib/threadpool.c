@@ -214,7 +214,7 @@ take_asked(struct tp_pool *pool)
  * than CPUs); it stops when a look finds nothing queued and nothing done
  * since the last, so an idle pool sleeps untimed within two looks.
  */
-#define WATCH_MS 1        /* the longest a stuck cap delays a task */
+#define WATCH_MS 1        /* stuck workers are found within two looks */
 #define LIFT_PER_CPU 32   /* tasks of over ~30 us (1 ms / 32) lift the cap */
 
 /* pool->mu held: workers not asleep (on work_cv or as the watcher). */
