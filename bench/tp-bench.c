@@ -14,6 +14,10 @@
  *               process of ours (tp-bench --uv-child), timed inside.
  *   latency     submit-to-start of one task on an idle pool of 2, p50 and
  *               p99, with the submitter waiting for each task.
+ *   bursts      tasks that block (sleep 200 us), one per worker of a
+ *               default-sized pool, each burst waited for: all should run
+ *               at once, whatever the pool learnt from the short tasks
+ *               before (it keeps no more workers awake than CPUs for those).
  *   handoff     how long a cache line takes to pass from one thread to
  *               another and back, measured before and after the rest: a
  *               virtual machine's host may move its vCPUs apart, and then
@@ -500,6 +504,65 @@ idle_cpu(void)
 	               1e6;
 }
 
+static int
+task_sleep_200us(void *arg, void **result)
+{
+	struct timespec t = { 0, 200000 };
+
+	nanosleep(&t, NULL);
+	return 0;
+}
+
+/*
+ * Bursts of tasks that block, on a pool of the default size (more workers
+ * than CPUs: CPUs + 4), after a phase of empty tasks has the pool keep no
+ * more workers awake than CPUs: then each burst submits one 200 us sleep
+ * per worker and waits for them all.  All should run at once, a burst
+ * taking little over 200 us; a pool that keeps workers asleep under its
+ * cap for blocking tasks takes twice that or more.  Returns us a burst;
+ * *workers is the pool's size.
+ */
+static double
+blocking_bursts_us(int bursts, unsigned *workers)
+{
+	enum { BATCH = 1024 };
+	static tp_future *fs[BATCH];
+	struct tp_stats st = { TP_STATS_INIT };
+	tp_pool *p;
+	double t0;
+	unsigned w;
+	int rc;
+
+	if ((rc = tp_pool_create(&p, NULL)) != 0)
+		die("tp_pool_create", rc);
+	if ((rc = tp_pool_stats(p, &st)) != 0)
+		die("tp_pool_stats", rc);
+	w = st.max_workers < BATCH ? st.max_workers : BATCH;
+	for (int b = 0; b < 20; b++) {
+		for (int k = 0; k < BATCH; k++)
+			if ((rc = tp_submit(p, task_empty, NULL, &fs[k])) != 0)
+				die("tp_submit", rc);
+		for (int k = 0; k < BATCH; k++) {
+			tp_future_result(fs[k], -1, NULL);
+			tp_future_release(fs[k]);
+		}
+	}
+	t0 = now_s();
+	for (int b = 0; b < bursts; b++) {
+		for (unsigned k = 0; k < w; k++)
+			if ((rc = tp_submit(p, task_sleep_200us, NULL, &fs[k])) != 0)
+				die("tp_submit", rc);
+		for (unsigned k = 0; k < w; k++) {
+			tp_future_result(fs[k], -1, NULL);
+			tp_future_release(fs[k]);
+		}
+	}
+	t0 = (now_s() - t0) / bursts * 1e6;
+	tp_pool_free(p);
+	*workers = w;
+	return t0;
+}
+
 /* Tasks per run for a workload: fewer as tasks grow, so that each run
  * takes a fraction of a second whatever the task. */
 static long
@@ -527,6 +590,8 @@ main(int argc, char **argv)
 	static const double works[] = { 0, 1, 10 };
 	long n = 1000000;
 	int runs = 5, samples = 20000, json = 0, uvchild = 0, c, w, r, k;
+	unsigned burst_workers;
+	double burst_us;
 	const char *latchild = NULL;
 	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[3][2], lat99[3][2], handoff[2];
 	double *v1, *v2, *v3, *v4;
@@ -663,7 +728,11 @@ main(int argc, char **argv)
 		printf("  %-12s %10.1f / %-9.1f %10.1f / %-9.1f\n", names[k], lat50[k][0],
 		       lat99[k][0], lat50[k][1], lat99[k][1]);
 	}
-	printf("\nCPU used by an idle pool of 2 over one second: %.3f ms\n", idle_cpu() * 1e3);
+	burst_us = blocking_bursts_us(300, &burst_workers);
+	printf("\nbursts of %u tasks that each sleep 200 us, on a pool of %u after empty tasks: "
+	       "%.0f us a burst (all at once: a little over 200)\n",
+	       burst_workers, burst_workers, burst_us);
+	printf("CPU used by an idle pool of 2 over one second: %.3f ms\n", idle_cpu() * 1e3);
 	handoff[1] = handoff_ns();
 	printf("cache-line handoff between two threads, at the end: %.0f ns%s\n", handoff[1],
 	       handoff[1] > 1.5 * handoff[0] || handoff[0] > 1.5 * handoff[1]
@@ -680,9 +749,11 @@ main(int argc, char **argv)
 				       works[k], workers[w], fire[k][w], fut[k][w], glib[k][w], uv[k][w]);
 		printf(",\"latency_us\":{\"ours_wait\":[%.1f,%.1f],\"ours_nowait\":[%.1f,%.1f],"
 		       "\"glib_wait\":[%.1f,%.1f],\"glib_nowait\":[%.1f,%.1f],"
-		       "\"libuv_wait\":[%.1f,%.1f],\"libuv_nowait\":[%.1f,%.1f]}}\n",
+		       "\"libuv_wait\":[%.1f,%.1f],\"libuv_nowait\":[%.1f,%.1f]},"
+		       "\"blocking_burst_us\":%.0f}\n",
 		       lat50[0][0], lat99[0][0], lat50[0][1], lat99[0][1], lat50[1][0], lat99[1][0],
-		       lat50[1][1], lat99[1][1], lat50[2][0], lat99[2][0], lat50[2][1], lat99[2][1]);
+		       lat50[1][1], lat99[1][1], lat50[2][0], lat99[2][0], lat50[2][1], lat99[2][1],
+		       burst_us);
 	}
 	free(v1);
 	free(v2);

@@ -54,6 +54,7 @@ tp__pool_unref(struct tp_pool *pool)
 	free(pool->batch);
 	free(pool->inbox);
 	free(pool->threads);
+	free(pool->clocks);
 	free(pool);
 }
 
@@ -201,21 +202,23 @@ take_asked(struct tp_pool *pool)
  * and 20 M/s with two (docs/performance.md).  So no sleeping worker is
  * woken while ncpu workers are awake already.
  *
- * The risk is a task that blocks: the awake workers may all be stuck in
- * tasks (waiting on I/O, a lock, or a task still queued behind them) while
- * sleepers could run the queue.  So the cap holds only while one sleeping
- * worker, the watcher, looks every WATCH_MS: if tasks are queued and fewer
- * than LIFT_PER_CPU * ncpu finished since its last look (the awake workers
- * are stuck, or their tasks are long, where more workers than CPUs is what
- * the pool is for), it lifts the cap until the queue next runs empty, and
- * goes to work itself; finding more queued, it wakes the next (the chain
- * below).  Without a watcher there is no cap.  A worker going to sleep
- * becomes the watcher if there is none (and the pool has more workers
- * than CPUs); it stops when a look finds nothing queued and nothing done
- * since the last, so an idle pool sleeps untimed within two looks.
+ * Unless tasks block (on I/O, a lock, or a task still queued behind
+ * them): then more workers than CPUs is what the pool is for.  So the cap
+ * holds only while one sleeping worker, the watcher, looks every WATCH_MS
+ * and finds the workers both getting through tasks (LIFT_PER_CPU a CPU
+ * finished since its last look) and busy on the CPUs (their CPU time a
+ * quarter of the CPUs' at least).  Otherwise it lifts the cap and, if
+ * tasks are queued, goes to work itself; finding more queued, it wakes
+ * the next (the chain below).  A lift lasts until a look finds short busy
+ * tasks again, so a pool whose tasks block in bursts is capped once, for
+ * a look at most, not at every burst.  Without a watcher there is no cap.
+ * A worker going to sleep becomes the watcher if there is none and the
+ * pool has more workers than CPUs; it stops when a look finds nothing
+ * queued or running and nothing finished since the last, so an idle pool
+ * sleeps untimed within two looks.
  */
 #define WATCH_MS 1        /* stuck workers are found within two looks */
-#define LIFT_PER_CPU 32   /* tasks of over ~30 us (1 ms / 32) lift the cap */
+#define LIFT_PER_CPU 32   /* fewer finished tasks a look and CPU: no cap */
 
 /* pool->mu held: workers not asleep (on work_cv or as the watcher). */
 static unsigned
@@ -228,6 +231,15 @@ static bool
 capped_locked(const struct tp_pool *pool)
 {
 	return pool->watching && !pool->lifted && awake_locked(pool) >= pool->ncpu;
+}
+
+/* pool->mu held: the watcher may be woken to work, as any sleeper, only
+ * while the cap is lifted (or every worker would not be there for tasks
+ * that block); capped, it is a worker beyond the cap anyway. */
+static bool
+watcher_wakeable_locked(const struct tp_pool *pool)
+{
+	return pool->watching && pool->lifted && !pool->watcher_claimed;
 }
 
 /*
@@ -243,8 +255,8 @@ capped_locked(const struct tp_pool *pool)
 static bool
 sleeper_unclaimed_locked(const struct tp_pool *pool)
 {
-	return pool->nsleeping > pool->nwaking && pool->nwaking + pool->nspinning == 0 &&
-	       !capped_locked(pool);
+	return (pool->nsleeping > pool->nwaking || watcher_wakeable_locked(pool)) &&
+	       pool->nwaking + pool->nspinning + pool->watcher_claimed == 0 && !capped_locked(pool);
 }
 
 /* pool->mu held, after nsleeping, nwaking or nspinning changed. */
@@ -258,14 +270,25 @@ update_want_wake_locked(struct tp_pool *pool)
 		atomic_store_explicit(&pool->want_wake, want, memory_order_seq_cst);
 }
 
-static bool
+/* pool->mu held, a task queued: claim a sleeper for it if one should be
+ * woken (sleeper_unclaimed_locked).  Returns the condition variable to
+ * signal once mu is released, or NULL. */
+static pthread_cond_t *
 claim_sleeper_locked(struct tp_pool *pool)
 {
+	pthread_cond_t *cv;
+
 	if (!sleeper_unclaimed_locked(pool))
-		return false;
-	pool->nwaking++;
+		return NULL;
+	if (pool->nsleeping > pool->nwaking) {
+		pool->nwaking++;
+		cv = &pool->work_cv;
+	} else {
+		pool->watcher_claimed = true;
+		cv = &pool->watch_cv;
+	}
 	update_want_wake_locked(pool);
-	return true;
+	return cv;
 }
 
 /* --- the queue ---------------------------------------------------------- */
@@ -438,17 +461,76 @@ finish_chain(tp_future *f, struct tp_sleeper *wake)
 	}
 }
 
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * CPU time used so far by the first n workers, in nanoseconds; or -1 if
+ * some clock cannot be read.  Called without mu: only once every worker
+ * is started, after which pool->clocks never changes (one system call a
+ * worker, which the workers should not wait for).
+ */
+static int64_t
+workers_cpu_ns(const struct tp_pool *pool, unsigned n)
+{
+	struct timespec ts;
+	int64_t ns = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (pool->clocks[i] == (clockid_t)-1 || clock_gettime(pool->clocks[i], &ts) != 0)
+			return -1;
+		ns += (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
+	return ns;
+}
+
+/*
+ * pool->mu held: a look, for the watcher.  Whether the workers got
+ * through at least LIFT_PER_CPU tasks a CPU since *seen, and used at
+ * least a quarter of the CPUs' time since *cpu_seen at *t_seen (or we
+ * cannot tell: then by the count alone).  Updates the three.  May drop
+ * mu for the clocks: the caller looks at the pool again after.
+ */
+static bool
+short_busy_tasks_locked(struct tp_pool *pool, uint64_t *seen, int64_t *cpu_seen, int64_t *t_seen)
+{
+	uint64_t done = pool->completed + pool->failed;
+	bool progress = done - *seen >= (uint64_t)LIFT_PER_CPU * pool->ncpu, busy = true;
+	int64_t cpu = -1, t = now_ns();
+
+	if (atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
+		pthread_mutex_unlock(&pool->mu);
+		cpu = workers_cpu_ns(pool, pool->max_workers);
+		pthread_mutex_lock(&pool->mu);
+	}
+	if (cpu >= 0 && *cpu_seen >= 0)
+		busy = (cpu - *cpu_seen) * 4 >= (t - *t_seen) * (int64_t)pool->ncpu;
+	*seen = done;
+	*cpu_seen = cpu;
+	*t_seen = t;
+	return progress && busy;
+}
+
 /*
  * pool->mu held, the queue found empty: be the watcher (see "The cap")
- * until the awake workers turn out stuck (then the cap is lifted, and we
- * go to work), a task comes while we settle in, the pool goes quiet, or
- * it shuts down.  The caller then looks at the queue again.
+ * until the cap must be lifted while tasks are queued (then we go to work
+ * on them), a task comes while we settle in, the pool goes quiet, or it
+ * shuts down.  The caller then looks at the queue again.
  */
 static void
 watch_locked(struct tp_pool *pool)
 {
-	uint64_t seen = pool->completed + pool->failed, done;
+	uint64_t seen = pool->completed + pool->failed;
+	int64_t cpu_seen = -1, t_seen = now_ns();
 	struct timespec deadline;
+	bool lift;
+	int rc;
 
 	pool->watching = true;
 	update_want_wake_locked(pool);
@@ -460,22 +542,32 @@ watch_locked(struct tp_pool *pool)
 		goto out;
 	tp__deadline(&deadline, WATCH_MS);
 	while (!pool->shutdown) {
-		if (pthread_cond_timedwait(&pool->watch_cv, &pool->mu, &deadline) != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&pool->watch_cv, &pool->mu, &deadline);
+		if (pool->watcher_claimed) /* woken for a task, the cap lifted */
+			break;
+		if (rc != ETIMEDOUT)
 			continue; /* shutdown, or spurious: the same deadline */
-		done = pool->completed + pool->failed;
-		if (queue_nonempty_locked(pool)) {
-			if (done - seen < (uint64_t)LIFT_PER_CPU * pool->ncpu) {
-				pool->lifted = true;
-				break;
-			}
-		} else if (done == seen) {
+		if (!queue_nonempty_locked(pool) && pool->nrunning == 0 &&
+		    pool->completed + pool->failed == seen)
 			break; /* quiet: nothing to watch over */
+		lift = !short_busy_tasks_locked(pool, &seen, &cpu_seen, &t_seen);
+		if (pool->shutdown)
+			break;
+		/* With nothing queued or running (between bursts) there is
+		 * nothing to judge by: the cap stays as it is. */
+		if (pool->nrunning > 0 || queue_nonempty_locked(pool)) {
+			if (pool->lifted != lift) {
+				pool->lifted = lift;
+				update_want_wake_locked(pool);
+			}
+			if (lift && queue_nonempty_locked(pool))
+				break;
 		}
-		seen = done;
 		tp__deadline(&deadline, WATCH_MS);
 	}
 out:
 	pool->watching = false;
+	pool->watcher_claimed = false;
 	update_want_wake_locked(pool);
 }
 
@@ -496,7 +588,7 @@ worker_main(void *arg)
 	struct tp_pool *pool = arg;
 	bool may_spin = false; /* see "Spinning" */
 	bool watched = false;  /* watched since our last task: sleep next time */
-	bool wake_next;
+	pthread_cond_t *wake_next;
 	/* Threads asleep on futures we finished: woken once mu is released
 	 * (the next unlock below), so that none queues for a lock we hold. */
 	struct tp_sleeper *woken = NULL;
@@ -528,10 +620,6 @@ worker_main(void *arg)
 			 * what we just looked at: both happen under inmu. */
 			if (pool->shutdown)
 				break;
-			if (pool->lifted) { /* the queue ran empty: the cap is back */
-				pool->lifted = false;
-				update_want_wake_locked(pool);
-			}
 			if (woken != NULL) {
 				pthread_mutex_unlock(&pool->mu);
 				tp__wake_sleepers(woken);
@@ -598,13 +686,14 @@ worker_main(void *arg)
 		watched = false;
 		if (w.f != NULL) /* RUNNING publishes nothing else: relaxed */
 			atomic_store_explicit(&w.f->state, TP_F_RUNNING, memory_order_relaxed);
-		wake_next = sleeper_unclaimed_locked(pool) && queue_nonempty_locked(pool) &&
-		            claim_sleeper_locked(pool);
+		wake_next = NULL;
+		if (sleeper_unclaimed_locked(pool) && queue_nonempty_locked(pool))
+			wake_next = claim_sleeper_locked(pool);
 		pthread_mutex_unlock(&pool->mu);
 		tp__wake_sleepers(woken);
 		woken = NULL;
-		if (wake_next)
-			pthread_cond_signal(&pool->work_cv);
+		if (wake_next != NULL)
+			pthread_cond_signal(wake_next);
 
 		rc = w.fn(w.arg, &result);
 		if (rc < 0)
@@ -672,12 +761,16 @@ spawn_locked(struct tp_pool *pool)
 
 	if (pool->nthreads == pool->threads_cap) {
 		unsigned cap = pool->threads_cap ? pool->threads_cap * 2 : 4;
+		clockid_t *c;
 
 		if (cap > pool->max_workers || cap < pool->threads_cap)
 			cap = pool->max_workers;
 		if ((t = realloc(pool->threads, cap * sizeof(*t))) == NULL)
 			return -ENOMEM;
 		pool->threads = t;
+		if ((c = realloc(pool->clocks, cap * sizeof(*c))) == NULL)
+			return -ENOMEM;
+		pool->clocks = c;
 		pool->threads_cap = cap;
 	}
 	t = &pool->threads[pool->nthreads];
@@ -712,6 +805,9 @@ spawn_locked(struct tp_pool *pool)
 			pthread_setname_np(*t, name);
 	}
 #endif
+	/* Read by the watcher only; without it, it judges by completions. */
+	if (pthread_getcpuclockid(*t, &pool->clocks[pool->nthreads]) != 0)
+		pool->clocks[pool->nthreads] = (clockid_t)-1;
 	pool->nthreads++;
 	if (pool->nthreads == pool->max_workers)
 		atomic_store_explicit(&pool->all_started, true, memory_order_release);
@@ -928,7 +1024,7 @@ int
 tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
 {
 	struct tp_work w = { fn, arg, NULL };
-	bool wake = false;
+	pthread_cond_t *wake = NULL;
 	int rc;
 
 	if (future != NULL)
@@ -981,8 +1077,8 @@ tp_submit(tp_pool *pool, tp_fn fn, void *arg, tp_future **future)
 			wake = claim_sleeper_locked(pool);
 		pthread_mutex_unlock(&pool->mu);
 	}
-	if (wake)
-		pthread_cond_signal(&pool->work_cv);
+	if (wake != NULL)
+		pthread_cond_signal(wake);
 
 	if (rc != 0) {
 		/* Never published: both references are ours. */

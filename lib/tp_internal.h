@@ -221,6 +221,7 @@ struct tp_pool {
 
 	/* Guarded by mu. */
 	pthread_t *threads;   /* every worker ever started; grows to max_workers */
+	clockid_t *clocks;    /* their CPU-time clocks, or (clockid_t)-1 (the watcher) */
 	unsigned threads_cap; /* allocated length of threads */
 	unsigned nthreads;    /* threads started */
 	unsigned njoined;     /* threads[0..njoined) joined or detached by someone */
@@ -231,7 +232,8 @@ struct tp_pool {
 	unsigned nrunning;    /* tasks running */
 	unsigned nspinning;   /* idle workers spinning instead of sleeping (0 or 1) */
 	bool watching;        /* a worker sleeps on watch_cv, so the cap holds */
-	bool lifted;          /* the watcher found the awake workers stuck: no cap */
+	bool lifted;          /* the watcher found the workers blocking or stuck: no cap */
+	bool watcher_claimed; /* the watcher is signalled to work (cap lifted) */
 	unsigned spin_credit; /* > 0: callers wait for each result, so spin (worker_main) */
 	uint64_t completed, failed, cancelled;
 	uint64_t discarded; /* of failed and cancelled: those without a future */
