@@ -211,7 +211,10 @@ take_asked(struct tp_pool *pool)
  * tasks are queued, goes to work itself; finding more queued, it wakes
  * the next (the chain below).  A lift lasts until a look finds short busy
  * tasks again, so a pool whose tasks block in bursts is capped once, for
- * a look at most, not at every burst.  Without a watcher there is no cap.
+ * two looks at most, not at every burst; and while it lasts the watcher
+ * may be woken for a task like any sleeper (on watch_cv), or a burst as
+ * big as the pool would find a worker short.  Capped, nobody wakes it.
+ * Without a watcher there is no cap.
  * A worker going to sleep becomes the watcher if there is none and the
  * pool has more workers than CPUs; it stops when a look finds nothing
  * queued or running and nothing finished since the last, so an idle pool

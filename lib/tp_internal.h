@@ -18,10 +18,12 @@
  * tp_sleeper's mu, taken alone).  No user code (task, initializer, done
  * callback) ever runs with any of them held.  No thread that needs
  * pool->mu once awake is woken with pool->mu held: whoever decides, under
- * the lock, that a sleeping worker must be woken claims it there (nwaking)
- * and signals work_cv after unlocking; whoever finishes a future moves its
- * sleepers (tp_future_result callers) to a list of its own and wakes them
- * after unlocking.  So the woken thread never queues for a lock its waker
+ * the lock, that a sleeping worker must be woken claims it there (nwaking,
+ * or watcher_claimed) and signals work_cv (or watch_cv) after unlocking;
+ * whoever finishes a future moves its sleepers (tp_future_result callers)
+ * to a list of its own and wakes them after unlocking.  (The watcher's
+ * look reads the workers' CPU clocks with mu dropped.)  So the woken
+ * thread never queues for a lock its waker
  * still holds.  (tp_wait and tp_as_completed callers sleep on their
  * waiter's own mutex, and are signalled under pool->mu.)  A submit on the
  * fast path learns that a worker sleeps from want_wake, read after a full
