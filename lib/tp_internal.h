@@ -23,9 +23,9 @@
  * whoever finishes a future moves its sleepers (tp_future_result callers)
  * to a list of its own and wakes them after unlocking.  (The watcher's
  * look reads the workers' CPU clocks with mu dropped.)  So the woken
- * thread never queues for a lock its waker
- * still holds.  (tp_wait and tp_as_completed callers sleep on their
- * waiter's own mutex, and are signalled under pool->mu.)  A submit on the
+ * thread never queues for a lock its waker still holds.  (tp_wait and
+ * tp_as_completed callers sleep on their waiter's own mutex, and are
+ * signalled under pool->mu.)  A submit on the
  * fast path learns that a worker sleeps from want_wake, read after a full
  * fence (the handshake in worker_main).
  *
