@@ -54,7 +54,6 @@ tp__pool_unref(struct tp_pool *pool)
 	free(pool->batch);
 	free(pool->inbox);
 	free(pool->threads);
-	free(pool->clocks);
 	free(pool);
 }
 
@@ -194,34 +193,43 @@ take_asked(struct tp_pool *pool)
 
 /*
  * The cap.  A pool may have more workers than CPUs, for tasks that block;
- * but while its tasks are short and use the CPU, every worker awake beyond
- * the CPU count only takes turns with the others (and with the thread
- * submitting): each turn costs a context switch, a worker preempted while
- * it holds mu stalls the rest, and each extra wake is a system call.  With
- * 4 workers on 2 CPUs, tp-bench's futures ran at 15 M/s with all awake
- * and 20 M/s with two (docs/performance.md).  So no sleeping worker is
- * woken while ncpu workers are awake already.
+ * but while its tasks are tiny, every worker awake beyond the CPU count
+ * only takes turns with the others (and with the thread submitting): each
+ * turn costs a context switch, a worker preempted while it holds mu stalls
+ * the rest, and each extra wake is a system call, all dearer than the
+ * tasks.  With 4 workers on 2 CPUs, tp-bench's futures of empty tasks ran
+ * at 15 M/s with all awake and 20 M/s with two (docs/performance.md).  So
+ * then no sleeping worker is woken while ncpu workers are awake already.
  *
- * Unless tasks block (on I/O, a lock, or a task still queued behind
- * them): then more workers than CPUs is what the pool is for.  So the cap
- * holds only while one sleeping worker, the watcher, looks every WATCH_MS
- * and finds the workers both getting through tasks (LIFT_PER_CPU a CPU
- * finished since its last look) and busy on the CPUs (their CPU time a
- * quarter of the CPUs' at least).  Otherwise it lifts the cap and, if
- * tasks are queued, goes to work itself; finding more queued, it wakes
- * the next (the chain below).  A lift lasts until a look finds short busy
- * tasks again, so a pool whose tasks block in bursts is capped once, for
- * two looks at most, not at every burst; and while it lasts the watcher
- * may be woken for a task like any sleeper (on watch_cv), or a burst as
- * big as the pool would find a worker short.  Capped, nobody wakes it.
- * Without a watcher there is no cap.
- * A worker going to sleep becomes the watcher if there is none and the
- * pool has more workers than CPUs; it stops when a look finds nothing
- * queued or running and nothing finished since the last, so an idle pool
- * sleeps untimed within two looks.
+ * Only then, though.  Tasks that block (on I/O, a lock, or a task still
+ * queued behind them) are what more workers than CPUs are for; and tasks
+ * of a microsecond or more already pay for the turns, and finish more of a
+ * batch at once with more workers (the same futures of 1 and 10 us tasks
+ * ran 20% slower under the cap).  So one sleeping worker, the watcher,
+ * looks every WATCH_MS at how many tasks finished since the last look, a
+ * small hill climb between two states:
+ *
+ *   - lifted (no cap, where a pool starts): if tasks finish at
+ *     SHORT_PER_CPU a millisecond a CPU or more (half a microsecond a task
+ *     at most), try the cap;
+ *   - capped: if tasks finish 10% slower than they did lifted, the cap
+ *     does not pay, or the workers awake are stuck: lift it, and wait
+ *     twice as many looks as last time before the next try (up to
+ *     PROBE_MAX); if not, it pays, and the next failure waits one look.
+ *
+ * Stuck workers are thus found within two looks.  A lift that finds tasks
+ * queued sends the watcher to work on them; finding more queued, it wakes
+ * the next (the chain below).  While lifted, the watcher may be woken for
+ * a task like any sleeper (on watch_cv), or a burst as big as the pool
+ * would find a worker short; capped, nobody wakes it.  Without a watcher
+ * there is no cap.  A worker going to sleep becomes the watcher if there
+ * is none and the pool has more workers than CPUs; it stops when a look
+ * finds nothing queued or running and nothing finished since the last, so
+ * an idle pool sleeps untimed within two looks.
  */
-#define WATCH_MS 1        /* stuck workers are found within two looks */
-#define LIFT_PER_CPU 32   /* fewer finished tasks a look and CPU: no cap */
+#define WATCH_MS 1          /* a look a millisecond while the pool works */
+#define SHORT_PER_CPU 2000  /* tasks a millisecond a CPU that are tiny */
+#define PROBE_MAX 1024      /* most looks between tries of the cap */
 
 /* pool->mu held: workers not asleep (on work_cv or as the watcher). */
 static unsigned
@@ -464,108 +472,102 @@ finish_chain(tp_future *f, struct tp_sleeper *wake)
 	}
 }
 
-static int64_t
-now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
- * CPU time used so far by the first n workers, in nanoseconds; or -1 if
- * some clock cannot be read.  Called without mu: only once every worker
- * is started, after which pool->clocks never changes (one system call a
- * worker, which the workers should not wait for).
+ * pool->mu held: a look (see "The cap"), if one is due: the tasks finished
+ * a millisecond since the last look, whoever made it.  The watcher looks
+ * when it starts and when it wakes; a lifted watcher is often woken for
+ * work before its timer, and the look must not wait for a watcher to last
+ * a whole WATCH_MS.
  */
-static int64_t
-workers_cpu_ns(const struct tp_pool *pool, unsigned n)
-{
-	struct timespec ts;
-	int64_t ns = 0;
-
-	for (unsigned i = 0; i < n; i++) {
-		if (pool->clocks[i] == (clockid_t)-1 || clock_gettime(pool->clocks[i], &ts) != 0)
-			return -1;
-		ns += (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	}
-	return ns;
-}
-
-/*
- * pool->mu held: a look, for the watcher.  Whether the workers got
- * through at least LIFT_PER_CPU tasks a CPU since *seen, and used at
- * least a quarter of the CPUs' time since *cpu_seen at *t_seen (or we
- * cannot tell: then by the count alone).  Updates the three.  May drop
- * mu for the clocks: the caller looks at the pool again after.
- */
-static bool
-short_busy_tasks_locked(struct tp_pool *pool, uint64_t *seen, int64_t *cpu_seen, int64_t *t_seen)
+static void
+look_locked(struct tp_pool *pool)
 {
 	uint64_t done = pool->completed + pool->failed;
-	bool progress = done - *seen >= (uint64_t)LIFT_PER_CPU * pool->ncpu, busy = true;
-	int64_t cpu = -1, t = now_ns();
+	struct timespec ts;
+	int64_t now, elapsed;
+	double rate;
+	bool lift = pool->lifted;
 
-	if (atomic_load_explicit(&pool->all_started, memory_order_relaxed)) {
-		pthread_mutex_unlock(&pool->mu);
-		cpu = workers_cpu_ns(pool, pool->max_workers);
-		pthread_mutex_lock(&pool->mu);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	elapsed = now - pool->look_ns;
+	if (elapsed < WATCH_MS * 1000000L)
+		return;
+	rate = (double)(done - pool->look_done) * 1e6 / (double)elapsed;
+	pool->look_done = done;
+	pool->look_ns = now;
+	/* With nothing queued or running (between bursts) there is nothing
+	 * to judge by: the cap stays as it is. */
+	if (pool->nrunning == 0 && !queue_nonempty_locked(pool))
+		return;
+	if (pool->lifted) {
+		pool->rate_lifted = rate;
+		if (rate >= (double)SHORT_PER_CPU * pool->ncpu) { /* tiny tasks */
+			if (pool->probe_wait > 0)
+				pool->probe_wait--;
+			else
+				lift = false;
+		}
+	} else if (rate < pool->rate_lifted * 0.9) {
+		/* The cap costs throughput, or the workers awake are stuck:
+		 * lift it, and try again later, each failure twice as late. */
+		lift = true;
+		if (pool->probe_backoff < PROBE_MAX)
+			pool->probe_backoff *= 2;
+		pool->probe_wait = pool->probe_backoff;
+	} else {
+		pool->probe_backoff = 1; /* it pays */
 	}
-	if (cpu >= 0 && *cpu_seen >= 0)
-		busy = (cpu - *cpu_seen) * 4 >= (t - *t_seen) * (int64_t)pool->ncpu;
-	*seen = done;
-	*cpu_seen = cpu;
-	*t_seen = t;
-	return progress && busy;
+	if (pool->lifted != lift) {
+		pool->lifted = lift;
+		update_want_wake_locked(pool);
+	}
 }
 
 /*
  * pool->mu held, the queue found empty: be the watcher (see "The cap")
- * until the cap must be lifted while tasks are queued (then we go to work
- * on them), a task comes while we settle in, the pool goes quiet, or it
- * shuts down.  The caller then looks at the queue again.
+ * until the cap is lifted while tasks are queued (then we go to work on
+ * them, as when we are woken for a task), the pool goes quiet, or it shuts
+ * down.  The caller then looks at the queue again.
  */
 static void
 watch_locked(struct tp_pool *pool)
 {
-	uint64_t seen = pool->completed + pool->failed;
-	int64_t cpu_seen = -1, t_seen = now_ns();
+	uint64_t seen = pool->completed + pool->failed, done;
 	struct timespec deadline;
-	bool lift;
 	int rc;
 
 	pool->watching = true;
 	update_want_wake_locked(pool);
-	/* As for sleeping (worker_main): we no longer count as awake, which
+	/*
+	 * As for sleeping (worker_main): we no longer count as awake, which
 	 * a submit on the fast path may have relied on to leave its task to
-	 * us; it publishes in_len before it reads want_wake, we the reverse. */
+	 * us; it publishes in_len before it reads want_wake, we the reverse.
+	 * If it did, and the cap does not hold now, the task is ours; if the
+	 * cap holds, the workers awake will take it.
+	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&pool->in_len, memory_order_relaxed) > 0)
+	if (atomic_load_explicit(&pool->in_len, memory_order_relaxed) > 0 && !capped_locked(pool))
+		goto out;
+	look_locked(pool);
+	if (pool->lifted && queue_nonempty_locked(pool))
 		goto out;
 	tp__deadline(&deadline, WATCH_MS);
 	while (!pool->shutdown) {
 		rc = pthread_cond_timedwait(&pool->watch_cv, &pool->mu, &deadline);
-		if (pool->watcher_claimed) /* woken for a task, the cap lifted */
+		if (pool->watcher_claimed) { /* woken for a task, the cap lifted */
+			look_locked(pool);
 			break;
+		}
 		if (rc != ETIMEDOUT)
 			continue; /* shutdown, or spurious: the same deadline */
-		if (!queue_nonempty_locked(pool) && pool->nrunning == 0 &&
-		    pool->completed + pool->failed == seen)
+		done = pool->completed + pool->failed;
+		if (!queue_nonempty_locked(pool) && pool->nrunning == 0 && done == seen)
 			break; /* quiet: nothing to watch over */
-		lift = !short_busy_tasks_locked(pool, &seen, &cpu_seen, &t_seen);
-		if (pool->shutdown)
+		seen = done;
+		look_locked(pool);
+		if (pool->lifted && queue_nonempty_locked(pool))
 			break;
-		/* With nothing queued or running (between bursts) there is
-		 * nothing to judge by: the cap stays as it is. */
-		if (pool->nrunning > 0 || queue_nonempty_locked(pool)) {
-			if (pool->lifted != lift) {
-				pool->lifted = lift;
-				update_want_wake_locked(pool);
-			}
-			if (lift && queue_nonempty_locked(pool))
-				break;
-		}
 		tp__deadline(&deadline, WATCH_MS);
 	}
 out:
@@ -764,16 +766,12 @@ spawn_locked(struct tp_pool *pool)
 
 	if (pool->nthreads == pool->threads_cap) {
 		unsigned cap = pool->threads_cap ? pool->threads_cap * 2 : 4;
-		clockid_t *c;
 
 		if (cap > pool->max_workers || cap < pool->threads_cap)
 			cap = pool->max_workers;
 		if ((t = realloc(pool->threads, cap * sizeof(*t))) == NULL)
 			return -ENOMEM;
 		pool->threads = t;
-		if ((c = realloc(pool->clocks, cap * sizeof(*c))) == NULL)
-			return -ENOMEM;
-		pool->clocks = c;
 		pool->threads_cap = cap;
 	}
 	t = &pool->threads[pool->nthreads];
@@ -808,9 +806,6 @@ spawn_locked(struct tp_pool *pool)
 			pthread_setname_np(*t, name);
 	}
 #endif
-	/* Read by the watcher only; without it, it judges by completions. */
-	if (pthread_getcpuclockid(*t, &pool->clocks[pool->nthreads]) != 0)
-		pool->clocks[pool->nthreads] = (clockid_t)-1;
 	pool->nthreads++;
 	if (pool->nthreads == pool->max_workers)
 		atomic_store_explicit(&pool->all_started, true, memory_order_release);
@@ -984,6 +979,8 @@ tp_pool_create(tp_pool **out, const struct tp_options *opts_in)
 		goto fail_work_cv;
 	if ((rc = tp__cond_init_monotonic(&pool->watch_cv)) != 0)
 		goto fail_exit_cv;
+	pool->lifted = true; /* until a look finds tiny tasks */
+	pool->probe_backoff = 1;
 	atomic_init(&pool->refs, 1);
 	atomic_init(&pool->kick, 0);
 	atomic_init(&pool->asked, false);
@@ -1182,6 +1179,7 @@ tp_pool_stats(tp_pool *pool, struct tp_stats *st_out)
 	st.failed = pool->failed;
 	st.cancelled = pool->cancelled;
 	st.discarded = pool->discarded;
+	st.sleeping = pool->nsleeping + (pool->watching ? 1 : 0);
 	pthread_mutex_unlock(&pool->mu);
 	/* As much as the caller's struct holds; what only a newer header
 	 * knows is zero. */

@@ -89,6 +89,8 @@ struct tp_stats {
 	uint64_t discarded;   /* of those cancelled or failed, the ones submitted without a
 	                         future: dropped by TP_CANCEL_FUTURES or a broken pool, told
 	                         to nobody */
+	unsigned sleeping;    /* workers asleep: nothing to do, or held back while
+	                         tasks are tiny (threadpool(3), "Workers awake at once") */
 };
 
 enum tp_return_when { TP_FIRST_COMPLETED, TP_FIRST_EXCEPTION, TP_ALL_COMPLETED };

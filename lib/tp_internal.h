@@ -21,8 +21,7 @@
  * the lock, that a sleeping worker must be woken claims it there (nwaking,
  * or watcher_claimed) and signals work_cv (or watch_cv) after unlocking;
  * whoever finishes a future moves its sleepers (tp_future_result callers)
- * to a list of its own and wakes them after unlocking.  (The watcher's
- * look reads the workers' CPU clocks with mu dropped.)  So the woken
+ * to a list of its own and wakes them after unlocking.  So the woken
  * thread never queues for a lock its waker still holds.  (tp_wait and
  * tp_as_completed callers sleep on their waiter's own mutex, and are
  * signalled under pool->mu.)  A submit on the
@@ -223,7 +222,6 @@ struct tp_pool {
 
 	/* Guarded by mu. */
 	pthread_t *threads;   /* every worker ever started; grows to max_workers */
-	clockid_t *clocks;    /* their CPU-time clocks, or (clockid_t)-1 (the watcher) */
 	unsigned threads_cap; /* allocated length of threads */
 	unsigned nthreads;    /* threads started */
 	unsigned njoined;     /* threads[0..njoined) joined or detached by someone */
@@ -234,8 +232,13 @@ struct tp_pool {
 	unsigned nrunning;    /* tasks running */
 	unsigned nspinning;   /* idle workers spinning instead of sleeping (0 or 1) */
 	bool watching;        /* a worker sleeps on watch_cv, so the cap holds */
-	bool lifted;          /* the watcher found the workers blocking or stuck: no cap */
+	bool lifted;          /* no cap: see "The cap" in threadpool.c */
 	bool watcher_claimed; /* the watcher is signalled to work (cap lifted) */
+	uint64_t look_done;   /* completed + failed at the watcher's last look */
+	int64_t look_ns;      /* CLOCK_MONOTONIC of that look */
+	double rate_lifted;   /* tasks a ms at the last look while lifted */
+	unsigned probe_wait;  /* looks to wait before trying the cap again */
+	unsigned probe_backoff; /* the wait after the next failed try */
 	unsigned spin_credit; /* > 0: callers wait for each result, so spin (worker_main) */
 	uint64_t completed, failed, cancelled;
 	uint64_t discarded; /* of failed and cancelled: those without a future */
