@@ -598,7 +598,7 @@ main(int argc, char **argv)
 	long n = 1000000;
 	int runs = 5, samples = 20000, json = 0, uvchild = 0, c, w, r, k;
 	unsigned burst_workers;
-	double burst_us, alone_us;
+	double burst_us, alone_us = 0;
 	const char *latchild = NULL;
 	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[3][2], lat99[3][2], handoff[2];
 	double *v1, *v2, *v3, *v4;

@@ -538,16 +538,17 @@ watch_locked(struct tp_pool *pool)
 	int rc;
 
 	pool->watching = true;
-	update_want_wake_locked(pool);
 	/*
 	 * As for sleeping (worker_main): we no longer count as awake, which
 	 * a submit on the fast path may have relied on to leave its task to
-	 * us; it publishes in_len before it reads want_wake, we the reverse.
-	 * If it did, and the cap does not hold now, the task is ours; if the
-	 * cap holds, the workers awake will take it.
+	 * us; it publishes in_len, fences, then reads want_wake, and we
+	 * publish want_wake, then read in_len, both seq_cst (which, against
+	 * its fence, is as good as a fence of our own, and one that GCC's
+	 * ThreadSanitizer supports).  If it did, and the cap does not hold
+	 * now, the task is ours; if the cap holds, the workers awake take it.
 	 */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&pool->in_len, memory_order_relaxed) > 0 && !capped_locked(pool))
+	atomic_store_explicit(&pool->want_wake, sleeper_unclaimed_locked(pool), memory_order_seq_cst);
+	if (atomic_load_explicit(&pool->in_len, memory_order_seq_cst) > 0 && !capped_locked(pool))
 		goto out;
 	look_locked(pool);
 	if (pool->lifted && queue_nonempty_locked(pool))
