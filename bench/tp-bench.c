@@ -24,7 +24,9 @@
  *               everything that shares memory between threads slows down
  *               (on the CI kind, 45 ns became 210 ns for minutes at a
  *               time).  Figures from runs with different handoffs are not
- *               comparable.
+ *               comparable.  Each row of the tables is measured between
+ *               two handoffs of its own, printed at its end, since the
+ *               machine may change in the middle of a run.
  *
  * A benchmark, not a test: it prints figures and asserts nothing.
  */
@@ -601,6 +603,7 @@ main(int argc, char **argv)
 	double burst_us, alone_us = 0;
 	const char *latchild = NULL;
 	double fire[3][3], fut[3][3], glib[3][3], uv[3][3], lat50[3][2], lat99[3][2], handoff[2];
+	double rowho[3][3][2]; /* each row's handoff, before and after */
 	double *v1, *v2, *v3, *v4;
 
 	while ((c = getopt_long(argc, argv, "n:r:l:jh", longopts, NULL)) != -1) {
@@ -673,9 +676,11 @@ main(int argc, char **argv)
 		work_us = works[k];
 		printf("\n%s tasks (%ld a run):\n",
 		       k == 0 ? "empty" : k == 1 ? "~1 us" : "~10 us", nk);
-		printf("%-8s %12s %12s %12s %12s %9s %9s %9s\n", "workers", "ours fire",
-		       "ours futures", "GThreadPool", "libuv", "/GLib", "/libuv", "fut/fire");
+		printf("%-8s %12s %12s %12s %12s %9s %9s %9s %11s\n", "workers", "ours fire",
+		       "ours futures", "GThreadPool", "libuv", "/GLib", "/libuv", "fut/fire",
+		       "handoff ns");
 		for (w = 0; w < 3; w++) {
+			rowho[k][w][0] = handoff_ns();
 			for (r = 0; r < runs; r++) {
 				v1[r] = ours_fire(workers[w], nk);
 				v2[r] = ours_futures(workers[w], nk);
@@ -704,7 +709,9 @@ main(int argc, char **argv)
 				printf(" %8.2fx", fire[k][w] / uv[k][w]);
 			else
 				printf(" %9s", "-");
-			printf(" %8.2fx\n", fut[k][w] / fire[k][w]);
+			rowho[k][w][1] = handoff_ns();
+			printf(" %8.2fx %5.0f-%-5.0f\n", fut[k][w] / fire[k][w], rowho[k][w][0],
+			       rowho[k][w][1]);
 		}
 	}
 	work_us = 0;
@@ -752,8 +759,9 @@ main(int argc, char **argv)
 		for (k = 0; k < 3; k++)
 			for (w = 0; w < 3; w++)
 				printf(",\"work%g_w%u\":{\"fire\":%.0f,\"futures\":%.0f,\"glib\":%.0f,"
-				       "\"libuv\":%.0f}",
-				       works[k], workers[w], fire[k][w], fut[k][w], glib[k][w], uv[k][w]);
+				       "\"libuv\":%.0f,\"handoff_ns\":[%.0f,%.0f]}",
+				       works[k], workers[w], fire[k][w], fut[k][w], glib[k][w], uv[k][w],
+				       rowho[k][w][0], rowho[k][w][1]);
 		printf(",\"latency_us\":{\"ours_wait\":[%.1f,%.1f],\"ours_nowait\":[%.1f,%.1f],"
 		       "\"glib_wait\":[%.1f,%.1f],\"glib_nowait\":[%.1f,%.1f],"
 		       "\"libuv_wait\":[%.1f,%.1f],\"libuv_nowait\":[%.1f,%.1f]},"
