@@ -1181,6 +1181,7 @@ tp_pool_stats(tp_pool *pool, struct tp_stats *st_out)
 	st.cancelled = pool->cancelled;
 	st.discarded = pool->discarded;
 	st.sleeping = pool->nsleeping + (pool->watching ? 1 : 0);
+	st.awake_cap = pool->watching && !pool->lifted ? pool->ncpu : 0;
 	pthread_mutex_unlock(&pool->mu);
 	/* As much as the caller's struct holds; what only a newer header
 	 * knows is zero. */

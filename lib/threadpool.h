@@ -91,6 +91,8 @@ struct tp_stats {
 	                         to nobody */
 	unsigned sleeping;    /* workers asleep: nothing to do, or held back while
 	                         tasks are tiny (threadpool(3), "Workers awake at once") */
+	unsigned awake_cap;   /* the most workers kept awake now (the usable CPUs),
+	                         or 0: no cap */
 };
 
 enum tp_return_when { TP_FIRST_COMPLETED, TP_FIRST_EXCEPTION, TP_ALL_COMPLETED };
