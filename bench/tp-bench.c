@@ -178,6 +178,23 @@ ours_fire(unsigned workers, long n)
 	return n / (now_s() - t0);
 }
 
+/* Submit fn n times with a future each (into fs), then wait for and
+ * release each in turn: one batch. */
+static void
+submit_and_collect(tp_pool *p, tp_fn fn, tp_future **fs, long n)
+{
+	int rc;
+
+	for (long k = 0; k < n; k++)
+		if ((rc = tp_submit(p, fn, NULL, &fs[k])) != 0)
+			die("tp_submit", rc);
+	for (long k = 0; k < n; k++) {
+		if ((rc = tp_future_result(fs[k], -1, NULL)) != 0)
+			die("tp_future_result", rc);
+		tp_future_release(fs[k]);
+	}
+}
+
 /* Tasks per second with a future each, collected in batches. */
 static double
 ours_futures(unsigned workers, long n)
@@ -186,21 +203,9 @@ ours_futures(unsigned workers, long n)
 	static tp_future *fs[BATCH];
 	double t0 = now_s();
 	tp_pool *p = make_pool(workers);
-	long i = 0;
-	int k, m, rc;
 
-	while (i < n) {
-		m = n - i < BATCH ? (int)(n - i) : BATCH;
-		for (k = 0; k < m; k++)
-			if ((rc = tp_submit(p, task_empty, NULL, &fs[k])) != 0)
-				die("tp_submit", rc);
-		for (k = 0; k < m; k++) {
-			if ((rc = tp_future_result(fs[k], -1, NULL)) != 0)
-				die("tp_future_result", rc);
-			tp_future_release(fs[k]);
-		}
-		i += m;
-	}
+	for (long i = 0; i < n; i += BATCH)
+		submit_and_collect(p, task_empty, fs, n - i < BATCH ? n - i : BATCH);
 	tp_pool_free(p);
 	return n / (now_s() - t0);
 }
@@ -521,9 +526,9 @@ task_sleep_200us(void *arg, void **result)
  * more workers awake than CPUs: then each burst submits one 200 us sleep
  * per worker and waits for them all.  All should run at once, a burst
  * taking little more than one such task alone; a pool that kept workers
- * asleep under its cap for blocking tasks took twice that.  Returns us a burst;
- * *workers is the pool's size, *alone_us the same for one task alone
- * (a sleep of 200 us takes longer: timer slack, and the wake).
+ * asleep under its cap for blocking tasks took twice that.  Returns us a
+ * burst; *workers is the pool's size, *alone_us the same for one task
+ * alone (a sleep of 200 us takes longer: timer slack, and the wake).
  */
 static double
 blocking_bursts_us(int bursts, unsigned *workers, double *alone_us)
@@ -541,28 +546,14 @@ blocking_bursts_us(int bursts, unsigned *workers, double *alone_us)
 	if ((rc = tp_pool_stats(p, &st)) != 0)
 		die("tp_pool_stats", rc);
 	w = st.max_workers < BATCH ? st.max_workers : BATCH;
-	for (int b = 0; b < 20; b++) {
-		for (int k = 0; k < BATCH; k++)
-			if ((rc = tp_submit(p, task_empty, NULL, &fs[k])) != 0)
-				die("tp_submit", rc);
-		for (int k = 0; k < BATCH; k++) {
-			tp_future_result(fs[k], -1, NULL);
-			tp_future_release(fs[k]);
-		}
-	}
+	for (int b = 0; b < 20; b++)
+		submit_and_collect(p, task_empty, fs, BATCH);
 	for (int pass = 0; pass < 2; pass++) {
 		unsigned n = pass == 0 ? 1 : w; /* first one task alone: the reference */
 
 		t0 = now_s();
-		for (int b = 0; b < bursts; b++) {
-			for (unsigned k = 0; k < n; k++)
-				if ((rc = tp_submit(p, task_sleep_200us, NULL, &fs[k])) != 0)
-					die("tp_submit", rc);
-			for (unsigned k = 0; k < n; k++) {
-				tp_future_result(fs[k], -1, NULL);
-				tp_future_release(fs[k]);
-			}
-		}
+		for (int b = 0; b < bursts; b++)
+			submit_and_collect(p, task_sleep_200us, fs, n);
 		t0 = (now_s() - t0) / bursts * 1e6;
 		if (pass == 0)
 			*alone_us = t0;
